@@ -1,0 +1,59 @@
+"""Per-service settings, validated at start.
+
+Every service subclasses :class:`ServiceSettings` (or :class:`BaseServiceSettings` when it has no
+database or broker) and sets its own ``env_prefix`` (``BALANCE_``, ``ORDER_``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every process has: where it listens, how it logs, which environment it runs in."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    environment: Environment = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True
+    instance_id: str = Field(default_factory=_default_instance_id)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class ServiceSettings(BaseServiceSettings):
+    """A service with its own PostgreSQL database and a Kafka connection."""
+
+    database_url: str = Field(min_length=1)
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    kafka_topic_prefix: str = ""
+    kafka_send_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_fetch_max_wait_ms: int = Field(default=10, ge=0)
+    kafka_linger_ms: int = Field(default=2, ge=0)
+    kafka_max_batch: int = Field(default=500, ge=1)
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    retention_hours: float = Field(default=72.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> "ServiceSettings":
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("db_pool_min must not exceed db_pool_max")
+        if not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return self

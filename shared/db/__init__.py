@@ -1,0 +1,1 @@
+"""PostgreSQL infrastructure: pool, migrations, unit of work, transactional outbox and inbox."""

@@ -1,0 +1,151 @@
+"""The transactional outbox: write messages with the state change, publish them afterwards.
+
+:func:`enqueue` inserts rows in the caller's transaction (one round trip for any number).
+:class:`OutboxRelay` publishes them: it wakes on ``LISTEN outbox`` (polling as a fallback),
+claims the oldest rows with ``FOR UPDATE SKIP LOCKED`` so several instances share the work,
+sends them as one batch, deletes what the broker acknowledged, and backs off while Kafka is
+down. Rows are claimed oldest first, so one relay publishes in commit order per key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+import orjson
+
+from shared.messaging.envelope import Outgoing
+from shared.messaging.producer import KafkaPublisher, PublishError
+from shared.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_INSERT = """
+INSERT INTO outbox (topic, msg_key, event_id, event_type, headers, payload)
+SELECT t, k, e, et, h::jsonb, p
+FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[])
+    AS u(t, k, e, et, h, p)
+"""
+_CLAIM = """
+SELECT id, topic, msg_key, headers, payload FROM outbox
+ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def enqueue(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -> None:
+    """Add ``messages`` to the outbox inside the caller's transaction."""
+    if not messages:
+        return
+    await conn.execute(
+        _INSERT,
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.message.event_id for m in messages],
+        [m.message.event_type for m in messages],
+        [orjson.dumps(m.headers()).decode() for m in messages],
+        [m.value() for m in messages],
+    )
+
+
+def _record(row: asyncpg.Record) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
+    headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
+    return row["topic"], row["msg_key"].encode(), bytes(row["payload"]), headers
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka until stopped."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        publisher: KafkaPublisher,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval_s
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self.idle = asyncio.Event()
+
+    async def run(self) -> None:
+        """Relay forever: publish while there is work, then wait for a notice or the poll."""
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        backoff = 0.1
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    sent = await self.publish_batch()
+                except (PublishError, OSError, asyncpg.PostgresError) as exc:
+                    log.warning("outbox publish failed", extra={"error": str(exc), "backoff_s": backoff})
+                    if self._metrics:
+                        self._metrics.outbox_failures.inc()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.1
+                if sent == self._batch_size:
+                    continue
+                self.idle.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                self.idle.clear()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and delete one batch; return how many rows were published."""
+        failure: PublishError | None = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self._batch_size)
+            if not rows:
+                return 0
+            ids = [row["id"] for row in rows]
+            try:
+                await self._publisher.send_raw([_record(row) for row in rows])
+            except PublishError as exc:
+                failure = exc
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])",
+                    ids, str(exc)[:500],
+                )
+            else:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        if failure is not None:
+            raise failure
+        if self._metrics:
+            for row in rows:
+                self._metrics.outbox_published.labels(row["topic"]).inc()
+        return len(rows)
+
+    async def _listen(self) -> None:
+        """Hold a connection that LISTENs for new rows; reconnect when it drops."""
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                await conn.add_listener("outbox", lambda *_: self._wake.set())
+                self._wake.set()  # rows may have arrived while we were not listening
+                while not conn.is_closed():
+                    await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.info("outbox listener reconnecting", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2.0)

@@ -1,0 +1,1 @@
+"""Kafka messaging: envelope, topics, producer, batch consumer."""

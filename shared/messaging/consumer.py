@@ -1,0 +1,183 @@
+"""A batch consumer: fetch, process (one database transaction), then commit offsets.
+
+Offsets are committed only after the handler returns, so a crash re-delivers the batch and the
+handler's inbox makes the replay a no-op. Undecodable records and unknown event types go to the
+dead-letter topic with the reason and never block their partition. A rebalance waits for the
+batch in hand to finish and commit. Any error restarts the consumer after a backoff, from the
+last committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, rfc3339, utcnow
+from shared.messaging.producer import KafkaPublisher
+from shared.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[list[Incoming]], Awaitable[None]]
+
+
+class _WaitForBatch(ConsumerRebalanceListener):
+    """Lets a rebalance take partitions away only between batches."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class BatchConsumer:
+    """Runs ``handler`` on batches from ``topics`` as consumer group ``group_id``."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        registry: MessageRegistry,
+        dead_letter: tuple[KafkaPublisher, str] | None = None,
+        metrics: Metrics | None = None,
+        fetch_max_wait_ms: int = 10,
+        max_records: int = 500,
+        client_id: str | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._bootstrap = bootstrap
+        self._handler = handler
+        self._registry = registry
+        self._dead_letter = dead_letter
+        self._metrics = metrics
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._max_records = max_records
+        self._client_id = client_id or group_id
+        self._lock = asyncio.Lock()
+        self.assigned = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until cancelled, restarting after failures with a capped backoff."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - restart from committed offsets
+                log.warning(
+                    "consumer failed; restarting",
+                    extra={"group": self.group_id, "error": repr(exc), "backoff_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.2
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group_id,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            metadata_max_age_ms=30_000,
+        )
+
+    async def _consume(self) -> None:
+        consumer = self._make_consumer()
+        consumer.subscribe(self.topics, listener=_WaitForBatch(self._lock))
+        await asyncio.wait_for(consumer.start(), 30)
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                if consumer.assignment():
+                    self.assigned.set()
+                if batches:
+                    async with self._lock:
+                        await self._process(consumer, batches)
+        finally:
+            try:
+                await asyncio.wait_for(consumer.stop(), 5)
+            except BaseException:  # noqa: BLE001 - never mask the reason we are stopping
+                log.warning("consumer did not stop cleanly", extra={"group": self.group_id})
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        decoded: list[Incoming] = []
+        poison: list[tuple[Any, str]] = []
+        for records in batches.values():
+            for record in records:
+                try:
+                    decoded.append(self._registry.decode(record))
+                except PoisonMessage as exc:
+                    poison.append((record, str(exc)))
+        if poison:
+            await self._send_to_dead_letter(poison)
+        if decoded:
+            await self._handler(decoded)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced under us; the new owner re-reads and the inbox dedups.
+            log.info("offset commit failed after rebalance", extra={"error": repr(exc)})
+        self._record_metrics(decoded, poison, time.perf_counter() - started)
+
+    def _record_metrics(self, decoded: list[Incoming], poison: list[tuple[Any, str]], took: float) -> None:
+        if self._metrics is None:
+            return
+        for item in decoded:
+            self._metrics.messages_consumed.labels(item.topic, "ok").inc()
+        for record, _ in poison:
+            self._metrics.messages_consumed.labels(record.topic, "dead_letter").inc()
+        self._metrics.consumer_batch_seconds.labels(self.group_id).observe(took)
+
+    async def _send_to_dead_letter(self, poison: list[tuple[Any, str]]) -> None:
+        for record, reason in poison:
+            log.error(
+                "poison message",
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                       "reason": reason, "group": self.group_id},
+            )
+        if self._dead_letter is None:
+            return
+        publisher, topic = self._dead_letter
+        await publisher.send_raw(
+            [(topic, record.key, record.value, _dead_letter_headers(record, reason, self.group_id))
+             for record, reason in poison]
+        )
+
+
+def _dead_letter_headers(record: Any, reason: str, group: str) -> list[tuple[str, bytes]]:
+    original = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
+    return original + [
+        ("dlq-reason", reason.encode()),
+        ("dlq-topic", record.topic.encode()),
+        ("dlq-partition", str(record.partition).encode()),
+        ("dlq-offset", str(record.offset).encode()),
+        ("dlq-group", group.encode()),
+        ("dlq-at", rfc3339(utcnow()).encode()),
+    ]
+
+
+__all__ = ["BatchConsumer", "BatchHandler", "KafkaError"]

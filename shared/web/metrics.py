@@ -1,0 +1,79 @@
+"""Prometheus metrics: one registry per application (no process globals), exposed at ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from shared.web.problems import Handler
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The registry of one service and the metrics the platform records in it."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "http_requests_total", "HTTP requests handled", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.messages_consumed = Counter(
+            "messages_consumed_total", "Kafka messages consumed", ["topic", "outcome"],
+            registry=self.registry,
+        )
+        self.consumer_batch_seconds = Histogram(
+            "consumer_batch_duration_seconds", "Time to process one consumed batch", ["group"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.outbox_published = Counter(
+            "outbox_published_total", "Outbox messages published to Kafka", ["topic"],
+            registry=self.registry,
+        )
+        self.outbox_failures = Counter(
+            "outbox_publish_failures_total", "Outbox batches that failed to publish",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def metrics_middleware(metrics: Metrics) -> Handler:
+    """Count and time every request by its route pattern (not its raw path)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            info = request.match_info.route.resource
+            route = info.canonical if info is not None else "unmatched"
+            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
+
+    return middleware  # type: ignore[return-value]
+
+
+async def metrics_view(metrics: Metrics, _request: web.Request) -> web.Response:
+    """``GET /metrics``."""
+    response = web.Response(body=metrics.render())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response

@@ -1,0 +1,146 @@
+"""RFC 9457 problem documents and the middleware that renders every error as one.
+
+Services raise :class:`Problem` (or map their own domain errors to one through an
+:class:`ErrorMap`); anything else becomes a ``500 INTERNAL_ERROR`` without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from shared.context import current_request_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error that is rendered as an RFC 9457 problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **members: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.members = members
+
+
+class ValidationProblem(Problem):
+    """``400 VALIDATION_ERROR`` with the list of offending fields."""
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
+        super().__init__(
+            400, "VALIDATION_ERROR", "Invalid request", detail or "the request is not valid",
+            errors=errors,
+        )
+
+
+def not_found(code: str, detail: str) -> Problem:
+    """A ``404`` problem with the given code."""
+    return Problem(404, code, "Not found", detail)
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """How a domain error class is shown over HTTP."""
+
+    status: int
+    code: str
+    title: str
+
+
+ErrorMap = Mapping[type[Exception], ProblemSpec]
+
+
+def problem_response(problem: Problem) -> web.Response:
+    """Render a :class:`Problem` as ``application/problem+json``."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail or problem.title,
+        "code": problem.code,
+        "request_id": current_request_id(),
+    }
+    body.update(problem.members)
+    return web.Response(
+        status=problem.status,
+        body=orjson.dumps(body, default=str),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _from_domain(exc: Exception, error_map: ErrorMap) -> Problem | None:
+    for cls in type(exc).__mro__:
+        spec = error_map.get(cls)  # type: ignore[call-overload]
+        if spec is not None:
+            members = dict(getattr(exc, "problem_members", {}) or {})
+            return Problem(spec.status, spec.code, spec.title, str(exc) or spec.title, **members)
+    return None
+
+
+_HTTP_CODES = {
+    400: ("VALIDATION_ERROR", "Invalid request"),
+    401: ("UNAUTHORIZED", "Unauthorized"),
+    404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    413: ("PAYLOAD_TOO_LARGE", "Payload too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+}
+
+
+def _from_http(exc: web.HTTPException) -> Problem:
+    code, title = _HTTP_CODES.get(exc.status, ("HTTP_ERROR", exc.reason))
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else title
+    if exc.status == 413:
+        detail = "the request body is larger than the limit"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+    return Problem(exc.status, code, title, detail, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Turn every exception into a problem document; log unexpected ones with their trace."""
+    mapping: ErrorMap = error_map or {}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Problem as problem:
+            return problem_response(problem)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return problem_response(_from_http(exc))
+        except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into 500s
+            domain = _from_domain(exc, mapping)
+            if domain is not None:
+                return problem_response(domain)
+            log.exception("unhandled error", extra={"path": request.path})
+            return problem_response(
+                Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
+            )
+
+    return middleware

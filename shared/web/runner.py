@@ -1,0 +1,55 @@
+"""``python -m <service> [serve|migrate]``: the common command line of every service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+
+from shared.config import BaseServiceSettings
+from shared.web.app import JsonAccessLogger, access_logger
+
+S = TypeVar("S", bound=BaseServiceSettings)
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional on unsupported platforms
+        return
+    uvloop.install()
+
+
+def serve(app: web.Application, settings: BaseServiceSettings) -> None:
+    """Run the app until SIGINT/SIGTERM, then close every resource in reverse order."""
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=access_logger(settings),
+        access_log_class=JsonAccessLogger,
+        print=None,
+        shutdown_timeout=5.0,
+    )
+
+
+def main(
+    settings_cls: type[S],
+    create_app: Callable[[S], web.Application],
+    migrate: Callable[[S], Awaitable[None]] | None = None,
+) -> None:
+    """Parse the command line and either serve or apply migrations."""
+    parser = argparse.ArgumentParser(prog=f"python -m {create_app.__module__.split('.')[0]}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = settings_cls()  # type: ignore[call-arg]
+    _install_uvloop()
+    if args.command == "migrate":
+        if migrate is None:
+            parser.error("this service has no database")
+        asyncio.run(migrate(settings))
+        return
+    serve(create_app(settings), settings)

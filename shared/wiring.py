@@ -1,0 +1,107 @@
+"""``cleanup_ctx`` pieces that connect a service to Kafka: publisher, outbox relay, consumers.
+
+Order matters: add :func:`shared.db.pool.postgres_ctx` first, then :func:`messaging_ctx`, then
+each :func:`consumer_ctx`; aiohttp tears them down in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from shared.config import ServiceSettings
+from shared.db.outbox import OutboxRelay
+from shared.db.pool import PG_POOL
+from shared.messaging import topics as topic_names
+from shared.messaging.admin import ensure_topics
+from shared.messaging.consumer import BatchConsumer, BatchHandler
+from shared.messaging.envelope import MessageRegistry
+from shared.messaging.producer import KafkaPublisher
+from shared.messaging.topics import Topics
+from shared.web.app import HEALTH, METRICS
+
+PUBLISHER = web.AppKey("publisher", KafkaPublisher)
+RELAY = web.AppKey("outbox_relay", OutboxRelay)
+TOPICS = web.AppKey("topics", Topics)
+CONSUMERS = web.AppKey("consumers", list)
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+def background(name: str, start: Callable[[web.Application], Coroutine[Any, Any, None]]) -> CleanupCtx:
+    """A task that runs for the life of the app and is cancelled on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(start(app), name=name)
+        yield
+        await cancel(task)
+
+    return ctx
+
+def messaging_ctx(settings: ServiceSettings, *, topics: Iterable[str] = topic_names.ALL) -> CleanupCtx:
+    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        names = Topics(settings.kafka_topic_prefix)
+        app[TOPICS] = names
+        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics])
+        publisher = KafkaPublisher(
+            settings.kafka_bootstrap,
+            client_id=f"{app[HEALTH].service}-{settings.instance_id}",
+            send_timeout_s=settings.kafka_send_timeout_s,
+            linger_ms=settings.kafka_linger_ms,
+        )
+        app[PUBLISHER] = publisher
+        relay = OutboxRelay(
+            app[PG_POOL], settings.database_url, publisher,
+            batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
+            metrics=app[METRICS],
+        )
+        app[RELAY] = relay
+        app[CONSUMERS] = []
+        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        yield
+        await cancel(task)
+        await publisher.close()
+
+    return ctx
+
+def consumer_ctx(
+    settings: ServiceSettings,
+    *,
+    group: str,
+    topics: Iterable[str],
+    registry: MessageRegistry,
+    handler: Callable[[web.Application], BatchHandler],
+) -> CleanupCtx:
+    """A :class:`BatchConsumer` for the app's lifetime; ``handler(app)`` builds its batch handler."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        names = app[TOPICS]
+        consumer = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            group_id=names(group),
+            topics=[names(t) for t in topics],
+            handler=handler(app),
+            registry=registry,
+            dead_letter=(app[PUBLISHER], names(topic_names.DEAD_LETTER)),
+            metrics=app[METRICS],
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_records=settings.kafka_max_batch,
+            client_id=f"{group}-{settings.instance_id}",
+        )
+        app[CONSUMERS].append(consumer)
+        task = asyncio.create_task(consumer.run(), name=f"consumer-{group}")
+        yield
+        await cancel(task)
+
+    return ctx

@@ -1,0 +1,183 @@
+"""Problem+json rendering of each error kind, request ids, health, metrics and OpenAPI."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import BaseModel, Field
+
+from shared.config import BaseServiceSettings
+from shared.web.app import create_base_app
+from shared.web.openapi import operation, setup_openapi
+from shared.web.problems import Problem, ProblemSpec
+from shared.web.validation import Id, path_id, read_json
+
+
+class ThingError(Exception):
+    """Root of the test context's errors."""
+
+
+class ThingMissing(ThingError):
+    pass
+
+
+class ChargeIn(BaseModel):
+    """A charge request."""
+
+    amount: int = Field(ge=1, le=10_000_000)
+    user_id: Id
+
+
+class ChargeOut(BaseModel):
+    """A charge response."""
+
+    balance: int
+    note: str | None = None
+
+
+@operation(summary="Charge", tags=["test"], body=ChargeIn, responses={200: ChargeOut, 400: "invalid"})
+async def charge(request: web.Request) -> web.Response:
+    body = await read_json(request, ChargeIn)
+    return web.json_response(ChargeOut(balance=body.amount).model_dump())
+
+
+async def thing(request: web.Request) -> web.Response:
+    raise ThingMissing(f"thing {path_id(request, 'thing_id')} does not exist")
+
+
+async def conflict(_request: web.Request) -> web.Response:
+    raise Problem(409, "BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded", "too much", limit=10)
+
+
+async def crash(_request: web.Request) -> web.Response:
+    raise RuntimeError("secret internal detail")
+
+
+@pytest_asyncio.fixture
+async def client() -> AsyncIterator[TestClient]:
+    settings = BaseServiceSettings(port=0, access_log=False)
+    app = create_base_app(
+        settings, service="test",
+        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found")},
+    )
+    app.router.add_post("/charge", charge)
+    app.router.add_get("/things/{thing_id}", thing)
+    app.router.add_post("/conflict", conflict)
+    app.router.add_get("/crash", crash)
+    setup_openapi(app, title="Test API")
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def _problem(resp, status: int, code: str) -> dict:
+    assert resp.status == status
+    assert resp.content_type == "application/problem+json"
+    body = await resp.json(content_type=None)
+    assert body["status"] == status and body["code"] == code
+    assert body["request_id"] == resp.headers["X-Request-ID"]
+    assert "Traceback" not in str(body)
+    return body
+
+
+@pytest.mark.asyncio
+async def test_valid_body_passes(client: TestClient) -> None:
+    resp = await client.post("/charge", json={"amount": 5, "user_id": 1})
+    assert resp.status == 200
+    assert await resp.json() == {"balance": 5, "note": None}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (b"{not json", "body"),
+        (b"", "body"),
+        (b'{"amount": "5", "user_id": 1}', "amount"),
+        (b'{"amount": 5.0, "user_id": 1}', "amount"),
+        (b'{"amount": true, "user_id": 1}', "amount"),
+        (b'{"amount": -1, "user_id": 1}', "amount"),
+        (b'{"amount": 1e400, "user_id": 1}', "amount"),
+        (b'{"amount": 100000000000000000000000000000, "user_id": 1}', "amount"),
+        (b'{"user_id": 1}', "amount"),
+        (b'{"amount": 5, "user_id": 0}', "user_id"),
+        (b"[1, 2]", "body"),
+    ],
+)
+async def test_bad_input_is_a_validation_problem(client: TestClient, raw: bytes, field: str) -> None:
+    resp = await client.post("/charge", data=raw, headers={"Content-Type": "application/json"})
+    body = await _problem(resp, 400, "VALIDATION_ERROR")
+    fields = [e["field"] for e in body["errors"]]
+    assert fields and (field in fields or field == "body"), fields
+
+
+@pytest.mark.asyncio
+async def test_domain_error_is_mapped(client: TestClient) -> None:
+    body = await _problem(await client.get("/things/7"), 404, "THING_NOT_FOUND")
+    assert body["detail"] == "thing 7 does not exist"
+
+
+@pytest.mark.asyncio
+async def test_bad_path_id_is_400(client: TestClient) -> None:
+    await _problem(await client.get("/things/abc"), 400, "VALIDATION_ERROR")
+    await _problem(await client.get("/things/99999999999999999999999"), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.asyncio
+async def test_problem_members_are_rendered(client: TestClient) -> None:
+    body = await _problem(await client.post("/conflict"), 409, "BALANCE_LIMIT_EXCEEDED")
+    assert body["limit"] == 10 and body["title"] == "Balance limit exceeded"
+
+
+@pytest.mark.asyncio
+async def test_unknown_route_and_method(client: TestClient) -> None:
+    await _problem(await client.get("/nowhere"), 404, "NOT_FOUND")
+    resp = await client.get("/charge")
+    await _problem(resp, 405, "METHOD_NOT_ALLOWED")
+    assert "POST" in resp.headers["Allow"]
+
+
+@pytest.mark.asyncio
+async def test_body_over_one_mebibyte_is_413(client: TestClient) -> None:
+    resp = await client.post("/charge", data=io.BytesIO(b"x" * (1024 * 1024 + 1)))
+    await _problem(resp, 413, "PAYLOAD_TOO_LARGE")
+
+
+@pytest.mark.asyncio
+async def test_crash_is_500_without_internals(client: TestClient) -> None:
+    body = await _problem(await client.get("/crash"), 500, "INTERNAL_ERROR")
+    assert "secret" not in str(body)
+
+
+@pytest.mark.asyncio
+async def test_request_id_is_echoed_or_created(client: TestClient) -> None:
+    resp = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+    resp = await client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert resp.headers["X-Request-ID"] != "bad id with spaces" and len(resp.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.asyncio
+async def test_health_and_metrics(client: TestClient) -> None:
+    assert (await client.get("/health")).status == 200
+    assert (await client.get("/health/ready")).status == 200
+    await client.post("/charge", json={"amount": 5, "user_id": 1})
+    text = await (await client.get("/metrics")).text()
+    assert 'http_requests_total{method="POST",route="/charge",status="200"} 1.0' in text
+
+
+@pytest.mark.asyncio
+async def test_openapi_has_pydantic_schemas(client: TestClient) -> None:
+    spec = await (await client.get("/api/docs/openapi.json")).json()
+    assert spec["openapi"] == "3.0.3"
+    post = spec["paths"]["/charge"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChargeIn"}
+    schemas = spec["components"]["schemas"]
+    assert schemas["ChargeIn"]["properties"]["amount"]["maximum"] == 10_000_000
+    assert schemas["ChargeOut"]["properties"]["note"]["nullable"] is True
+    assert "ProblemDocument" in schemas
+    assert (await client.get("/api/docs")).status == 200

@@ -1,0 +1,1 @@
+"""Test support: where the real PostgreSQL and Kafka come from, and helpers to use them."""

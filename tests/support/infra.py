@@ -1,0 +1,89 @@
+"""Finding real PostgreSQL and Kafka servers for the tests, in this order:
+
+1. ``TEST_PG_DSN`` (an admin DSN; each test database is created from it) and
+   ``TEST_KAFKA_BOOTSTRAP``, when both are set;
+2. testcontainers, when a Docker engine answers;
+3. the local servers of ``deploy/infra.sh`` (started here if they are not running).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "deploy" / "infra.sh"
+
+
+@dataclass(frozen=True)
+class Servers:
+    pg_admin_dsn: str
+    kafka_bootstrap: str
+    source: str  # "env", "testcontainers" or "local"
+
+    def database_dsn(self, name: str) -> str:
+        base, _, _ = self.pg_admin_dsn.rpartition("/")
+        return f"{base}/{name}"
+
+
+def _docker_answers() -> bool:
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import docker
+
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - any failure means no usable engine
+            return False
+
+
+@contextlib.contextmanager
+def _testcontainers() -> Iterator[Servers]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    pg = PostgresContainer("postgres:15", username="postgres", password="postgres", dbname="postgres")
+    kafka = (
+        KafkaContainer("confluentinc/cp-kafka:7.9.0")
+        .with_kraft()
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_NUM_PARTITIONS", "8")
+    )
+    with pg, kafka:
+        dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
+        yield Servers(dsn, kafka.get_bootstrap_server(), "testcontainers")
+
+
+def _local() -> Servers:
+    result = subprocess.run([str(INFRA), "up"], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"deploy/infra.sh up failed:\n{result.stdout}\n{result.stderr}")
+    env = subprocess.run([str(INFRA), "env"], capture_output=True, text=True, check=True).stdout
+    values = dict(
+        line.removeprefix("export ").split("=", 1) for line in env.splitlines() if line.startswith("export ")
+    )
+    return Servers(values["PG_ADMIN_DSN"], values["KAFKA_BOOTSTRAP"], "local")
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[Servers]:
+    """The servers to test against, for the whole session."""
+    dsn, bootstrap = os.environ.get("TEST_PG_DSN"), os.environ.get("TEST_KAFKA_BOOTSTRAP")
+    if dsn and bootstrap:
+        yield Servers(dsn, bootstrap, "env")
+    elif os.environ.get("TEST_NO_DOCKER") != "1" and _docker_answers():
+        with _testcontainers() as found:
+            yield found
+    else:
+        yield _local()
