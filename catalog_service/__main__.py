@@ -1,0 +1,8 @@
+"""``python -m catalog_service [serve|migrate]``."""
+
+from catalog_service.app import create_app, migrate_database
+from catalog_service.config import Settings
+from shared.web.runner import main
+
+if __name__ == "__main__":
+    main(Settings, create_app, migrate_database)

@@ -1,0 +1,8 @@
+"""``python -m coupon_service [serve|migrate]``."""
+
+from coupon_service.app import create_app, migrate_database
+from coupon_service.config import Settings
+from shared.web.runner import main
+
+if __name__ == "__main__":
+    main(Settings, create_app, migrate_database)

@@ -1,0 +1,1 @@
+"""Persistence of coupon_service."""

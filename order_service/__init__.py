@@ -1,0 +1,1 @@
+"""order_service: Orders and the orchestrated payment saga."""

@@ -1,0 +1,14 @@
+"""Settings of ranking_service (environment variables prefixed ``RANKING_``)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Validated at start; see ``shared.config.ServiceSettings`` for the common fields."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKING_", extra="ignore", frozen=True)
+
+    port: int = 8085
+    database_url: str = "postgresql://postgres@127.0.0.1:54329/ranking"
