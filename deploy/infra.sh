@@ -16,6 +16,8 @@
 # Environment:
 #   LOCAL_PG_PORT     PostgreSQL port (default 54329)
 #   LOCAL_KAFKA_PORT  Kafka PLAINTEXT port (default 59092); controller = port + 1
+#   LOCAL_KAFKA_DIR   state folder of the broker (default .local/kafka); with another port,
+#                     a second private broker for tests that stop and start it
 #   KAFKA_HEAP        broker heap options (default "-Xms256m -Xmx512m")
 #   INFRA_WAIT        seconds to wait for a service to come up (default 60)
 #
@@ -41,8 +43,10 @@ PG_SOCK_DIR="$PG_DIR/run"
 PG_LOG="$PG_DIR/postgres.log"
 PG_OS_USER=postgres
 
-KAFKA_DIR="$LOCAL_DIR/kafka"
-KAFKA_LIBS="$KAFKA_DIR/libs"
+# LOCAL_KAFKA_DIR runs a second, private broker (own state; the jars stay shared), e.g. for a
+# test that stops its broker without disturbing anyone else's.
+KAFKA_DIR="${LOCAL_KAFKA_DIR:-$LOCAL_DIR/kafka}"
+KAFKA_LIBS="$LOCAL_DIR/kafka/libs"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
@@ -298,7 +302,8 @@ kafka_libs() {
     fi
     need_cmd mvn maven
     log "resolving Kafka jars with Maven (first run only; cache: $M2_REPO)"
-    local tmp="$KAFKA_DIR/libs.tmp"
+    local tmp="$KAFKA_LIBS.tmp"
+    mkdir -p "$KAFKA_DIR"
     rm -rf "$tmp"
     mkdir -p "$tmp"
     mvn -B -q -f "$KAFKA_POM" -Dmaven.repo.local="$M2_REPO" \

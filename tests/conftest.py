@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.support.infra import Servers, servers as find_servers
+from tests.support.infra import PrivateBroker, Servers, servers as find_servers
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +55,14 @@ async def new_database(infra: Servers) -> AsyncIterator[NewDatabase]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def private_broker(infra: Servers) -> Iterator[PrivateBroker]:
+    """A broker of our own to stop and start; only where the servers are the local ones."""
+    if infra.source != "local":
+        pytest.skip("stopping a broker needs the local servers of deploy/infra.sh")
+    broker = PrivateBroker()
+    broker.start()
+    yield broker
+    broker.stop()

@@ -25,7 +25,7 @@ def utcnow() -> datetime:
 class Message(BaseModel):
     """Base of every message exchanged over Kafka."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_serialization_defaults_required=True)
 
     event_type: ClassVar[str]
     event_version: ClassVar[int] = 1

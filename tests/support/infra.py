@@ -87,3 +87,29 @@ def servers() -> Iterator[Servers]:
             yield found
     else:
         yield _local()
+
+
+class PrivateBroker:
+    """A second local Kafka broker that a test may stop and start (local servers only)."""
+
+    def __init__(self, port: int = 59192) -> None:
+        self.port = port
+        self.bootstrap = f"127.0.0.1:{port}"
+        self._env = {
+            **os.environ,
+            "LOCAL_KAFKA_PORT": str(port),
+            "LOCAL_KAFKA_DIR": str(ROOT / ".local" / f"kafka-private-{port}"),
+        }
+
+    def _run(self, command: str) -> None:
+        result = subprocess.run(
+            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> None:
+        self._run("start-kafka")
+
+    def stop(self) -> None:
+        self._run("stop-kafka")
