@@ -49,6 +49,7 @@ class ServiceSettings(BaseServiceSettings):
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     retention_hours: float = Field(default=72.0, gt=0)
+    retention_interval_s: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> "ServiceSettings":

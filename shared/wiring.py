@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from shared.config import ServiceSettings
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import PG_POOL
+from shared.db.retention import INBOX, RetentionRule, run_retention
 from shared.messaging import topics as topic_names
 from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer, BatchHandler
@@ -47,8 +49,17 @@ def background(name: str, start: Callable[[web.Application], Coroutine[Any, Any,
 
     return ctx
 
-def messaging_ctx(settings: ServiceSettings, *, topics: Iterable[str] = topic_names.ALL) -> CleanupCtx:
-    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start."""
+def messaging_ctx(
+    settings: ServiceSettings,
+    *,
+    topics: Iterable[str] = topic_names.ALL,
+    retention: Iterable[RetentionRule] = (),
+) -> CleanupCtx:
+    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start.
+
+    A retention job purges inbox rows (and any extra ``retention`` rules, such as a service's
+    idempotency keys) older than ``settings.retention_hours``.
+    """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         names = Topics(settings.kafka_topic_prefix)
@@ -68,9 +79,19 @@ def messaging_ctx(settings: ServiceSettings, *, topics: Iterable[str] = topic_na
         )
         app[RELAY] = relay
         app[CONSUMERS] = []
-        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        tasks = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(
+                run_retention(
+                    app[PG_POOL], [INBOX, *retention], timedelta(hours=settings.retention_hours),
+                    settings.retention_interval_s,
+                ),
+                name="retention",
+            ),
+        ]
         yield
-        await cancel(task)
+        for task in reversed(tasks):
+            await cancel(task)
         await publisher.close()
 
     return ctx

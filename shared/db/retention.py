@@ -1,0 +1,59 @@
+"""Bounded growth: delete bookkeeping rows older than a retention window, in small batches.
+
+The inbox only needs to remember a message id for as long as the message may still be
+redelivered; the window (``retention_hours``, default 72) is far longer than any redelivery.
+Deleting in batches keeps locks short while the service is under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """Rows of ``table`` whose ``column`` is older than the window are removed."""
+
+    table: str
+    column: str
+
+
+INBOX = RetentionRule("inbox", "processed_at")
+
+
+async def purge(pool: asyncpg.Pool, rule: RetentionRule, window: timedelta, batch: int = 5000) -> int:
+    """Delete what is older than ``window``; return how many rows went."""
+    sql = (
+        f"DELETE FROM {rule.table} WHERE ctid = ANY(ARRAY("  # noqa: S608 - names come from code
+        f"SELECT ctid FROM {rule.table} WHERE {rule.column} < now() - $1::interval LIMIT $2))"
+    )
+    total = 0
+    while True:
+        status = await pool.execute(sql, window, batch)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+async def run_retention(
+    pool: asyncpg.Pool, rules: list[RetentionRule], window: timedelta, interval_s: float = 300.0
+) -> None:
+    """Purge every rule now and then every ``interval_s``, until cancelled."""
+    while True:
+        for rule in rules:
+            try:
+                deleted = await purge(pool, rule, window)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("retention purge failed", extra={"table": rule.table, "error": repr(exc)})
+                continue
+            if deleted:
+                log.info("retention purge", extra={"table": rule.table, "deleted": deleted})
+        await asyncio.sleep(interval_s)
