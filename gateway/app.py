@@ -1,11 +1,59 @@
 """``create_app(settings)``: the gateway application."""
 
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
 from aiohttp import web
 
-from gateway.config import Settings
-from shared.web.app import create_base_app
+from gateway.config import SERVICES, Settings
+from gateway.docs import SPEC_PATH, STATIC_PATH, Docs, static_dir
+from gateway.proxy import Forwarder, Guard
+from gateway.routes import ROUTES
+from gateway.upstreams import build_upstream
+from gateway.views import docs_views, forwarding_view, service_check
+from shared.web.app import HEALTH, create_base_app
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+
+
+def session_ctx(settings: Settings):
+    """One pooled client session for every upstream call, closed on exit."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(
+            limit=settings.pool_limit, limit_per_host=settings.pool_limit_per_host,
+            keepalive_timeout=30, ttl_dns_cache=300,
+        )
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+        app[SESSION] = session
+        app[FORWARDER] = Forwarder(session, settings)
+        yield
+        await session.close()
+
+    return ctx
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the gateway (its routes come with the gateway issue)."""
-    return create_base_app(settings, service="gateway")
+    """The gateway: the public routes of the contract, forwarded by configuration."""
+    app = create_base_app(settings, service="gateway")
+    app.cleanup_ctx.append(session_ctx(settings))
+    upstreams = {
+        name: build_upstream(name, settings.urls(name), settings.circuit_failures, settings.circuit_cooldown_s)
+        for name in SERVICES
+    }
+    guard = Guard(settings)
+    for route in ROUTES:
+        view = forwarding_view(route, upstreams[route.service], guard, lambda: app[FORWARDER])
+        app.router.add_route(route.method, route.path, view)
+    session = lambda: app[SESSION]  # noqa: E731 - the session exists once the app runs
+    for name in SERVICES:
+        app[HEALTH].add_check(name, service_check(session, settings.urls(name), settings.health_timeout_s))
+    docs = Docs({n: settings.urls(n) for n in SERVICES}, settings.timeout_s, settings.docs_cache_s)
+    ui, spec = docs_views(docs, session)
+    app.router.add_get("/api/docs", ui)
+    app.router.add_get(SPEC_PATH, spec)
+    app.router.add_static(STATIC_PATH, static_dir())
+    return app

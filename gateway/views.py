@@ -1,0 +1,59 @@
+"""The gateway's own views: the forwarding view per route, readiness of services, the docs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from gateway.docs import Docs, swagger_page
+from gateway.proxy import Forwarder, Guard
+from gateway.routes import Route
+from gateway.upstreams import Upstream
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def forwarding_view(route: Route, upstream: Upstream, guard: Guard, forwarder: Callable[[], Forwarder]) -> Handler:
+    """The view of one public route: guard, then forward to ``upstream``."""
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        guard.check(request, route)
+        return await forwarder().forward(request, route, upstream)
+
+    return view
+
+
+def service_check(session: Callable[[], aiohttp.ClientSession], urls: list[str], timeout_s: float):
+    """A readiness check: some instance of the service answers ``/health`` with 200."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def probe(url: str) -> bool:
+        try:
+            async with session().get(f"{url}/health", timeout=timeout) as answer:
+                return answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def check() -> None:
+        if not any(await asyncio.gather(*(probe(url) for url in urls))):
+            raise ConnectionError("no instance answers")
+
+    return check
+
+
+def docs_views(docs: Docs, session: Callable[[], aiohttp.ClientSession]) -> tuple[Handler, Handler]:
+    """``/api/docs`` (Swagger UI) and ``/api/docs/openapi.json`` (the merged document)."""
+    page = swagger_page()
+
+    async def ui(_request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    async def spec(_request: web.Request) -> web.Response:
+        document, missing = await docs.document(session())
+        headers = {"X-Docs-Missing": ",".join(missing)} if missing else None
+        return web.json_response(document, headers=headers)
+
+    return ui, spec

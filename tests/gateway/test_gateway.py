@@ -1,0 +1,300 @@
+"""The gateway against stub upstreams on free ports."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
+
+from gateway.app import create_app
+from gateway.config import SERVICES, Settings
+from gateway.routes import ROUTES
+from tests.gateway.stubs import free_port, running, stub_app
+
+TOKEN = "test-admin-token-0123456789"
+CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "API.md"
+
+
+class Cluster:
+    """Stub services (one instance each unless told) and a gateway client in front of them."""
+
+    def __init__(self) -> None:
+        self.stack = AsyncExitStack()
+        self.apps: dict[str, list] = {}
+        self.urls: dict[str, list[str]] = {}
+
+    async def stub(self, service: str, count: int = 1, delay_s: float = 0.0) -> None:
+        for i in range(count):
+            app = stub_app(f"{service}-{i}", service, delay_s=delay_s)
+            url = await self.stack.enter_async_context(running(app))
+            self.apps.setdefault(service, []).append(app)
+            self.urls.setdefault(service, []).append(url)
+
+    async def gateway(self, **overrides) -> TestClient:
+        for service in SERVICES:
+            if service not in self.urls:  # nobody listens there
+                self.urls[service] = [f"http://127.0.0.1:{free_port()}"]
+        values = {f"{s}_urls": ",".join(u) for s, u in self.urls.items()}
+        values |= {"port": 0, "admin_token": TOKEN, "access_log": False, "environment": "test"}
+        settings = Settings(**(values | overrides))
+        client = TestClient(TestServer(create_app(settings)))
+        await client.start_server()
+        self.stack.push_async_callback(client.close)
+        return client
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    found = Cluster()
+    async with found.stack:
+        yield found
+
+
+@pytest.mark.asyncio
+async def test_forwards_method_path_query_body_and_headers(cluster: Cluster) -> None:
+    await cluster.stub("balance")
+    gw = await cluster.gateway()
+    resp = await gw.post(
+        "/api/v1/users/7/balance/charge?x=1&y=%20z", data=b'{"amount": 5}',
+        headers={"Content-Type": "application/json", "Idempotency-Key": "k-1", "Prefer": "respond-async",
+                 "X-Request-ID": "req-abc", "Connection": "keep-alive", "X-Admin-Token": "nope"},
+    )
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["method"] == "POST"
+    assert body["path"] == "/api/v1/users/7/balance/charge"
+    assert body["query"] == "x=1&y=%20z"
+    assert body["body"] == '{"amount": 5}'
+    sent = {k.lower(): v for k, v in body["headers"].items()}
+    assert sent["idempotency-key"] == "k-1"
+    assert sent["prefer"] == "respond-async"
+    assert sent["content-type"] == "application/json"
+    assert sent["x-request-id"] == "req-abc"
+    assert "x-admin-token" not in sent
+    assert resp.headers["X-Request-ID"] == "req-abc"
+    assert resp.headers["X-Upstream"] == "balance-0"
+    assert resp.headers["Location"] == "/api/v1/somewhere"
+
+
+@pytest.mark.asyncio
+async def test_request_id_is_created_when_missing(cluster: Cluster) -> None:
+    await cluster.stub("catalog")
+    gw = await cluster.gateway()
+    resp = await gw.get("/api/v1/products?limit=5")
+    assert resp.status == 200
+    rid = resp.headers["X-Request-ID"]
+    assert rid
+    sent = {k.lower(): v for k, v in (await resp.json())["headers"].items()}
+    assert sent["x-request-id"] == rid
+
+
+@pytest.mark.asyncio
+async def test_problem_documents_pass_through(cluster: Cluster) -> None:
+    await cluster.stub("balance")
+    gw = await cluster.gateway()
+    resp = await gw.get("/api/v1/users/404", headers={"X-Request-ID": "r-404"})
+    assert resp.status == 404
+    assert resp.content_type == "application/problem+json"
+    body = await resp.json()
+    assert body["code"] == "USER_NOT_FOUND"
+    assert body["extra"] == "kept"
+
+
+@pytest.mark.asyncio
+async def test_unknown_route_and_wrong_method(cluster: Cluster) -> None:
+    await cluster.stub("balance")
+    gw = await cluster.gateway()
+    resp = await gw.get("/api/v1/nothing-here")
+    assert resp.status == 404
+    assert (await resp.json())["code"] == "NOT_FOUND"
+    resp = await gw.get("/internal/secret")
+    assert resp.status == 404
+    resp = await gw.delete("/api/v1/users/1")
+    assert resp.status == 405
+    assert resp.content_type == "application/problem+json"
+
+
+@pytest.mark.asyncio
+async def test_round_robin_over_instances(cluster: Cluster) -> None:
+    await cluster.stub("order", count=2)
+    gw = await cluster.gateway()
+    seen = [(await (await gw.get("/api/v1/orders/abc")).json())["instance"] for _ in range(6)]
+    assert seen.count("order-0") == 3 and seen.count("order-1") == 3
+    assert all(a != b for a, b in zip(seen, seen[1:]))
+
+
+@pytest.mark.asyncio
+async def test_down_instance_is_skipped(cluster: Cluster) -> None:
+    await cluster.stub("order", count=1)
+    cluster.urls["order"].append(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    gw = await cluster.gateway()
+    for _ in range(8):
+        resp = await gw.post("/api/v1/orders", json={"user_id": 1})
+        assert resp.status == 201
+        assert (await resp.json())["instance"] == "order-0"
+    # every POST reached the live instance exactly once (no duplicate on failover)
+    assert len(cluster.apps["order"][0]["calls"]) == 8
+
+
+@pytest.mark.asyncio
+async def test_all_instances_down_is_503_fast_with_retry_after(cluster: Cluster) -> None:
+    gw = await cluster.gateway()  # no stubs: every service is down
+    for _ in range(5):
+        started = time.monotonic()
+        resp = await gw.get("/api/v1/rankings/top-products")
+        elapsed = time.monotonic() - started
+        assert resp.status == 503
+        body = await resp.json()
+        assert body["code"] == "SERVICE_UNAVAILABLE"
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert elapsed < 1.0
+
+
+@pytest.mark.asyncio
+async def test_service_back_after_cooldown(cluster: Cluster) -> None:
+    port = free_port()
+    cluster.urls["ranking"] = [f"http://127.0.0.1:{port}"]
+    gw = await cluster.gateway(circuit_cooldown_s=0.2, circuit_failures=1)
+    assert (await gw.get("/api/v1/rankings/top-products")).status == 503
+    async with running(stub_app("ranking-0", "ranking"), port=port):
+        deadline = time.monotonic() + 10
+        status = 503
+        while status != 200 and time.monotonic() < deadline:
+            status = (await gw.get("/api/v1/rankings/top-products")).status
+        assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_slow_upstream_is_504(cluster: Cluster) -> None:
+    await cluster.stub("coupon", delay_s=2.0)
+    gw = await cluster.gateway(timeout_s=0.3)
+    resp = await gw.get("/api/v1/coupons/1")
+    assert resp.status == 504
+    assert (await resp.json())["code"] == "UPSTREAM_TIMEOUT"
+
+
+@pytest.mark.asyncio
+async def test_order_creation_has_the_longer_timeout(cluster: Cluster) -> None:
+    await cluster.stub("order", delay_s=0.6)
+    gw = await cluster.gateway(timeout_s=0.3, order_create_timeout_s=5.0)
+    assert (await gw.post("/api/v1/orders", json={})).status == 201
+    assert (await gw.get("/api/v1/orders/x")).status == 504
+
+
+@pytest.mark.asyncio
+async def test_body_over_one_mib_is_413(cluster: Cluster) -> None:
+    await cluster.stub("balance")
+    gw = await cluster.gateway()
+    big = io.BytesIO(b"x" * (1024 * 1024 + 1))
+    resp = await gw.post("/api/v1/users", data=big, headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert (await resp.json())["code"] == "PAYLOAD_TOO_LARGE"
+
+    async def chunks():
+        for _ in range(20):
+            yield b"y" * 65536
+
+    resp = await gw.post("/api/v1/users", data=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert cluster.apps["balance"][0]["calls"] == []
+
+
+@pytest.mark.asyncio
+async def test_admin_routes_need_the_token(cluster: Cluster) -> None:
+    await cluster.stub("catalog")
+    await cluster.stub("coupon")
+    gw = await cluster.gateway()
+    for headers in ({}, {"X-Admin-Token": "wrong"}, {"X-Admin-Token": ""}):
+        resp = await gw.post("/api/v1/admin/products", json={"name": "x"}, headers=headers)
+        assert resp.status == 401
+        assert (await resp.json())["code"] == "UNAUTHORIZED"
+        resp = await gw.patch("/api/v1/admin/products/1", json={}, headers=headers)
+        assert resp.status == 401
+    assert cluster.apps["catalog"][0]["calls"] == []
+    resp = await gw.post("/api/v1/admin/coupons", json={}, headers={"X-Admin-Token": TOKEN})
+    assert resp.status == 201
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_is_429_with_retry_after(cluster: Cluster) -> None:
+    await cluster.stub("catalog")
+    gw = await cluster.gateway(rate_limit_rps=1.0, rate_limit_burst=3)
+    statuses = [(await gw.get("/api/v1/products")).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    resp = await gw.get("/api/v1/products")
+    assert resp.status == 429
+    assert (await resp.json())["code"] == "RATE_LIMITED"
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_is_off_by_default(cluster: Cluster) -> None:
+    await cluster.stub("catalog")
+    gw = await cluster.gateway()
+    statuses = {(await gw.get("/api/v1/products")).status for _ in range(150)}
+    assert statuses == {200}
+
+
+def test_production_needs_an_admin_token() -> None:
+    with pytest.raises(ValidationError):
+        Settings(environment="production", admin_token="")
+    with pytest.raises(ValidationError):
+        Settings(environment="production", admin_token="short")
+    assert Settings(environment="production", admin_token="x" * 32).admin_token
+
+
+@pytest.mark.asyncio
+async def test_ready_reports_each_service(cluster: Cluster) -> None:
+    for service in ("balance", "catalog", "coupon", "order"):
+        await cluster.stub(service)
+    gw = await cluster.gateway()
+    resp = await gw.get("/health/ready")
+    assert resp.status == 503
+    checks = (await resp.json())["checks"]
+    assert checks["ranking"].startswith("down") and checks["balance"] == "up"
+    assert (await gw.get("/health")).status == 200
+    assert (await gw.get("/metrics")).status == 200
+
+
+def contract_routes() -> set[tuple[str, str]]:
+    text = CONTRACT.read_text()
+    found = set(re.findall(r"`(GET|POST|PATCH|PUT|DELETE) (/api/v1/[^`?\s]+)", text))
+    assert len(found) >= 18
+    return {(path, method.lower()) for method, path in found}
+
+
+def test_route_table_is_the_contract() -> None:
+    assert {(r.path, r.method.lower()) for r in ROUTES} == contract_routes()
+
+
+@pytest.mark.asyncio
+async def test_merged_openapi_document(cluster: Cluster) -> None:
+    for service in SERVICES:
+        await cluster.stub(service)
+    gw = await cluster.gateway()
+    resp = await gw.get("/api/docs/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    assert doc["openapi"] == "3.0.3"
+    assert "/internal/secret" not in doc["paths"]
+    schemas = doc["components"]["schemas"]
+    for path, method in contract_routes():
+        op = doc["paths"][path][method]
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/StubBody")
+        assert "200" in op["responses"] and "503" in op["responses"] and "504" in op["responses"]
+        names = {p["name"] for p in op.get("parameters", [])}
+        if path.startswith("/api/v1/admin/"):
+            assert "401" in op["responses"] and "X-Admin-Token" in names
+    for ref in ("StubBody", "StubAnswer", "ProblemDocument"):
+        assert ref in schemas
+    page = await gw.get("/api/docs")
+    assert page.status == 200 and "/api/docs/openapi.json" in await page.text()
+    assert (await gw.get("/api/docs/static/swagger-ui.css")).status == 200
