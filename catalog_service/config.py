@@ -12,3 +12,6 @@ class Settings(ServiceSettings):
 
     port: int = 8082
     database_url: str = "postgresql://postgres@127.0.0.1:54329/catalog"
+
+    consume_saga: bool = True
+    """Run the ``saga.stock.commands`` consumer (switched off only by tests of the HTTP side)."""

@@ -1,1 +1,1 @@
-"""Persistence of catalog_service."""
+"""PostgreSQL adapters of the catalog: products and the saga's order_stock records."""

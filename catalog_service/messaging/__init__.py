@@ -1,0 +1,1 @@
+"""Kafka side of the catalog: the consumer of ``saga.stock.commands``."""

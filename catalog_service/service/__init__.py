@@ -1,0 +1,1 @@
+"""Use cases of the catalog, shared by the HTTP views and the saga consumer."""
