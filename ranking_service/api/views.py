@@ -1,0 +1,53 @@
+"""Thin views: parse, call the use case, render."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranking_service.api.schemas import (
+    RankedProductOut, RebuildOut, RebuildQuery, TopProductsOut, TopProductsQuery,
+)
+from ranking_service.service.context import Ranking
+from ranking_service.service.rollup import rebuild
+from ranking_service.service.top_products import TopProducts, top_products
+from shared.messaging.envelope import rfc3339
+from shared.web.openapi import operation
+from shared.web.validation import parse_query
+
+RANKING = web.AppKey("ranking", Ranking)
+
+
+def _render(answer: TopProducts) -> TopProductsOut:
+    items = [
+        RankedProductOut(rank=r.rank, product_id=r.sales.product_id, name=r.sales.name,
+                         quantity_sold=r.sales.quantity_sold, order_count=r.sales.order_count)
+        for r in answer.items
+    ]
+    return TopProductsOut(from_=answer.window.first, to=answer.window.last,
+                          generated_at=rfc3339(answer.generated_at), items=items)
+
+
+def _json(model: TopProductsOut | RebuildOut) -> web.Response:
+    return web.Response(text=model.model_dump_json(by_alias=True), content_type="application/json")
+
+
+@operation(
+    summary="Top products by quantity sold over the last days",
+    tags=["rankings"], query=TopProductsQuery,
+    responses={200: TopProductsOut, 400: "VALIDATION_ERROR: days or limit out of range"},
+)
+async def get_top_products(request: web.Request) -> web.Response:
+    query = parse_query(request, TopProductsQuery)
+    answer = await top_products(request.app[RANKING], query.days, query.limit)
+    return _json(_render(answer))
+
+
+@operation(
+    summary="Run the ranking batch now (admin)",
+    tags=["admin"], query=RebuildQuery,
+    responses={200: RebuildOut, 400: "VALIDATION_ERROR: day is not a closed day in range"},
+)
+async def post_rebuild(request: web.Request) -> web.Response:
+    query = parse_query(request, RebuildQuery)
+    done = await rebuild(request.app[RANKING], query.day)
+    return _json(RebuildOut(day=done.day, products=done.products, caught_up=done.caught_up))

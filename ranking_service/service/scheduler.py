@@ -1,0 +1,43 @@
+"""The batch scheduler: checks the time every second and rolls up each day once after midnight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+
+from ranking_service.domain.schedule import batch_today
+from ranking_service.service.context import Ranking
+from ranking_service.service.rollup import catch_up
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Runs :func:`catch_up` whenever the day changes (and at start), until every due day is done."""
+
+    def __init__(self, ctx: Ranking, interval_s: float = 1.0) -> None:
+        self._ctx = ctx
+        self._interval = interval_s
+        self.settled_for: date | None = None  # the "today" for which all earlier days are done
+        self.rolled_up: list[date] = []  # days this instance rolled up (observability, tests)
+
+    async def tick(self) -> None:
+        """One check of the clock; a pass over the due days when the day has changed."""
+        today = batch_today(self._ctx.clock(), self._ctx.tz, self._ctx.batch_delay_s)
+        if self.settled_for == today:
+            return
+        result = await catch_up(self._ctx, today)
+        self.rolled_up.extend(result.ran)
+        if not result.busy:  # another instance is on a day: look again next second
+            self.settled_for = today
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try next second
+                log.warning("ranking batch failed; will retry", extra={"error": repr(exc)})
+            await asyncio.sleep(self._interval)
