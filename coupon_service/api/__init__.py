@@ -1,0 +1,1 @@
+"""HTTP: routes, thin views and the pydantic request/response models."""

@@ -1,0 +1,80 @@
+"""Order coupon records and the user-coupon changes of the saga step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from coupon_service.db.coupons import coupon_from_row
+from coupon_service.domain.saga import Holding, OrderCoupon, OrderCouponState
+
+
+async def lock_record(conn: asyncpg.Connection, order_id: str) -> OrderCoupon | None:
+    row = await conn.fetchrow("SELECT * FROM order_coupons WHERE order_id = $1 FOR UPDATE", order_id)
+    if row is None:
+        return None
+    return OrderCoupon(
+        row["order_id"], OrderCouponState(row["state"]), row["user_coupon_id"], row["discount_amount"],
+        row["failure_code"], row["failure_reason"] or "",
+    )
+
+
+async def save_record(conn: asyncpg.Connection, record: OrderCoupon) -> None:
+    await conn.execute(
+        """
+        INSERT INTO order_coupons (order_id, state, user_coupon_id, discount_amount, failure_code, failure_reason)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
+        """,
+        record.order_id, record.state.value, record.user_coupon_id, record.discount_amount,
+        record.failure_code, record.failure_reason,
+    )
+
+
+async def lock_holding(conn: asyncpg.Connection, user_coupon_id: int) -> Holding | None:
+    """The user coupon with its terms, locked against a concurrent reservation."""
+    row = await conn.fetchrow(
+        """
+        SELECT uc.user_coupon_id, uc.user_id, uc.status, uc.expires_at, c.*
+        FROM user_coupons uc JOIN coupons c USING (coupon_id)
+        WHERE uc.user_coupon_id = $1 FOR UPDATE OF uc
+        """,
+        user_coupon_id,
+    )
+    if row is None:
+        return None
+    terms = coupon_from_row(row).terms
+    return Holding(row["user_coupon_id"], row["user_id"], row["status"], row["expires_at"], terms)
+
+
+async def mark_reserved(conn: asyncpg.Connection, user_coupon_id: int, order_id: str) -> bool:
+    """Conditional: only an available coupon becomes reserved."""
+    done = await conn.fetchval(
+        """
+        UPDATE user_coupons SET status = 'RESERVED', reserved_order_id = $2
+        WHERE user_coupon_id = $1 AND status = 'AVAILABLE' RETURNING true
+        """,
+        user_coupon_id, order_id,
+    )
+    return bool(done)
+
+
+async def mark_used(conn: asyncpg.Connection, user_coupon_id: int, order_id: str, now: datetime) -> None:
+    await conn.execute(
+        """
+        UPDATE user_coupons SET status = 'USED', used_at = $3
+        WHERE user_coupon_id = $1 AND status = 'RESERVED' AND reserved_order_id = $2
+        """,
+        user_coupon_id, order_id, now,
+    )
+
+
+async def mark_available(conn: asyncpg.Connection, user_coupon_id: int, order_id: str) -> None:
+    await conn.execute(
+        """
+        UPDATE user_coupons SET status = 'AVAILABLE', reserved_order_id = NULL
+        WHERE user_coupon_id = $1 AND status = 'RESERVED' AND reserved_order_id = $2
+        """,
+        user_coupon_id, order_id,
+    )

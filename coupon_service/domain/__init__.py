@@ -1,0 +1,1 @@
+"""The coupon domain: pure rules, no IO."""

@@ -1,0 +1,1 @@
+"""Kafka consumers: saga commands and the user.registered projection."""

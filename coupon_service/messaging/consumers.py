@@ -1,0 +1,52 @@
+"""Batch handlers: each consumed batch applies in one transaction through ``apply_batch``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from coupon_service.db import users as users_repo
+from coupon_service.service import saga
+from shared.db.consume import apply_batch
+from shared.db.uow import UnitOfWork
+from shared.events.users import UserRegistered
+from shared.messaging import topics
+from shared.messaging.envelope import Incoming, utcnow
+from shared.messaging.topics import Topics
+
+SAGA_GROUP = "coupon"
+USERS_GROUP = "coupon-users"
+
+BatchHandler = Callable[[list[Incoming]], Awaitable[None]]
+
+
+def saga_handler(pool: asyncpg.Pool, names: Topics) -> BatchHandler:
+    """Apply coupon commands and queue each reply on ``saga.replies`` (key ``order_id``)."""
+    replies = names(topics.SAGA_REPLIES)
+
+    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
+        handler = saga.HANDLERS.get(type(item.message))  # type: ignore[call-overload]
+        if handler is None:
+            return  # another participant's message: nothing to do
+        reply = await handler(uow, item.message, utcnow())
+        uow.publish(replies, reply.order_id, reply)
+
+    async def handle(batch: list[Incoming]) -> None:
+        await apply_batch(pool, SAGA_GROUP, batch, apply_one)
+
+    return handle
+
+
+def users_handler(pool: asyncpg.Pool) -> BatchHandler:
+    """Project ``UserRegistered`` into ``known_users``."""
+
+    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
+        msg = item.message
+        if isinstance(msg, UserRegistered):
+            await users_repo.add_known(uow.conn, [(msg.user_id, msg.name, msg.created_at)])
+
+    async def handle(batch: list[Incoming]) -> None:
+        await apply_batch(pool, USERS_GROUP, batch, apply_one)
+
+    return handle

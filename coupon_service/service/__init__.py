@@ -1,0 +1,1 @@
+"""Service layer: the use cases, shared by HTTP views and Kafka consumers."""

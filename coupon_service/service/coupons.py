@@ -1,0 +1,79 @@
+"""Creating, reading and issuing coupons (first come, first served)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from coupon_service.db import coupons as repo
+from coupon_service.domain.errors import (
+    CouponAlreadyIssuedError, CouponNotFoundError, CouponNotIssuableError, CouponSoldOutError,
+)
+from coupon_service.domain.model import Coupon, CouponTerms
+from coupon_service.service.users import KnownUsers
+from shared.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class IssuedCoupon:
+    user_coupon_id: int
+    coupon_id: int
+    user_id: int
+    status: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class Coupons:
+    """The coupon use cases. Coupon terms never change after creation, so they are cached."""
+
+    def __init__(self, pool: asyncpg.Pool, users: KnownUsers) -> None:
+        self.pool = self._pool = pool
+        self._users = users
+        self._terms: dict[int, Coupon] = {}
+
+    async def create(self, terms: CouponTerms) -> Coupon:
+        """Store the coupon with one free slot per copy."""
+        terms.validate()
+        async with UnitOfWork(self._pool) as uow:
+            coupon = await repo.insert_coupon(uow.conn, terms)
+            await uow.commit()
+        self._terms[coupon.coupon_id] = coupon
+        return coupon
+
+    async def find(self, coupon_id: int) -> Coupon:
+        coupon = self._terms.get(coupon_id)
+        if coupon is None:
+            coupon = await repo.get_coupon(self._pool, coupon_id)
+            if coupon is None:
+                raise CouponNotFoundError(f"coupon {coupon_id} does not exist")
+            self._terms[coupon_id] = coupon
+        return coupon
+
+    async def show(self, coupon_id: int) -> tuple[Coupon, int]:
+        """The coupon and how many copies are issued."""
+        coupon = await self.find(coupon_id)
+        return coupon, await repo.issued_count(self._pool, coupon_id)
+
+    async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
+        """Give the user one copy, checked in the contract's order of outcomes."""
+        coupon = await self.find(coupon_id)
+        await self._users.require(user_id)
+        if coupon.terms.window_status(now) is not None:
+            raise CouponNotIssuableError(f"coupon {coupon_id} is outside its issue window")
+        row = await self._claim(coupon, user_id, wait=False) or await self._claim(coupon, user_id, wait=True)
+        if row is not None:
+            return IssuedCoupon(**dict(row))
+        if await repo.holds(self._pool, coupon_id, user_id):
+            raise CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon_id}")
+        raise CouponSoldOutError(f"coupon {coupon_id} has no copies left")
+
+    async def _claim(self, coupon: Coupon, user_id: int, *, wait: bool) -> asyncpg.Record | None:
+        try:
+            return await repo.claim_slot(self._pool, coupon.coupon_id, user_id, coupon.terms.valid_days, wait=wait)
+        except asyncpg.UniqueViolationError:
+            raise CouponAlreadyIssuedError(
+                f"user {user_id} already holds coupon {coupon.coupon_id}"
+            ) from None
