@@ -4,12 +4,18 @@ from pathlib import Path
 
 from aiohttp import web
 
+from balance_service.api.errors import ERROR_MAP
+from balance_service.api.routes import setup_routes
 from balance_service.config import Settings
+from balance_service.messaging import saga
+from balance_service.service import housekeeping
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
-from shared.db.pool import postgres_ctx
+from shared.db.pool import PG_POOL, postgres_ctx
+from shared.events import REGISTRY
+from shared.messaging import topics
 from shared.web.app import create_base_app
 from shared.web.openapi import setup_openapi
-from shared.wiring import messaging_ctx
+from shared.wiring import background, consumer_ctx, messaging_ctx
 
 SERVICE = "balance"
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
@@ -20,10 +26,26 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
+def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
+    async def start(app: web.Application) -> None:
+        await housekeeping.run(
+            app[PG_POOL], interval_s=settings.cleanup_interval_s,
+            key_hours=settings.idempotency_key_hours, inbox_hours=settings.retention_hours,
+        )
+
+    return start
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
-    app = create_base_app(settings, service=SERVICE)
+    app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
+    setup_routes(app)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(messaging_ctx(settings))
+    app.cleanup_ctx.append(consumer_ctx(
+        settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,
+        handler=saga.from_app,
+    ))
+    app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
     setup_openapi(app, title="Balance service")
     return app

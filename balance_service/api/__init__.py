@@ -1,0 +1,1 @@
+"""HTTP side of balance_service: public routes of API.md and the internal user lookup."""

@@ -1,0 +1,93 @@
+"""Thin views: parse, call the service layer, render."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from balance_service.api import cursor
+from balance_service.api.schemas import (
+    BalanceResponse, ChargeRequest, ChargeResponse, CreateUserRequest, HistoryItem, HistoryPage,
+    HistoryQuery, UserResponse,
+)
+from balance_service.domain.commands import Charge, RegisterUser
+from balance_service.service import balances, users
+from shared.db.pool import PG_POOL
+from shared.messaging import topics
+from shared.web.openapi import operation
+from shared.web.problems import ValidationProblem
+from shared.web.validation import parse_query, path_id, read_json
+from shared.wiring import TOPICS
+
+TAGS = ["Users and balance"]
+IDEMPOTENCY_KEY = "Idempotency-Key"
+NOT_FOUND = "USER_NOT_FOUND: no such user"
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationProblem([{"field": IDEMPOTENCY_KEY, "message": "must be 1 to 255 characters"}])
+    return key
+
+
+@operation(summary="Register a user", tags=TAGS, body=CreateUserRequest,
+           responses={201: UserResponse, 400: "VALIDATION_ERROR"})
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_json(request, CreateUserRequest)
+    topic = request.app[TOPICS](topics.USER_REGISTERED)
+    user = await users.register_user(request.app[PG_POOL], RegisterUser(body.name), topic=topic)
+    return _json(UserResponse.model_validate(user), 201)
+
+
+@operation(summary="Get a user", tags=TAGS, responses={200: UserResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
+async def get_user(request: web.Request) -> web.Response:
+    user = await users.get_user(request.app[PG_POOL], path_id(request, "user_id"))
+    return _json(UserResponse.model_validate(user))
+
+
+async def internal_get_user(request: web.Request) -> web.Response:
+    """``GET /internal/users/{user_id}`` for the coupon and order services (not public)."""
+    return await get_user(request)
+
+
+@operation(summary="Get a user's balance", tags=TAGS,
+           responses={200: BalanceResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
+async def get_balance(request: web.Request) -> web.Response:
+    balance = await balances.get_balance(request.app[PG_POOL], path_id(request, "user_id"))
+    return _json(BalanceResponse.model_validate(balance))
+
+
+@operation(
+    summary="Charge a user's balance", tags=TAGS, body=ChargeRequest,
+    responses={
+        200: ChargeResponse, 400: "VALIDATION_ERROR (amount not an integer in 1..10,000,000)",
+        404: NOT_FOUND,
+        409: "BALANCE_LIMIT_EXCEEDED (the balance would exceed 10,000,000; nothing changed) or "
+             "IDEMPOTENCY_KEY_REUSED (the key was used with another body)",
+    },
+    headers=[(IDEMPOTENCY_KEY, "Up to 255 characters; a retry with the same key and body returns the "
+                               "first outcome and charges once. Kept at least 24 hours.")],
+)
+async def charge(request: web.Request) -> web.Response:
+    user_id = path_id(request, "user_id")
+    key = _idempotency_key(request)
+    body = await read_json(request, ChargeRequest)
+    result = await balances.charge(request.app[PG_POOL], Charge(user_id, body.amount, key))
+    return _json(ChargeResponse.model_validate(result))
+
+
+@operation(summary="A user's balance history, newest first", tags=TAGS, query=HistoryQuery,
+           responses={200: HistoryPage, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
+async def history(request: web.Request) -> web.Response:
+    user_id = path_id(request, "user_id")
+    query = parse_query(request, HistoryQuery)
+    before = cursor.decode(query.cursor) if query.cursor is not None else None
+    entries = await balances.history(request.app[PG_POOL], user_id, before_id=before, limit=query.limit + 1)
+    page = entries[: query.limit]
+    next_cursor = cursor.encode(page[-1].id) if len(entries) > query.limit else None
+    return _json(HistoryPage(items=[HistoryItem.model_validate(e) for e in page], next_cursor=next_cursor))

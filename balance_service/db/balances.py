@@ -1,0 +1,51 @@
+"""SQL of balances and their history: every change is one conditional statement."""
+
+from __future__ import annotations
+
+import asyncpg
+
+# The limit is the WHERE clause: concurrent charges serialise on the row and each re-checks it
+# against the latest balance, so none is lost and none overshoots. ``before`` tells an unknown
+# user apart from a refused charge (it reads the statement's snapshot).
+_CHARGE = """
+WITH before AS (
+    SELECT balance FROM balances WHERE user_id = $1
+), upd AS (
+    UPDATE balances SET balance = balance + $2, updated_at = now()
+    WHERE user_id = $1 AND balance + $2 <= $3
+    RETURNING balance, updated_at
+), hist AS (
+    INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
+    SELECT $1, 'CHARGE', $2, balance, updated_at FROM upd
+)
+SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
+"""
+
+_GET = "SELECT user_id, balance, updated_at FROM balances WHERE user_id = $1"
+
+_HISTORY = """
+SELECT id, type, amount, balance_after, order_id, created_at FROM balance_history
+WHERE user_id = $1 AND id < $2
+ORDER BY id DESC
+LIMIT $3
+"""
+
+
+async def charge(conn: asyncpg.Connection, user_id: int, amount: int, limit: int) -> tuple[int | None, int | None]:
+    """``(balance_before, balance_after)``; after is ``None`` when nothing changed."""
+    row = await conn.fetchrow(_CHARGE, user_id, amount, limit)
+    assert row is not None
+    return row["balance_before"], row["balance_after"]
+
+
+async def get_balance(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(_GET, user_id)
+
+
+async def history(conn: asyncpg.Connection, user_id: int, before_id: int, limit: int) -> list[asyncpg.Record]:
+    """History rows of the user with ``id < before_id``, newest first."""
+    return await conn.fetch(_HISTORY, user_id, before_id, limit)
+
+
+async def user_exists(conn: asyncpg.Connection, user_id: int) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)", user_id))

@@ -1,0 +1,1 @@
+"""The balance context's pure rules: limits, sufficiency, history entries, saga decisions (no IO)."""

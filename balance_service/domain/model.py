@@ -1,0 +1,56 @@
+"""Balance rules: the limit, sufficiency, and reading the outcome of an atomic change.
+
+The database applies a change with one conditional statement (the rule is its WHERE clause, so
+concurrent changes never race); these functions state the rule and turn the statement's result
+into the business outcome.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from balance_service.domain.errors import BalanceLimitExceededError, UserNotFoundError
+
+MAX_BALANCE = 10_000_000
+"""A charge may not take a balance above this (KRW)."""
+MIN_CHARGE = 1
+MAX_CHARGE = MAX_BALANCE
+
+
+class EntryType(StrEnum):
+    """Kinds of balance history rows."""
+
+    CHARGE = "CHARGE"
+    USE = "USE"
+    REFUND = "REFUND"
+
+
+def can_charge(balance: int, amount: int, limit: int = MAX_BALANCE) -> bool:
+    """A charge is allowed when it is positive and the balance after it stays within the limit."""
+    return MIN_CHARGE <= amount and balance + amount <= limit
+
+
+def can_deduct(balance: int, amount: int) -> bool:
+    """A deduction is allowed when the balance covers it (a balance never goes negative)."""
+    return 0 <= amount <= balance
+
+
+def charge_result(user_id: int, amount: int, balance_before: int | None, balance_after: int | None) -> int:
+    """The new balance of a charge, or why it was refused.
+
+    ``balance_before`` is ``None`` when the user does not exist; ``balance_after`` is ``None``
+    when the conditional update changed nothing.
+    """
+    if balance_before is None:
+        raise UserNotFoundError(user_id)
+    if balance_after is None:
+        shown = balance_before if not can_charge(balance_before, amount) else None
+        raise BalanceLimitExceededError(shown, amount, MAX_BALANCE)
+    return balance_after
+
+
+def insufficient_reason(balance_before: int | None, amount: int) -> str:
+    """The human text of an insufficient balance."""
+    if balance_before is not None and not can_deduct(balance_before, amount):
+        return f"balance {balance_before} is less than the amount due {amount}"
+    return f"the balance is less than the amount due {amount}"

@@ -1,0 +1,1 @@
+"""Use cases of the balance context, shared by the HTTP views and the saga consumer."""
