@@ -1,5 +1,6 @@
 """Settings of order_service (environment variables prefixed ``ORDER_``)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ServiceSettings
@@ -12,3 +13,12 @@ class Settings(ServiceSettings):
 
     port: int = 8084
     database_url: str = "postgresql://postgres@127.0.0.1:54329/orders"
+    balance_url: str = "http://127.0.0.1:8081"
+    catalog_url: str = "http://127.0.0.1:8082"
+    http_timeout_s: float = Field(default=3.0, gt=0)
+    order_wait_timeout_s: float = Field(default=10.0, ge=0)
+    saga_step_timeout_s: float = Field(default=5.0, gt=0)
+    saga_max_attempts: int = Field(default=3, ge=1)
+    saga_backoff_cap_s: float = Field(default=30.0, gt=0)
+    saga_sweep_interval_s: float = Field(default=0.3, gt=0)
+    saga_sweep_batch: int = Field(default=200, ge=1)

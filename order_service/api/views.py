@@ -1,0 +1,107 @@
+"""Thin views of the public order routes: parse, call the service layer, render."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from aiohttp import web
+
+from order_service.api import cursor
+from order_service.api.keys import ORDER_DEPS, WAITER, WAIT_TIMEOUT
+from order_service.api.schemas import OrderOut, OrderPage, PageQuery, PlaceOrderRequest
+from order_service.domain.order import Order, OrderStatus
+from order_service.domain.saga import TIMEOUT_CODE
+from order_service.service import orders
+from shared.web.openapi import operation
+from shared.web.problems import Problem, ValidationProblem
+from shared.web.validation import parse_query, path_id, read_json
+
+TAGS = ["orders"]
+FAILED_DOC = (
+    "payment failed (the order is FAILED, nothing stays charged): code INSUFFICIENT_BALANCE, OUT_OF_STOCK, "
+    f"COUPON_UNAVAILABLE, PRODUCT_NOT_SELLABLE or {TIMEOUT_CODE} (a participant never answered), with members "
+    "order_id and order_status; or PRODUCT_NOT_SELLABLE (discontinued product, no order created); "
+    "or IDEMPOTENCY_KEY_REUSED"
+)
+
+
+def _render(order: Order) -> web.Response:
+    location = {"Location": f"/api/v1/orders/{order.order_id}"}
+    body = OrderOut.of(order).model_dump_json()
+    if order.status is OrderStatus.COMPLETED:
+        return web.Response(status=201, body=body, content_type="application/json", headers=location)
+    if order.status is OrderStatus.FAILED:
+        code = order.failure_code or "ORDER_FAILED"
+        raise Problem(409, code, "Order failed", f"the order failed: {code}",
+                      order_id=order.order_id, order_status="FAILED")
+    return web.Response(status=202, body=body, content_type="application/json", headers=location)
+
+
+def _command(request: web.Request, body: PlaceOrderRequest, raw: bytes) -> orders.PlaceOrder:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationProblem([{"field": "Idempotency-Key", "message": "must be 1..255 characters"}])
+    return orders.PlaceOrder(
+        user_id=body.user_id, items={item.product_id: item.quantity for item in body.items},
+        user_coupon_id=body.user_coupon_id, idempotency_key=key,
+        request_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+@operation(
+    summary="Place an order and pay it (waits for the outcome up to the server limit)",
+    tags=TAGS, body=PlaceOrderRequest,
+    responses={201: OrderOut, 202: OrderOut, 400: "invalid request", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
+               409: FAILED_DOC, 503: "SERVICE_UNAVAILABLE: catalog or user registry unreachable"},
+    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars)"),
+             ("Prefer", "respond-async: answer 202 at once without waiting for the payment")],
+    description="201 COMPLETED, 409 FAILED (problem with order_id and order_status), 202 PENDING when the "
+                "outcome is not known in time or with Prefer: respond-async; Location names the order.",
+)
+async def place_order(request: web.Request) -> web.Response:
+    body = await read_json(request, PlaceOrderRequest)
+    cmd = _command(request, body, body.model_dump_json().encode())
+    waiter = request.app[WAITER]
+    order_id = str(uuid.uuid4())
+    fut = waiter.subscribe(order_id)  # before the order exists: its notice cannot be missed
+    try:
+        found_id, created = await orders.place_order(request.app[ORDER_DEPS], cmd, order_id)
+    except BaseException:
+        waiter.cancel(order_id, fut)
+        raise
+    if not created:  # an Idempotency-Key replay: wait for the first request's order
+        waiter.cancel(order_id, fut)
+        fut = waiter.subscribe(found_id)
+    asynchronous = "respond-async" in request.headers.get("Prefer", "").lower()
+    timeout = 0.0 if asynchronous else request.app[WAIT_TIMEOUT]
+    order = await waiter.wait(found_id, fut, timeout, read_first=not created)
+    assert order is not None
+    return _render(order)
+
+
+@operation(summary="Get an order", tags=TAGS,
+           responses={200: OrderOut, 404: "ORDER_NOT_FOUND (also for an id that is not a UUID)"})
+async def get_order(request: web.Request) -> web.Response:
+    order = await orders.get_order(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
+    return web.Response(body=OrderOut.of(order).model_dump_json(), content_type="application/json")
+
+
+@operation(summary="A user's orders, newest first", tags=TAGS, query=PageQuery,
+           responses={200: OrderPage, 400: "invalid limit or cursor", 404: "USER_NOT_FOUND"})
+async def user_orders(request: web.Request) -> web.Response:
+    user_id = path_id(request, "user_id")
+    query = parse_query(request, PageQuery)
+    after = cursor.decode(query.cursor) if query.cursor else None
+    deps = request.app[ORDER_DEPS]
+    found = await orders.user_orders(deps.pool, deps.users, user_id, query.limit + 1, after)
+    page = found[: query.limit]
+    next_cursor = cursor.encode(page[-1]) if len(found) > query.limit else None
+    body = OrderPage(items=[OrderOut.of(o) for o in page], next_cursor=next_cursor)
+    return web.Response(body=body.model_dump_json(), content_type="application/json")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/orders", place_order)
+    app.router.add_get("/api/v1/orders/{order_id}", get_order)
+    app.router.add_get("/api/v1/users/{user_id}/orders", user_orders)

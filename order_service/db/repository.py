@@ -1,0 +1,163 @@
+"""SQL of order_service: orders with their lines, sagas, idempotency keys, known users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from order_service.domain.order import Order, OrderLine, OrderStatus
+from order_service.domain.saga import SagaState
+
+OUTCOME_CHANNEL = "order_outcome"
+
+_INSERT_ORDER = """
+INSERT INTO orders (order_id, user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
+VALUES ($1, $2, 'PENDING', $3, 0, 0, $4, $5)
+"""
+_INSERT_ITEMS = """
+INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
+SELECT $1, p, n, u, q FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::int[]) AS t(p, n, u, q)
+"""
+_INSERT_SAGA = "INSERT INTO sagas (order_id, step, attempts, deadline, data) VALUES ($1, $2, $3, $4, $5::jsonb)"
+_SELECT_ORDERS = """
+SELECT o.*, coalesce(
+    (SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
+       FROM order_items i WHERE i.order_id = o.order_id), '[]'::json) AS items
+FROM orders o
+"""
+
+
+def _order(row: asyncpg.Record) -> Order:
+    lines = tuple(OrderLine(int(p), n, int(u), int(q)) for p, n, u, q in row["items"])
+    return Order(
+        order_id=str(row["order_id"]), user_id=row["user_id"], lines=lines,
+        user_coupon_id=row["user_coupon_id"], created_at=row["created_at"],
+        status=OrderStatus(row["status"]), discount_amount=row["discount_amount"],
+        paid_amount=row["paid_amount"], failure_code=row["failure_code"], completed_at=row["completed_at"],
+    )
+
+
+async def insert_order(conn: asyncpg.Connection, order: Order, saga: SagaState) -> None:
+    await conn.execute(_INSERT_ORDER, order.order_id, order.user_id, order.total_amount,
+                       order.user_coupon_id, order.created_at)
+    lines = order.lines
+    await conn.execute(_INSERT_ITEMS, order.order_id, [line.product_id for line in lines],
+                       [line.name for line in lines], [line.unit_price for line in lines],
+                       [line.quantity for line in lines])
+    await conn.execute(_INSERT_SAGA, order.order_id, str(saga.step), saga.attempts, saga.deadline,
+                       orjson.dumps(saga.to_json()).decode())
+
+
+async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:
+    row = await conn.fetchrow(_SELECT_ORDERS + " WHERE o.order_id = $1", order_id)
+    return _order(row) if row else None
+
+
+async def list_orders(
+    conn: asyncpg.Pool, user_id: int, limit: int, after: tuple[datetime, str] | None
+) -> list[Order]:
+    """Newest first; ``after`` is the (created_at, order_id) of the last order of the previous page."""
+    if after is None:
+        rows = await conn.fetch(
+            _SELECT_ORDERS + " WHERE o.user_id = $1 ORDER BY o.created_at DESC, o.order_id DESC LIMIT $2",
+            user_id, limit)
+    else:
+        rows = await conn.fetch(
+            _SELECT_ORDERS + " WHERE o.user_id = $1 AND (o.created_at, o.order_id) < ($3, $4::uuid)"
+            " ORDER BY o.created_at DESC, o.order_id DESC LIMIT $2", user_id, limit, after[0], after[1])
+    return [_order(row) for row in rows]
+
+
+async def claim_idempotency_key(conn: asyncpg.Connection, key: str, request_hash: str, order_id: str) -> bool:
+    """Take ``key`` for ``order_id``; ``False`` when someone holds it (waits for a racing insert)."""
+    row = await conn.fetchval(
+        "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT (key) DO NOTHING RETURNING 1", key, request_hash, order_id)
+    return row is not None
+
+
+async def find_idempotency_key(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> tuple[str, str] | None:
+    row = await conn.fetchrow("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1", key)
+    return (row["request_hash"], str(row["order_id"])) if row else None
+
+
+# --- sagas ------------------------------------------------------------------------------------
+
+def _saga(row: asyncpg.Record) -> SagaState:
+    return SagaState.from_json(row["data"], row["deadline"])
+
+
+async def lock_sagas(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, SagaState]:
+    """Lock the sagas in order-id order (no deadlock between batches) and load them."""
+    rows = await conn.fetch(
+        "SELECT order_id, deadline, data FROM sagas WHERE order_id = ANY($1::uuid[])"
+        " ORDER BY order_id FOR UPDATE", list(order_ids))
+    return {str(row["order_id"]): _saga(row) for row in rows}
+
+
+async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int) -> list[SagaState]:
+    """Sagas past their deadline not locked by anyone else (several sweepers share the work)."""
+    rows = await conn.fetch(
+        "SELECT order_id, deadline, data FROM sagas WHERE deadline <= $1"
+        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit)
+    return [_saga(row) for row in rows]
+
+
+async def save_sagas(conn: asyncpg.Connection, states: Sequence[SagaState]) -> None:
+    if not states:
+        return
+    await conn.execute(
+        """UPDATE sagas s SET step = u.step, attempts = u.attempts, deadline = u.deadline,
+               data = u.data::jsonb, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
+               AS u(order_id, step, attempts, deadline, data)
+           WHERE s.order_id = u.order_id""",
+        [s.order_id for s in states], [str(s.step) for s in states], [s.attempts for s in states],
+        [s.deadline for s in states], [orjson.dumps(s.to_json()).decode() for s in states])
+
+
+async def finish_orders(
+    conn: asyncpg.Connection, finished: Sequence[tuple[SagaState, str, str | None]], at: datetime
+) -> None:
+    """Set each order's final status and amounts, and notify the waiting requests of every instance."""
+    if not finished:
+        return
+    await conn.execute(
+        f"""WITH u AS (
+              UPDATE orders o SET status = u.status, failure_code = u.code, discount_amount = u.discount,
+                  paid_amount = u.paid, finished_at = $6,
+                  completed_at = CASE WHEN u.status = 'COMPLETED' THEN $6 END
+              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                  AS u(order_id, status, code, discount, paid)
+              WHERE o.order_id = u.order_id AND o.status = 'PENDING'
+              RETURNING o.order_id)
+            SELECT count(pg_notify('{OUTCOME_CHANNEL}', order_id::text)) FROM u""",
+        [s.order_id for s, _, _ in finished], [status for _, status, _ in finished],
+        [code for _, _, code in finished], [s.discount_amount for s, _, _ in finished],
+        [s.paid_amount for s, _, _ in finished], at)
+
+
+async def order_lines(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
+    rows = await conn.fetch(
+        "SELECT order_id, product_id, name, unit_price, quantity FROM order_items"
+        " WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, product_id", list(order_ids))
+    lines: dict[str, list[OrderLine]] = {}
+    for row in rows:
+        lines.setdefault(str(row["order_id"]), []).append(
+            OrderLine(row["product_id"], row["name"], row["unit_price"], row["quantity"]))
+    return lines
+
+
+# --- known users ------------------------------------------------------------------------------
+
+async def user_known(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM known_users WHERE user_id = $1", user_id))
+
+
+async def remember_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, name: str, created_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO known_users (user_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        user_id, name, created_at)

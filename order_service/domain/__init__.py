@@ -1,0 +1,1 @@
+"""The order and its payment saga: pure values and rules, no IO."""

@@ -1,0 +1,118 @@
+"""Placing and reading orders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from order_service.db import repository as repo
+from order_service.domain import saga
+from order_service.domain.errors import (
+    IdempotencyKeyReusedError, OrderNotFoundError, ProductNotFoundError, ProductNotSellableError,
+)
+from order_service.domain.order import Order, price_lines
+from order_service.service.ports import Catalog, UserRegistry
+from order_service.service.users import ensure_user
+from shared.context import current_request_id
+from shared.db.uow import UnitOfWork
+from shared.messaging.envelope import utcnow
+from shared.messaging.topics import Topics
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """Command: place an order for ``user_id`` (``items``: product id -> quantity, distinct)."""
+
+    user_id: int
+    items: dict[int, int]
+    user_coupon_id: int | None
+    idempotency_key: str | None = None
+    request_hash: str = ""
+
+
+@dataclass(frozen=True)
+class OrderDeps:
+    pool: asyncpg.Pool
+    topics: Topics
+    policy: saga.Policy
+    catalog: Catalog
+    users: UserRegistry
+
+
+async def _replayed(pool: asyncpg.Pool | asyncpg.Connection, cmd: PlaceOrder) -> str | None:
+    """The order of an earlier request with the same Idempotency-Key, if any."""
+    if cmd.idempotency_key is None:
+        return None
+    found = await repo.find_idempotency_key(pool, cmd.idempotency_key)
+    if found is None:
+        return None
+    request_hash, order_id = found
+    if request_hash != cmd.request_hash:
+        raise IdempotencyKeyReusedError("the Idempotency-Key was used with a different request")
+    return order_id
+
+
+async def _priced_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str) -> Order:
+    products = await deps.catalog.lookup(list(cmd.items))
+    missing = [pid for pid in cmd.items if pid not in products]
+    if missing:
+        raise ProductNotFoundError(f"product {missing[0]} does not exist")
+    stopped = [pid for pid in cmd.items if products[pid].status == "DISCONTINUED"]
+    if stopped:
+        raise ProductNotSellableError(f"product {stopped[0]} is no longer sold")
+    return Order(order_id=order_id, user_id=cmd.user_id, lines=price_lines(cmd.items, products),
+                 user_coupon_id=cmd.user_coupon_id, created_at=utcnow())
+
+
+async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = None) -> tuple[str, bool]:
+    """Store the order PENDING with its saga and first command; return ``(order_id, created)``.
+
+    With an Idempotency-Key already used for the same body, the earlier order is returned
+    (``created`` False) and nothing is written; racing requests resolve on the key's row.
+    """
+    existing = await _replayed(deps.pool, cmd)
+    if existing is not None:
+        return existing, False
+    await ensure_user(deps.pool, deps.users, cmd.user_id)
+    order = await _priced_order(deps, cmd, order_id or str(uuid.uuid4()))
+    state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
+                           lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
+                           user_coupon_id=order.user_coupon_id, request_id=current_request_id())
+    decision = saga.start(state, utcnow(), deps.policy)
+    async with UnitOfWork(deps.pool) as uow:
+        if cmd.idempotency_key is not None and not await repo.claim_idempotency_key(
+                uow.conn, cmd.idempotency_key, cmd.request_hash, order.order_id):
+            # READ COMMITTED: this statement sees the row the racing request just committed.
+            winner = await _replayed(uow.conn, cmd)
+            assert winner is not None
+            return winner, False
+        await repo.insert_order(uow.conn, order, decision.state)
+        for topic, command in decision.commands:
+            uow.publish(deps.topics(topic), order.order_id, command)
+        await uow.commit()
+    return order.order_id, True
+
+
+async def get_order(pool: asyncpg.Pool, order_id: str) -> Order:
+    order = await repo.get_order(pool, order_id) if _is_uuid(order_id) else None
+    if order is None:
+        raise OrderNotFoundError(f"order {order_id} does not exist")
+    return order
+
+
+async def user_orders(
+    pool: asyncpg.Pool, users: UserRegistry, user_id: int, limit: int, after: tuple[datetime, str] | None
+) -> list[Order]:
+    await ensure_user(pool, users, user_id)
+    return await repo.list_orders(pool, user_id, limit, after)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,111 @@
+"""Driving the saga: apply a batch of replies, or the timeouts of overdue sagas, in one transaction.
+
+Every state change, the order's final status (with its ``pg_notify``) and the commands and public
+events it emits commit together, so a crash anywhere leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from order_service.db import repository as repo
+from order_service.domain import saga
+from shared.db.inbox import claim_new
+from shared.db.uow import UnitOfWork
+from shared.events import orders as public
+from shared.events.saga import SagaReply
+from shared.messaging import topics
+from shared.messaging.envelope import Incoming, utcnow
+from shared.messaging.topics import Topics
+
+CONSUMER = "order-saga"
+
+
+@dataclass(frozen=True)
+class SagaContext:
+    """What the runner needs besides the database."""
+
+    pool: asyncpg.Pool
+    topics: Topics
+    policy: saga.Policy
+
+
+async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Decision], now: datetime) -> None:
+    """Persist changed sagas, finish decided orders, queue every command and public event."""
+    await repo.save_sagas(uow.conn, [d.state for d in decisions])
+    finished = [(d.state, d.outcome.status, d.outcome.failure_code) for d in decisions if d.outcome]
+    await repo.finish_orders(uow.conn, finished, now)
+    completed = [d.state.order_id for d in decisions if d.outcome and d.outcome.status == "COMPLETED"]
+    lines = await repo.order_lines(uow.conn, completed) if completed else {}
+    for d in decisions:
+        state = d.state
+        for topic, command in d.commands:
+            uow.publish(ctx.topics(topic), state.order_id, command, request_id=state.request_id)
+        if d.outcome is not None:
+            topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
+            uow.publish(ctx.topics(topic), state.order_id, event, request_id=state.request_id)
+
+
+def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):
+    if outcome.status == "COMPLETED":
+        items = [public.OrderCompletedItem(product_id=line.product_id, name=line.name,
+                                           unit_price=line.unit_price, quantity=line.quantity) for line in lines]
+        return topics.ORDER_COMPLETED, public.OrderCompleted(
+            order_id=state.order_id, user_id=state.user_id, items=items, total_amount=state.total_amount,
+            discount_amount=state.discount_amount, paid_amount=state.paid_amount,
+            user_coupon_id=state.user_coupon_id, completed_at=now)
+    return topics.ORDER_FAILED, public.OrderFailed(
+        order_id=state.order_id, user_id=state.user_id, failure_code=outcome.failure_code or "", failed_at=now)
+
+
+def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime,
+         policy: saga.Policy) -> list[saga.Decision]:
+    """Fold every event into its saga; one decision per saga that changed, commands concatenated."""
+    decisions: dict[str, saga.Decision] = {}
+    for order_id, event in events:
+        state = states.get(order_id)
+        if state is None:
+            continue
+        decision = saga.transition(state, event, now, policy)
+        if decision.state == state and not decision.commands:
+            continue
+        states[order_id] = decision.state
+        before = decisions.get(order_id)
+        if before is not None:
+            decision = saga.Decision(decision.state, before.commands + decision.commands,
+                                     decision.outcome or before.outcome)
+        decisions[order_id] = decision
+    return list(decisions.values())
+
+
+async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
+    """Apply a consumed batch of replies exactly once (inbox) in one transaction."""
+    async with UnitOfWork(ctx.pool) as uow:
+        new = await claim_new(uow.conn, CONSUMER, [item.event_id for item in batch])
+        replies = []
+        for item in batch:
+            if item.event_id in new and isinstance(item.message, SagaReply):
+                new.discard(item.event_id)
+                replies.append((item.message.order_id, item.message))
+        if replies:
+            now = utcnow()
+            states = await repo.lock_sagas(uow.conn, sorted({oid for oid, _ in replies}))
+            await _write(uow, ctx, _run(states, replies, now, ctx.policy), now)
+        await uow.commit()
+
+
+async def sweep(ctx: SagaContext, limit: int = 200) -> int:
+    """Feed a timeout to each overdue saga nobody else holds; return how many were handled."""
+    async with UnitOfWork(ctx.pool) as uow:
+        now = utcnow()
+        due = await repo.lock_due_sagas(uow.conn, now, limit)
+        if not due:
+            return 0
+        states = {s.order_id: s for s in due}
+        await _write(uow, ctx, _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy), now)
+        await uow.commit()
+        return len(due)

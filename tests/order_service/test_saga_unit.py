@@ -1,0 +1,199 @@
+"""Table-driven tests of the saga state machine (pure, no IO)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from order_service.domain import saga
+from order_service.domain.saga import Comp, SagaState, Step, Timeout
+from shared.events import saga as ev
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+POLICY = saga.Policy(step_timeout_s=5, max_attempts=3, backoff_cap_s=30)
+CID = uuid.uuid4()
+OID = "00000000-0000-0000-0000-000000000001"
+
+
+def base(coupon: bool = True, **changes) -> SagaState:
+    state = SagaState(order_id=OID, user_id=7, total_amount=3000, lines=((10, 2), (11, 1)),
+                      user_coupon_id=5 if coupon else None)
+    return replace(state, **changes)
+
+
+def at(step: Step, **changes) -> SagaState:
+    """A saga waiting in ``step`` after one send, with what earlier steps did."""
+    done = {
+        Step.RESERVING_COUPON: {},
+        Step.DEDUCTING_BALANCE: {"coupon_reserved": True, "discount_amount": 500},
+        Step.DEDUCTING_STOCK: {"coupon_reserved": True, "discount_amount": 500, "balance_deducted": True,
+                               "paid_amount": 2500},
+    }[step]
+    values = {"attempts": 1, "deadline": NOW + timedelta(seconds=5), **done, **changes}
+    return base(step=step, **values)
+
+
+def names(decision: saga.Decision) -> list[str]:
+    return [cmd.event_type for _, cmd in decision.commands]
+
+
+def reply(cls, **fields):
+    return cls(order_id=OID, command_id=CID, **fields)
+
+
+LATE = NOW + timedelta(seconds=6)
+
+
+def test_start_with_coupon_reserves_it_first() -> None:
+    decision = saga.start(base(), NOW, POLICY)
+    assert decision.state.step is Step.RESERVING_COUPON
+    topic, cmd = decision.commands[0]
+    assert topic == "saga.coupon.commands" and isinstance(cmd, ev.ReserveCoupon)
+    assert (cmd.user_coupon_id, cmd.order_amount, cmd.user_id) == (5, 3000, 7)
+    assert decision.state.deadline == NOW + timedelta(seconds=5) and decision.state.attempts == 1
+
+
+def test_start_without_coupon_deducts_the_whole_total() -> None:
+    decision = saga.start(base(coupon=False), NOW, POLICY)
+    assert decision.state.step is Step.DEDUCTING_BALANCE
+    assert names(decision) == ["DeductBalance"] and decision.commands[0][1].amount == 3000
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "step", "commands", "outcome"),
+    [
+        # successes
+        (at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5, discount_amount=500),
+         Step.DEDUCTING_BALANCE, ["DeductBalance"], None),
+        (at(Step.DEDUCTING_BALANCE), reply(ev.BalanceDeducted, amount=2500, balance_after=0),
+         Step.DEDUCTING_STOCK, ["DeductStock"], None),
+        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeducted),
+         Step.CONFIRMING_COUPON, ["ConfirmCoupon"], ("COMPLETED", None)),
+        (at(Step.DEDUCTING_STOCK, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
+         reply(ev.StockDeducted), Step.DONE, [], ("COMPLETED", None)),
+        # failures: compensate what was done, in reverse
+        (at(Step.RESERVING_COUPON), reply(ev.CouponReservationFailed, code="COUPON_UNAVAILABLE"),
+         Step.FAILED, [], ("FAILED", "COUPON_UNAVAILABLE")),
+        (at(Step.DEDUCTING_BALANCE), reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
+         Step.COMPENSATING, ["ReleaseCoupon"], None),
+        (at(Step.DEDUCTING_BALANCE, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
+         reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
+         Step.FAILED, [], ("FAILED", "INSUFFICIENT_BALANCE")),
+        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeductionFailed, code="OUT_OF_STOCK"),
+         Step.COMPENSATING, ["RefundBalance", "ReleaseCoupon"], None),
+        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeductionFailed, code="PRODUCT_NOT_SELLABLE"),
+         Step.COMPENSATING, ["RefundBalance", "ReleaseCoupon"], None),
+        # timeouts below the limit: the same step again
+        (at(Step.RESERVING_COUPON), Timeout(), Step.RESERVING_COUPON, ["ReserveCoupon"], None),
+        (at(Step.DEDUCTING_BALANCE), Timeout(), Step.DEDUCTING_BALANCE, ["DeductBalance"], None),
+        (at(Step.DEDUCTING_STOCK), Timeout(), Step.DEDUCTING_STOCK, ["DeductStock"], None),
+        # timeouts at the limit: compensate including the timed-out step
+        (at(Step.RESERVING_COUPON, attempts=3), Timeout(), Step.COMPENSATING, ["ReleaseCoupon"], None),
+        (at(Step.DEDUCTING_BALANCE, attempts=3), Timeout(), Step.COMPENSATING,
+         ["RefundBalance", "ReleaseCoupon"], None),
+        (at(Step.DEDUCTING_STOCK, attempts=3), Timeout(), Step.COMPENSATING,
+         ["RestoreStock", "RefundBalance", "ReleaseCoupon"], None),
+        (at(Step.DEDUCTING_STOCK, attempts=3, user_coupon_id=None, coupon_reserved=False), Timeout(),
+         Step.COMPENSATING, ["RestoreStock", "RefundBalance"], None),
+    ],
+)
+def test_forward_steps(state, event, step, commands, outcome) -> None:
+    decision = saga.transition(state, event, LATE, POLICY)
+    assert decision.state.step is step
+    assert names(decision) == commands
+    got = (decision.outcome.status, decision.outcome.failure_code) if decision.outcome else None
+    assert got == outcome
+    if step is Step.COMPENSATING:
+        assert decision.state.pending == tuple(Comp(c) for c in commands)
+        assert decision.state.failure_code in {"INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "PRODUCT_NOT_SELLABLE",
+                                               saga.TIMEOUT_CODE}
+    assert all(cmd.order_id == OID for _, cmd in decision.commands)
+
+
+def test_amount_due_is_total_minus_discount_and_discount_is_capped() -> None:
+    decision = saga.transition(at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5,
+                                                                discount_amount=500), NOW, POLICY)
+    assert decision.commands[0][1].amount == 2500
+    capped = saga.transition(at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5,
+                                                              discount_amount=9999), NOW, POLICY)
+    assert capped.commands[0][1].amount == 0 and capped.state.discount_amount == 3000
+
+
+def test_resend_counts_attempts_and_moves_the_deadline() -> None:
+    decision = saga.transition(at(Step.DEDUCTING_BALANCE), Timeout(), LATE, POLICY)
+    assert decision.state.attempts == 2 and decision.state.deadline == LATE + timedelta(seconds=5)
+    first = at(Step.DEDUCTING_BALANCE)
+    assert decision.commands[0][1].event_id != saga.forward_command(first)[1].event_id
+
+
+def test_early_timeout_is_stale_and_ignored() -> None:
+    state = at(Step.DEDUCTING_STOCK)
+    assert saga.transition(state, Timeout(), NOW, POLICY).state == state
+
+
+@pytest.mark.parametrize("failing", ["INSUFFICIENT_BALANCE", "OUT_OF_STOCK", saga.TIMEOUT_CODE])
+def test_compensation_fails_the_order_once_every_ack_arrived(failing) -> None:
+    state = base(step=Step.COMPENSATING, attempts=1, deadline=LATE, failure_code=failing,
+                 pending=(Comp.RESTORE_STOCK, Comp.REFUND_BALANCE, Comp.RELEASE_COUPON))
+    acks = [reply(ev.CouponReleased), reply(ev.StockRestored), reply(ev.BalanceRefunded, amount=2500)]
+    for ack in acks[:-1]:
+        decision = saga.transition(state, ack, NOW, POLICY)
+        assert decision.outcome is None and decision.commands == []
+        state = decision.state
+    assert state.pending == (Comp.REFUND_BALANCE,)
+    final = saga.transition(state, acks[-1], NOW, POLICY)
+    assert final.state.step is Step.FAILED and final.state.deadline is None
+    assert (final.outcome.status, final.outcome.failure_code) == ("FAILED", failing)
+
+
+def test_unacknowledged_compensations_are_resent_forever_with_capped_backoff() -> None:
+    state = base(step=Step.COMPENSATING, attempts=1, deadline=NOW, failure_code="OUT_OF_STOCK",
+                 pending=(Comp.REFUND_BALANCE, Comp.RELEASE_COUPON))
+    delays = []
+    for _ in range(10):
+        now = state.deadline
+        decision = saga.transition(state, Timeout(), now, POLICY)
+        assert names(decision) == ["RefundBalance", "ReleaseCoupon"] and decision.outcome is None
+        state = decision.state
+        delays.append((state.deadline - now).total_seconds())
+    assert delays[:3] == [10, 20, 30] and max(delays) == 30 and state.step is Step.COMPENSATING
+
+
+def test_coupon_confirmation_is_resent_until_acknowledged() -> None:
+    state = saga.transition(at(Step.DEDUCTING_STOCK), reply(ev.StockDeducted), NOW, POLICY).state
+    for _ in range(5):
+        decision = saga.transition(state, Timeout(), state.deadline, POLICY)
+        assert names(decision) == ["ConfirmCoupon"] and decision.outcome is None
+        state = decision.state
+    done = saga.transition(state, reply(ev.CouponConfirmed), NOW, POLICY)
+    assert done.state.step is Step.DONE and done.state.deadline is None and done.outcome is None
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        (at(Step.DEDUCTING_BALANCE), reply(ev.CouponReserved, user_coupon_id=5, discount_amount=500)),
+        (at(Step.DEDUCTING_STOCK), reply(ev.BalanceDeducted, amount=2500, balance_after=0)),
+        (at(Step.DEDUCTING_STOCK), reply(ev.CouponReleased)),
+        (at(Step.RESERVING_COUPON), reply(ev.StockDeducted)),
+        (base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
+         reply(ev.BalanceDeducted, amount=1, balance_after=0)),
+        (base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
+         reply(ev.BalanceRefunded, amount=0)),
+        (base(step=Step.DONE), reply(ev.StockDeducted)),
+        (base(step=Step.FAILED, failure_code="OUT_OF_STOCK"), reply(ev.CouponReleased)),
+        (base(step=Step.FAILED, failure_code="OUT_OF_STOCK"), Timeout()),
+    ],
+)
+def test_replies_not_awaited_change_nothing(state, event) -> None:
+    decision = saga.transition(state, event, LATE, POLICY)
+    assert decision.state == state and decision.commands == [] and decision.outcome is None
+
+
+def test_state_round_trips_through_json() -> None:
+    state = base(step=Step.COMPENSATING, attempts=2, deadline=NOW, pending=(Comp.REFUND_BALANCE,),
+                 failure_code="OUT_OF_STOCK", request_id="r1")
+    assert SagaState.from_json(state.to_json(), NOW) == state
