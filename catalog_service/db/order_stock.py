@@ -36,8 +36,13 @@ async def mark_failed(conn: asyncpg.Connection, order_id: str, refusal: Refusal)
     await conn.execute(
         "UPDATE order_stock SET status = 'FAILED', failure_code = $2, failure_product_id = $3,"
         " updated_at = now() WHERE order_id = $1",
-        order_id, refusal.code.value, refusal.product_id,
+        order_id, refusal.code.value, _bigint_or_none(refusal.product_id),
     )
+
+
+def _bigint_or_none(value: int | None) -> int | None:
+    """A product id from a command may be any integer; one beyond bigint is stored as unknown."""
+    return value if value is not None and -(2**63) <= value < 2**63 else None
 
 
 async def set_status(conn: asyncpg.Connection, order_id: str, status: OrderStockStatus) -> None:

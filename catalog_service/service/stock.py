@@ -15,7 +15,6 @@ from shared.db.uow import UnitOfWork
 from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockDeducted, StockDeductionFailed, StockRestored
 
 
-
 def _answer(command: DeductStock, refusal: Refusal | None) -> SagaReply:
     if refusal is None:
         return StockDeducted(order_id=command.order_id, command_id=command.event_id)

@@ -96,3 +96,10 @@ async def test_restore_brings_a_sold_out_product_back(catalog: Catalog) -> None:
     assert isinstance(await catalog.restore(order), StockRestored)
     after = await catalog.get(pid)
     assert (after["stock"], after["status"]) == (3, "SELLABLE")
+
+
+async def test_absurd_product_ids_are_refused_not_crashed(catalog: Catalog) -> None:
+    order = oid()
+    for _ in range(2):  # the re-sent command replays the stored refusal
+        reply = await catalog.deduct(order, [(2**70, 1), (-5, 1)])
+        assert isinstance(reply, StockDeductionFailed) and reply.code == "PRODUCT_NOT_SELLABLE"
