@@ -98,3 +98,42 @@ async def test_a_batch_of_orders_through_kafka_ends_exact(catalog: Catalog) -> N
     assert sum(type(m).__name__ == "StockDeducted" for m in names) == 50
     assert {m.code for m in names if type(m).__name__ == "StockDeductionFailed"} == {"OUT_OF_STOCK"}
     assert (await catalog.get(a))["stock"] == 0 and (await catalog.get(b))["stock"] == 0
+
+
+async def test_two_instances_share_the_commands_and_end_exact(catalog: Catalog) -> None:
+    import asyncio
+    import time
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from catalog_service.app import create_app
+    from shared.wiring import CONSUMERS
+
+    other = TestClient(TestServer(create_app(catalog.settings.model_copy(update={"instance_id": "catalog-2"}))))
+    await other.start_server()
+    try:
+        await asyncio.wait_for(other.app[CONSUMERS][0].assigned.wait(), 30)
+        a = (await catalog.create(stock=150))["product_id"]
+        b = (await catalog.create(stock=150))["product_id"]
+        orders = [f"o-{uuid.uuid4().hex}" for _ in range(200)]
+        commands = [
+            DeductStock(order_id=o, lines=[StockLine(product_id=a if i % 2 else b, quantity=1),
+                                           StockLine(product_id=b if i % 2 else a, quantity=1)])
+            for i, o in enumerate(orders)
+        ]
+        started = time.monotonic()
+        await send(catalog, *commands)
+        topic = f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
+        wanted = {o.encode() for o in orders}
+        records = await read_topic(
+            catalog.settings.kafka_bootstrap, topic, until=lambda rs: len({r.key for r in rs} & wanted) == 200,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+        messages = [REGISTRY.decode(r).message for r in records if r.key in wanted]
+        assert len(messages) == 200, f"{len(messages)} replies"
+        assert sum(type(m).__name__ == "StockDeducted" for m in messages) == 150
+        assert (await catalog.get(a))["stock"] == 0 and (await catalog.get(b))["stock"] == 0
+        print(f"200 DeductStock through Kafka on two instances: {elapsed:.2f}s")
+    finally:
+        await other.close()
