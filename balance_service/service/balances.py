@@ -12,7 +12,7 @@ from balance_service.domain.commands import Charge
 from balance_service.domain.errors import UserNotFoundError
 from balance_service.domain.model import MAX_BALANCE, charge_result
 from balance_service.service import idempotency
-from balance_service.service.unit_of_work import SingleStatement, UnitOfWork
+from balance_service.service.unit_of_work import SingleStatement
 
 
 @dataclass(frozen=True)
@@ -39,27 +39,20 @@ class HistoryEntry:
     created_at: datetime
 
 
-async def _apply_charge(conn: asyncpg.Connection, cmd: Charge) -> Charged:
-    before, after = await balances_db.charge(conn, cmd.user_id, cmd.amount, MAX_BALANCE)
-    return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after), cmd.amount)
-
-
 async def charge(pool: asyncpg.Pool, cmd: Charge) -> Charged:
-    """Add to the balance atomically; with an Idempotency-Key, at most once per key."""
-    if cmd.idempotency_key is None:
-        async with SingleStatement(pool) as single:
-            return await _apply_charge(single.conn, cmd)
-    async with UnitOfWork(pool) as uow:
-        replayed = await idempotency.begin(uow.conn, cmd)
-        if replayed is not None:
-            return Charged(cmd.user_id, replayed, cmd.amount)
-        try:
-            result = await _apply_charge(uow.conn, cmd)
-        except Exception as exc:
-            await idempotency.finish_with_error(uow, cmd, exc)
-            raise
-        await idempotency.finish(uow, cmd, result.balance)
-    return result
+    """Add to the balance in one atomic statement; with an Idempotency-Key, at most once per key."""
+    async with SingleStatement(pool) as single:
+        conn = single.conn
+        if cmd.idempotency_key is None:
+            before, after = await balances_db.charge(conn, cmd.user_id, cmd.amount, MAX_BALANCE)
+        else:
+            try:
+                before, after = await balances_db.charge_once(
+                    conn, cmd.user_id, cmd.amount, MAX_BALANCE, cmd.idempotency_key, cmd.fingerprint
+                )
+            except balances_db.KeyTaken:
+                before, after = await idempotency.replay(conn, cmd)
+    return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after), cmd.amount)
 
 
 async def get_balance(pool: asyncpg.Pool, user_id: int) -> Balance:
