@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from catalog_service.domain.model import MAX_AMOUNT, MAX_NAME, Product
-from shared.messaging.envelope import rfc3339
 from shared.web.validation import Id
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, strip_whitespace=True)]

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from catalog_service.db import products as repo
 from catalog_service.domain.model import MAX_ID
-from catalog_service.service.stock import deduct_stock, restore_stock
+from catalog_service.service.stock import deduct_stock, lock_batch, restore_stock
 from shared.db.consume import apply_batch
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork
@@ -59,7 +58,7 @@ def stock_commands_handler(app: web.Application) -> BatchHandler:
         async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
             if not first:  # only the whole-batch transaction; one-by-one retries lock per command
                 first.append(uow)
-                await repo.lock_for_batch(uow.conn, *_scope(batch))
+                await lock_batch(uow, *_scope(batch))
             reply = await dispatch(uow, item.message)
             if reply is not None:
                 uow.publish(replies, reply.order_id, reply)

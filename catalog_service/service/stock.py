@@ -56,3 +56,8 @@ async def restore_stock(uow: UnitOfWork, command: RestoreStock) -> SagaReply:
         await order_stock.write_stock(conn, restore(locked, taken))
         await order_stock.set_status(conn, command.order_id, OrderStockStatus.RESTORED)
     return reply
+
+
+async def lock_batch(uow: UnitOfWork, product_ids: list[int], restoring: list[str]) -> None:
+    """Lock, in id order, every product a batch of commands may touch (see messaging.consumers)."""
+    await repo.lock_for_batch(uow.conn, product_ids, restoring)
