@@ -16,7 +16,7 @@ Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 class CreateUserRequest(BaseModel):
     """A new user."""
 
-    name: str = Field(min_length=1, max_length=100, examples=["Kim Minsu"])
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["Kim Minsu"])
 
 
 class UserResponse(BaseModel):

@@ -28,7 +28,8 @@ async def test_register_get_and_internal_lookup(h) -> None:
     assert balance["updated_at"].endswith("Z")
 
 
-@pytest.mark.parametrize("body", [b'{"name": ""}', b'{"name": 5}', b"{}", b"{bad", b"", b'{"name": "' + b"x" * 101 + b'"}'])
+@pytest.mark.parametrize("body", [b'{"name": ""}', b'{"name": 5}', b"{}", b"{bad", b"", b'{"name": "' + b"x" * 101 + b'"}',
+                                  b'{"name": "a\\u0000b"}', b'{"name": ["Kim"]}'])
 async def test_register_rejects_invalid_bodies(h, body: bytes) -> None:
     resp = await h.client.post("/api/v1/users", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
