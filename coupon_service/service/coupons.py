@@ -27,12 +27,18 @@ class IssuedCoupon:
 
 
 class Coupons:
-    """The coupon use cases. Coupon terms never change after creation, so they are cached."""
+    """The coupon use cases.
+
+    Two per-instance memos, both safe with several instances because what they remember never
+    changes once true in the database: a coupon's terms (immutable after creation) and that a
+    coupon is sold out (issued copies are never returned to the pool).
+    """
 
     def __init__(self, pool: asyncpg.Pool, users: KnownUsers) -> None:
         self.pool = self._pool = pool
         self._users = users
         self._terms: dict[int, Coupon] = {}
+        self._sold_out: set[int] = set()
 
     async def create(self, terms: CouponTerms) -> Coupon:
         """Store the coupon with one free slot per copy."""
@@ -63,9 +69,11 @@ class Coupons:
         await self._users.require(user_id)
         if coupon.terms.window_status(now) is not None:
             raise CouponNotIssuableError(f"coupon {coupon_id} is outside its issue window")
-        row = await self._claim(coupon, user_id, wait=False) or await self._claim(coupon, user_id, wait=True)
-        if row is not None:
-            return IssuedCoupon(**dict(row))
+        if coupon_id not in self._sold_out:
+            row = await self._claim(coupon, user_id, wait=False) or await self._claim(coupon, user_id, wait=True)
+            if row is not None:
+                return IssuedCoupon(**dict(row))
+            self._sold_out.add(coupon_id)
         if await repo.holds(self._pool, coupon_id, user_id):
             raise CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon_id}")
         raise CouponSoldOutError(f"coupon {coupon_id} has no copies left")
