@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from coupon_service.db import users as users_repo
 from coupon_service.service import saga
+from coupon_service.service.users import project_registered
 from shared.db.consume import apply_batch
 from shared.db.uow import UnitOfWork
 from shared.events.users import UserRegistered
@@ -44,7 +44,7 @@ def users_handler(pool: asyncpg.Pool) -> BatchHandler:
     async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
         msg = item.message
         if isinstance(msg, UserRegistered):
-            await users_repo.add_known(uow.conn, [(msg.user_id, msg.name, msg.created_at)])
+            await project_registered(uow.conn, msg.user_id, msg.name, msg.created_at)
 
     async def handle(batch: list[Incoming]) -> None:
         await apply_batch(pool, USERS_GROUP, batch, apply_one)

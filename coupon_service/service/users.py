@@ -46,3 +46,8 @@ class KnownUsers:
         if len(self._seen) >= MAX_CACHED:
             self._seen.clear()
         self._seen.add(user_id)
+
+
+async def project_registered(conn: asyncpg.Connection, user_id: int, name: str, created_at: datetime) -> None:
+    """Apply a ``UserRegistered`` event to the projection (idempotent)."""
+    await repo.add_known(conn, [(user_id, name, created_at)])
