@@ -1,7 +1,7 @@
 """``create_app(settings)``: the aiohttp application of ranking_service."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,7 +39,7 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
-def _ranking_ctx(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
+def _ranking_ctx(settings: Settings, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     """The use cases' context (needs the pool) and the batch scheduler for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

@@ -114,3 +114,15 @@ async def test_a_cached_answer_shows_new_orders_within_seconds_on_every_instance
                 await eventually(lambda c=client: top(c, days=1, limit=5),
                                  lambda body, e=expected: summary(body)[:1] == [e], timeout=5.0)
             print(f"visible on both instances after {time.monotonic() - started:.2f}s")
+
+
+async def test_the_routes_are_documented(new_database, kafka_bootstrap, topic_prefix) -> None:
+    cfg = settings(await new_database("ranking"), kafka_bootstrap, f"{topic_prefix}rkq.")
+    async with running(cfg) as client:
+        spec = await (await client.get("/api/docs/openapi.json")).json()
+        assert {"/api/v1/rankings/top-products", "/api/v1/admin/rankings/rebuild"} <= set(spec["paths"])
+        params = {p["name"] for p in spec["paths"]["/api/v1/rankings/top-products"]["get"]["parameters"]}
+        assert params == {"days", "limit"}
+        assert set(spec["components"]["schemas"]["TopProductsOut"]["properties"]) == {
+            "from", "to", "generated_at", "items",
+        }
