@@ -4,8 +4,11 @@ and databases, and stopped at the end. Every test talks to the gateway only."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -79,6 +82,8 @@ def cluster() -> Iterator[Cluster]:
                        capture_output=True, timeout=120, cwd=ROOT)
         if info:
             asyncio.run(_drop_databases(info["pg_admin_dsn"], f"e2e{run_id}"))
+        if not os.environ.get("E2E_KEEP_LOGS"):
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 class Api:
@@ -93,7 +98,7 @@ class Api:
                    raw: bytes | None = None) -> tuple[int, Any, Any]:
         kwargs: dict[str, Any] = {"headers": headers or {}}
         if raw is not None:
-            kwargs["data"] = raw
+            kwargs["data"] = io.BytesIO(raw)
             kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
         elif body is not None:
             kwargs["json"] = body
