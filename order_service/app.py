@@ -69,10 +69,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(messaging_ctx(settings))
     app.cleanup_ctx.append(_services_ctx(settings))
-    app.cleanup_ctx.append(background("saga-sweeper", lambda a: run_sweeper(
-        a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch)))
-    app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
-                                        registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
+    if settings.saga_workers:
+        app.cleanup_ctx.append(background("saga-sweeper", lambda a: run_sweeper(
+            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch)))
+        app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
+                                            registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
     app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],
                                         registry=REGISTRY, handler=lambda a: users_handler(a[PG_POOL])))
     setup_routes(app)

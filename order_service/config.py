@@ -22,3 +22,5 @@ class Settings(ServiceSettings):
     saga_backoff_cap_s: float = Field(default=30.0, gt=0)
     saga_sweep_interval_s: float = Field(default=0.3, gt=0)
     saga_sweep_batch: int = Field(default=200, ge=1)
+    saga_workers: bool = True
+    """Run the reply consumer and the sweeper here (False: an API-only instance)."""

@@ -48,7 +48,7 @@ async def insert_order(conn: asyncpg.Connection, order: Order, saga: SagaState) 
                        [line.name for line in lines], [line.unit_price for line in lines],
                        [line.quantity for line in lines])
     await conn.execute(_INSERT_SAGA, order.order_id, str(saga.step), saga.attempts, saga.deadline,
-                       orjson.dumps(saga.to_json()).decode())
+                       saga.to_json())
 
 
 async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:
@@ -128,8 +128,8 @@ async def finish_orders(
     await conn.execute(
         f"""WITH u AS (
               UPDATE orders o SET status = u.status, failure_code = u.code, discount_amount = u.discount,
-                  paid_amount = u.paid, finished_at = $6,
-                  completed_at = CASE WHEN u.status = 'COMPLETED' THEN $6 END
+                  paid_amount = u.paid, finished_at = $6::timestamptz,
+                  completed_at = CASE WHEN u.status = 'COMPLETED' THEN $6::timestamptz END
               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
                   AS u(order_id, status, code, discount, paid)
               WHERE o.order_id = u.order_id AND o.status = 'PENDING'
