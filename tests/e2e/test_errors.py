@@ -96,7 +96,16 @@ async def test_order_failures_leave_nothing_applied(api: Api) -> None:
     # PRODUCT_NOT_SELLABLE
     gone = await api.product(price=100, stock=5)
     await api.ok("PATCH", f"/api/v1/admin/products/{gone}", {"status": "DISCONTINUED"}, headers=api.admin)
-    await _failed_order(api, {"user_id": rich, "items": [{"product_id": gone, "quantity": 1}]}, "PRODUCT_NOT_SELLABLE")
+    orders_before = len((await api.ok("GET", f"/api/v1/users/{rich}/orders?limit=100"))["items"])
+    status, data, _ = await api.call("POST", "/api/v1/orders", {"user_id": rich, "items": [{"product_id": gone,
+                                                                                            "quantity": 1}]})
+    assert_problem(status, data, 409, "PRODUCT_NOT_SELLABLE")
+    if "order_id" in data:  # refused by the saga: a FAILED order
+        assert data["order_status"] == "FAILED"
+    else:  # refused up front (order_service documents this): no order at all
+        after = (await api.ok("GET", f"/api/v1/users/{rich}/orders?limit=100"))["items"]
+        assert len(after) == orders_before
+    assert await api.stock(gone) == 5
 
     assert await api.balance(user) == 5_000 and await api.balance(rich) == 100_000
     assert await api.stock(product) == 3
