@@ -266,6 +266,8 @@ async def test_validation_and_lookups(env: Env) -> None:
     status, body, _ = await place(env.client, {"user_id": user, "items": [{"product_id": 12, "quantity": 1}]})
     assert status == 409 and body["code"] == "PRODUCT_NOT_SELLABLE" and "order_id" not in body
     assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 0
+    spec = await (await env.client.get("/api/docs/openapi.json")).json()
+    assert {"/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/users/{user_id}/orders"} <= set(spec["paths"])
     for bad in ("nope", str(uuid.uuid4())):
         resp = await env.client.get(f"/api/v1/orders/{bad}")
         assert resp.status == 404 and (await resp.json())["code"] == "ORDER_NOT_FOUND"
@@ -303,6 +305,10 @@ async def test_another_instance_answers_the_wait(env: Env) -> None:
 
 
 async def test_saga_resumes_after_restart(env: Env) -> None:
+    """The instance that started the saga stops mid-saga; the other instance finishes it.
+
+    (``test_crash_recovery`` kills the only instance with SIGKILL and starts a new one.)
+    """
     user = env.user()
     env.parts.script(user, DeductStock=HOLD)
     runner = web.AppRunner(create_app(env.settings(instance_id="first")))
