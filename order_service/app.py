@@ -15,6 +15,7 @@ from order_service.config import Settings
 from order_service.db.outcomes import OutcomeWaiter
 from order_service.domain.saga import Policy
 from order_service.messaging.consumers import replies_handler, users_handler
+from order_service.messaging.housekeeping import run_housekeeping
 from order_service.messaging.sweeper import run_sweeper
 from order_service.service.orders import OrderDeps
 from order_service.service.saga_runner import CONSUMER, SagaContext
@@ -76,6 +77,8 @@ def create_app(settings: Settings) -> web.Application:
                                             registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
     app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],
                                         registry=REGISTRY, handler=lambda a: users_handler(a[PG_POOL])))
+    app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
+        a[PG_POOL], settings.retention_hours)))
     setup_routes(app)
     setup_openapi(app, title="Order service")
     return app

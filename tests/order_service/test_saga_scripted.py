@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import uuid
 
+import aiohttp
 import asyncpg
+import orjson
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -110,7 +112,6 @@ async def test_order_with_coupon_completes_and_publishes_once(env: Env) -> None:
     assert headers["event-type"] == "OrderCompleted" and headers["event-version"] == "1"
     assert headers["request-id"] == "req-complete-1" and headers["occurred-at"].endswith("Z")
     uuid.UUID(headers["event-id"])
-    import orjson
     event = orjson.loads(records[0].value)
     assert event["event_id"] == headers["event-id"] and event["paid_amount"] == 4000
     assert event["items"][1] == {"product_id": 11, "name": "Pear", "unit_price": 2500, "quantity": 1}
@@ -317,7 +318,6 @@ async def test_saga_resumes_after_restart(env: Env) -> None:
     await site.start()
     port = runner.addresses[0][1]
     await consumers_ready(runner.app)
-    import aiohttp
     async with aiohttp.ClientSession() as session:
         async with session.post(f"http://127.0.0.1:{port}/api/v1/orders", json=order_body(user),
                                 headers={"Prefer": "respond-async"}) as resp:
