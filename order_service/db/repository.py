@@ -14,14 +14,15 @@ from order_service.domain.saga import SagaState
 OUTCOME_CHANNEL = "order_outcome"
 
 _INSERT_ORDER = """
-INSERT INTO orders (order_id, user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
-VALUES ($1, $2, 'PENDING', $3, 0, 0, $4, $5)
+WITH o AS (
+    INSERT INTO orders (order_id, user_id, status, total_amount, user_coupon_id, created_at)
+    VALUES ($1, $2, 'PENDING', $3, $4, $5) RETURNING order_id
+), i AS (
+    INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
+    SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
+)
+INSERT INTO sagas (order_id, step, attempts, deadline, data) SELECT order_id, $10, $11, $12, $13::jsonb FROM o
 """
-_INSERT_ITEMS = """
-INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
-SELECT $1, p, n, u, q FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::int[]) AS t(p, n, u, q)
-"""
-_INSERT_SAGA = "INSERT INTO sagas (order_id, step, attempts, deadline, data) VALUES ($1, $2, $3, $4, $5::jsonb)"
 _SELECT_ORDERS = """
 SELECT o.*, coalesce(
     (SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
@@ -41,14 +42,12 @@ def _order(row: asyncpg.Record) -> Order:
 
 
 async def insert_order(conn: asyncpg.Connection, order: Order, saga: SagaState) -> None:
-    await conn.execute(_INSERT_ORDER, order.order_id, order.user_id, order.total_amount,
-                       order.user_coupon_id, order.created_at)
+    """The order, its lines and its saga in one statement (one round trip)."""
     lines = order.lines
-    await conn.execute(_INSERT_ITEMS, order.order_id, [line.product_id for line in lines],
-                       [line.name for line in lines], [line.unit_price for line in lines],
-                       [line.quantity for line in lines])
-    await conn.execute(_INSERT_SAGA, order.order_id, str(saga.step), saga.attempts, saga.deadline,
-                       saga.to_json())
+    await conn.execute(
+        _INSERT_ORDER, order.order_id, order.user_id, order.total_amount, order.user_coupon_id, order.created_at,
+        [line.product_id for line in lines], [line.name for line in lines], [line.unit_price for line in lines],
+        [line.quantity for line in lines], str(saga.step), saga.attempts, saga.deadline, saga.to_json())
 
 
 async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:
