@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import uuid
+from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
@@ -17,7 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from order_service.app import create_app
 from order_service.config import Settings
 from order_service.domain.saga import TIMEOUT_CODE
+from shared.events.users import UserRegistered
+from shared.messaging.envelope import Outgoing
 from shared.wiring import CONSUMERS
+from tests.support.kafka import produce
 from tests.order_service.support import (
     DUP, HOLD, SILENT, LookupStub, ScriptedParticipants, eventually, fail, read_all,
 )
@@ -329,3 +334,34 @@ async def test_saga_resumes_after_restart(env: Env) -> None:
     await env.parts.answer_held()
     got = await eventually(lambda: _finished(env.client, oid))
     assert got["status"] == "COMPLETED" and got["paid_amount"] == 4000
+
+
+async def test_user_registered_projection_is_used_without_asking_balance(env: Env) -> None:
+    user_id = next(_ids) + 500_000  # the stub does not know this user: only the event can tell
+    event = UserRegistered(user_id=user_id, name="projected", created_at=datetime.now(UTC))
+    out = Outgoing(f"{env.prefix}user.registered", str(user_id), event)
+    await produce(env.bootstrap, [(out.topic, out.key.encode(), out.value(),
+                                   [(k, v.encode()) for k, v in out.headers().items()])])
+
+    async def known() -> bool:
+        return await _count(env, "SELECT count(*) FROM known_users WHERE user_id = $1", user_id) == 1
+
+    await eventually(known)
+    status, body, _ = await place(env.client, order_body(user_id, coupon=None))
+    assert status == 201, body
+
+
+async def test_catalog_unreachable_is_503_and_creates_nothing(env: Env) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    client = TestClient(TestServer(create_app(env.settings(catalog_url=dead, saga_workers=False))))
+    await client.start_server()
+    await consumers_ready(client.app)
+    try:
+        user = env.user()
+        status, body, _ = await place(client, order_body(user))
+        assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE", body
+        assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 0
+    finally:
+        await client.close()
