@@ -94,7 +94,7 @@ async def user_orders(request: web.Request) -> web.Response:
     query = parse_query(request, PageQuery)
     after = cursor.decode(query.cursor) if query.cursor else None
     deps = request.app[ORDER_DEPS]
-    found = await orders.user_orders(deps.pool, deps.users, user_id, query.limit + 1, after)
+    found = await orders.user_orders(deps, user_id, query.limit + 1, after)
     page = found[: query.limit]
     next_cursor = cursor.encode(page[-1]) if len(found) > query.limit else None
     body = OrderPage(items=[OrderOut.of(o) for o in page], next_cursor=next_cursor)

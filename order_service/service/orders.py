@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -15,7 +15,7 @@ from order_service.domain.errors import (
 )
 from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
-from order_service.service.users import ensure_user
+from order_service.service.users import KnownUsers, ensure_user
 from shared.context import current_request_id
 from shared.db.uow import UnitOfWork
 from shared.messaging.envelope import utcnow
@@ -40,6 +40,7 @@ class OrderDeps:
     policy: saga.Policy
     catalog: Catalog
     users: UserRegistry
+    known: KnownUsers = field(default_factory=KnownUsers)
 
 
 async def _replayed(pool: asyncpg.Pool | asyncpg.Connection, cmd: PlaceOrder) -> str | None:
@@ -76,7 +77,7 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
     existing = await _replayed(deps.pool, cmd)
     if existing is not None:
         return existing, False
-    await ensure_user(deps.pool, deps.users, cmd.user_id)
+    await ensure_user(deps.pool, deps.users, cmd.user_id, deps.known)
     order = await _priced_order(deps, cmd, order_id or str(uuid.uuid4()))
     state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
@@ -103,11 +104,9 @@ async def get_order(pool: asyncpg.Pool, order_id: str) -> Order:
     return order
 
 
-async def user_orders(
-    pool: asyncpg.Pool, users: UserRegistry, user_id: int, limit: int, after: tuple[datetime, str] | None
-) -> list[Order]:
-    await ensure_user(pool, users, user_id)
-    return await repo.list_orders(pool, user_id, limit, after)
+async def user_orders(deps: OrderDeps, user_id: int, limit: int, after: tuple[datetime, str] | None) -> list[Order]:
+    await ensure_user(deps.pool, deps.users, user_id, deps.known)
+    return await repo.list_orders(deps.pool, user_id, limit, after)
 
 
 def _is_uuid(text: str) -> bool:

@@ -44,7 +44,7 @@ class Env:
 
     def settings(self, **changes) -> Settings:
         values = dict(database_url=self.dsn, kafka_topic_prefix=self.prefix, kafka_bootstrap=self.bootstrap,
-                      port=0, catalog_url=self.stub_url, balance_url=self.stub_url, saga_step_timeout_s=1.0,
+                      port=0, catalog_url=self.stub_url, balance_url=self.stub_url, saga_step_timeout_s=3.0,
                       saga_max_attempts=3, saga_backoff_cap_s=2.0, saga_sweep_interval_s=0.2,
                       outbox_poll_interval_s=0.2, access_log=False, order_wait_timeout_s=15.0)
         values.update(changes)
