@@ -106,8 +106,8 @@ class BatchConsumer:
     async def _consume(self) -> None:
         consumer = self._make_consumer()
         consumer.subscribe(self.topics, listener=_WaitForBatch(self._lock))
-        await asyncio.wait_for(consumer.start(), 30)
         try:
+            await asyncio.wait_for(consumer.start(), 30)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
                 if consumer.assignment():

@@ -205,3 +205,24 @@ async def test_relay_catches_up_after_the_broker_is_stopped_and_started(
     delivered = {dict(r.headers)["event-id"].decode() for r in records}
     assert delivered == {str(i) for i in before + during}
     assert left == 0
+
+
+async def test_a_consumer_cancelled_while_starting_closes_its_client(kafka_bootstrap, topic_prefix) -> None:
+    import gc
+    import warnings
+
+    async def handler(batch: list[Incoming]) -> None:
+        return None
+
+    for delay in (0.0, 0.05, 0.2):
+        consumer = BatchConsumer(
+            bootstrap=kafka_bootstrap, group_id=f"{topic_prefix}cancel", topics=[f"{topic_prefix}cancel"],
+            handler=handler, registry=REGISTRY,
+        )
+        task = asyncio.create_task(consumer.run())
+        await asyncio.sleep(delay)
+        await cancel(task)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if "Unclosed AIOKafkaConsumer" in str(w.message)]
