@@ -4,9 +4,15 @@
     python deploy/cluster.py up [--instances order=2,coupon=2] [--no-seed] [--detach]
                                 [--port-offset N] [--gateway-port P] [--topic-prefix X.]
                                 [--db-suffix S] [--state-dir DIR]
+                                [--pg-admin-dsn DSN] [--kafka-bootstrap HOST:PORT] [--env KEY=VALUE ...]
     python deploy/cluster.py down [--all] [--state-dir DIR]
     python deploy/cluster.py status [--state-dir DIR]
     python deploy/cluster.py start|stop NAME [--state-dir DIR]   (NAME e.g. order-0, or order for all)
+    python deploy/cluster.py signal NAME KILL|STOP|CONT|TERM [--state-dir DIR]
+
+With both --pg-admin-dsn and --kafka-bootstrap the cluster runs against those servers (e.g. a private
+PostgreSQL and broker of a fault test) and deploy/infra.sh is not started. --env adds KEY=VALUE to every
+process's environment (e.g. ORDER_SAGA_STEP_TIMEOUT_S=2); each service reads only its own prefix.
 
 The topology (packages, env prefixes, ports, databases, upstreams) comes from deploy/services.toml.
 State (cluster.json, pid files, logs) lives in .local/cluster/ unless --state-dir says otherwise.
@@ -71,6 +77,16 @@ def parse_instances(text: str) -> dict[str, int]:
     return counts
 
 
+def parse_env(items: list[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--env: {item!r} is not KEY=VALUE")
+        env[key.strip()] = value
+    return env
+
+
 def infra_env() -> dict[str, str]:
     out = subprocess.run([str(INFRA), "env"], capture_output=True, text=True, check=True).stdout
     return dict(
@@ -104,6 +120,7 @@ def plan(args: argparse.Namespace, infra: dict[str, str], token: str) -> list[Pr
         n = 1 if name == "gateway" else counts.get(name, 1)
         base = args.gateway_port if name == "gateway" and args.gateway_port else svc["base_port"] + args.port_offset
         ports[name] = [base + 100 * i for i in range(n)]
+    extra_env = parse_env(getattr(args, "env", None) or [])
     procs = []
     for name, svc in sorted(topology.items(), key=lambda kv: kv[0] == "gateway"):
         prefix = svc["env_prefix"]
@@ -123,6 +140,7 @@ def plan(args: argparse.Namespace, infra: dict[str, str], token: str) -> list[Pr
                 env[f"{prefix}_{key}"] = ",".join(urls) if key.endswith("_URLS") else urls[0]
             for extra in svc.get("extra_env", []):
                 env[f"{prefix}_{extra}"] = token if extra == "ADMIN_TOKEN" else os.environ.get(extra, "")
+            env.update(extra_env)
             procs.append(Proc(f"{name}-{i}", name, svc["package"], port, env))
     return procs
 
@@ -227,6 +245,7 @@ def tail(path: Path, lines: int = 30) -> str:
 def stop_pid(pid: int, grace_s: float = 10.0) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a frozen (SIGSTOPped) process must run to handle SIGTERM
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
@@ -363,9 +382,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = State(Path(args.state_dir))
     if state.file.exists() and any(state.pid(p.name) for p in state.load()[0]):
         raise SystemExit(f"a cluster already runs from {state.root}; `down` it first (or `status`)")
-    say("infrastructure: deploy/infra.sh up")
-    subprocess.run([str(INFRA), "up"], check=True)
-    infra = infra_env()
+    if args.pg_admin_dsn and args.kafka_bootstrap:
+        say(f"infrastructure: PostgreSQL {args.pg_admin_dsn}, Kafka {args.kafka_bootstrap} (given)")
+        infra = {"PG_ADMIN_DSN": args.pg_admin_dsn, "KAFKA_BOOTSTRAP": args.kafka_bootstrap}
+    else:
+        say("infrastructure: deploy/infra.sh up")
+        subprocess.run([str(INFRA), "up"], check=True)
+        infra = infra_env()
+        infra.update({k: v for k, v in (("PG_ADMIN_DSN", args.pg_admin_dsn),
+                                         ("KAFKA_BOOTSTRAP", args.kafka_bootstrap)) if v})
     if args.db_suffix:
         create_databases(infra["PG_ADMIN_DSN"], args.db_suffix)
     token = admin_token()
@@ -471,6 +496,23 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+SIGNALS = {"KILL": signal.SIGKILL, "STOP": signal.SIGSTOP, "CONT": signal.SIGCONT, "TERM": signal.SIGTERM}
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    """Send a signal to the named process(es) at once (KILL: a crash; STOP/CONT: a freeze)."""
+    state = State(Path(args.state_dir))
+    procs, _ = state.load()
+    for proc in selected(procs, args.name):
+        pid = state.pid(proc.name)
+        if pid is None:
+            say(f"{proc.name} is not running")
+            continue
+        say(f"SIG{args.signal} -> {proc.name} (pid {pid})")
+        os.kill(pid, SIGNALS[args.signal])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy/cluster.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE), help="pid files, logs, cluster.json")
@@ -484,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--topic-prefix", default="", help="every service's <P>_KAFKA_TOPIC_PREFIX")
     up.add_argument("--db-suffix", default="", help="use (and create) databases <name>_<suffix>")
     up.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every /health")
+    up.add_argument("--pg-admin-dsn", default="", help="PostgreSQL admin DSN instead of deploy/infra.sh's")
+    up.add_argument("--kafka-bootstrap", default="", help="Kafka bootstrap instead of deploy/infra.sh's")
+    up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for every process (repeatable)")
     down = commands.add_parser("down", help="stop a detached cluster")
     down.add_argument("--all", action="store_true", help="also stop PostgreSQL and Kafka")
     commands.add_parser("status", help="what runs and whether it is healthy")
@@ -491,10 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("name", help="process (order-0) or service (order)")
         sub.add_argument("--wait", type=float, default=60.0)
+    sig = commands.add_parser("signal", help="send KILL/STOP/CONT/TERM to a process or all of a service")
+    sig.add_argument("name", help="process (order-0) or service (order)")
+    sig.add_argument("signal", choices=sorted(SIGNALS))
     for sub in commands.choices.values():  # --state-dir accepted after the command too
         sub.add_argument("--state-dir", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "start": cmd_start, "stop": cmd_stop}
+    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "start": cmd_start, "stop": cmd_stop,
+               "signal": cmd_signal}
     return handler[args.command](args)
 
 

@@ -15,6 +15,8 @@
 #
 # Environment:
 #   LOCAL_PG_PORT     PostgreSQL port (default 54329)
+#   LOCAL_PG_DIR      state folder of the PostgreSQL cluster (default .local/pg); with another
+#                     port, a second private server for tests that stop and restart it
 #   LOCAL_KAFKA_PORT  Kafka PLAINTEXT port (default 59092); controller = port + 1
 #   LOCAL_KAFKA_DIR   state folder of the broker (default .local/kafka); with another port,
 #                     a second private broker for tests that stop and start it
@@ -37,7 +39,8 @@ CONTROLLER_PORT=$((KAFKA_PORT + 1))
 KAFKA_HEAP="${KAFKA_HEAP:-${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}}"
 WAIT_SECS="${INFRA_WAIT:-60}"
 
-PG_DIR="$LOCAL_DIR/pg"
+# LOCAL_PG_DIR runs a second, private PostgreSQL (own data directory), like LOCAL_KAFKA_DIR.
+PG_DIR="${LOCAL_PG_DIR:-$LOCAL_DIR/pg}"
 PG_DATA="$PG_DIR/data"
 PG_SOCK_DIR="$PG_DIR/run"
 PG_LOG="$PG_DIR/postgres.log"

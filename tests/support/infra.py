@@ -113,3 +113,33 @@ class PrivateBroker:
 
     def stop(self) -> None:
         self._run("stop-kafka")
+
+
+class PrivatePostgres:
+    """A second local PostgreSQL server that a test may stop and restart (local servers only)."""
+
+    def __init__(self, port: int = 54429) -> None:
+        self.port = port
+        self.admin_dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._env = {
+            **os.environ,
+            "LOCAL_PG_PORT": str(port),
+            "LOCAL_PG_DIR": str(ROOT / ".local" / f"pg-private-{port}"),
+        }
+
+    def _run(self, command: str) -> None:
+        result = subprocess.run(
+            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> None:
+        self._run("start-pg")
+
+    def stop(self) -> None:
+        self._run("stop-pg")
+
+    def kill(self) -> None:
+        """Immediate shutdown (no checkpoint), like a crash."""
+        self._run("kill-pg")
