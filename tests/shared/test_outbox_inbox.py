@@ -226,3 +226,22 @@ async def test_a_consumer_cancelled_while_starting_closes_its_client(kafka_boots
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if "Unclosed AIOKafkaConsumer" in str(w.message)]
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio
+async def test_pool_release_rolls_back_an_open_transaction(new_database) -> None:
+    """The pool skips the reset query on release, but an unfinished transaction is still rolled back."""
+
+    pool = await create_pool(await new_database("pool_reset"), 1, 1)
+    try:
+        await pool.execute("CREATE TABLE t (x int)")
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO t VALUES (1)")
+        await pool.release(conn)
+        async with pool.acquire() as again:
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await close_pool(pool)
