@@ -23,6 +23,12 @@ def _install_uvloop() -> None:
     uvloop.install()
 
 
+# Pending connections the kernel queues before accept (capped by net.core.somaxconn). aiohttp's
+# default of 128 overflows when a spike of clients connects at once: the dropped SYNs are retried
+# by the clients after 1 s, 3 s, 7 s, which shows up as multi-second latencies.
+LISTEN_BACKLOG = 4096
+
+
 def serve(app: web.Application, settings: BaseServiceSettings) -> None:
     """Run the app until SIGINT/SIGTERM, then close every resource in reverse order."""
     web.run_app(
@@ -33,6 +39,7 @@ def serve(app: web.Application, settings: BaseServiceSettings) -> None:
         access_log_class=JsonAccessLogger,
         print=None,
         shutdown_timeout=5.0,
+        backlog=LISTEN_BACKLOG,
     )
 
 
