@@ -132,7 +132,7 @@ def summarize_reqs(reqs: list[Req], took: float) -> dict[str, Any]:
 async def order_payment(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     load = OrderLoad(ctx["gateway"], ctx["token"], users=args.users, products=args.products, rate=args.rate,
                      concurrency=args.concurrency, coupons=args.coupon_share > 0, coupon_share=args.coupon_share,
-                     coupon_kinds=3, prefer_async=args.prefer_async)
+                     coupon_kinds=3, prefer_async=args.prefer_async, max_in_flight=args.max_in_flight)
     print(f"[order_payment] setup: {args.users} users, {args.products} products ...", flush=True)
     await load.setup()
     stop = asyncio.Event()
@@ -170,6 +170,7 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         body = {"name": f"spike-{uuid.uuid4().hex[:6]}", "discount_type": "FIXED", "discount_value": 1000,
                 "total_quantity": args.quantity, "valid_days": 7}
         coupon = (await api.ok("POST", "/api/v1/admin/coupons", body, expect=201, headers=api.admin))["coupon_id"]
+        target = Api(s, args.target or ctx["gateway"])
         # every user's coupon service knows them (projection or lookup) before the spike: warm nothing else
         await asyncio.sleep(1.0)
         start = asyncio.Event()
@@ -181,7 +182,7 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
             r = Req(time.monotonic() - t0)
             reqs.append(r)
             try:
-                status, answer = await api.call("POST", f"/api/v1/coupons/{coupon}/issue", {"user_id": uid})
+                status, answer = await target.call("POST", f"/api/v1/coupons/{coupon}/issue", {"user_id": uid})
                 r.http_status = status
                 r.status = "ok" if status == 201 else f"{status} {(answer or {}).get('code')}"
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -222,10 +223,11 @@ async def balance_charge(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[
         print(f"[balance_charge] setup: {args.users} users ...", flush=True)
         users = await make_users(api, args.users)
         charged: Counter[int] = Counter()
+        target = Api(s, args.target or ctx["gateway"])
 
         async def charge(r: Req) -> None:
             uid, amount = random.choice(users), random.randint(1, 100)
-            status, _ = await api.call("POST", f"/api/v1/users/{uid}/balance/charge", {"amount": amount},
+            status, _ = await target.call("POST", f"/api/v1/users/{uid}/balance/charge", {"amount": amount},
                                        headers={"Idempotency-Key": f"b-{uuid.uuid4()}"} if args.idempotency else None)
             r.http_status = status
             r.status = "ok" if status == 200 else str(status)
@@ -366,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cluster-state", help="deploy/cluster.py cluster.json (gateway, token, databases)")
     p.add_argument("--gateway")
     p.add_argument("--admin-token")
+    p.add_argument("--target", help="send the measured requests here (e.g. a service directly) instead of the gateway;"
+                                    " setup still goes through the gateway")
     p.add_argument("--duration", type=float, default=0.0, help="seconds (keep <= 60)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--rate", type=float, default=None, help="target requests (orders)/s, open loop")
@@ -373,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=0)
     p.add_argument("--products", type=int, default=20)
     p.add_argument("--quantity", type=int, default=1000, help="coupon_spike: copies of the coupon")
+    p.add_argument("--max-in-flight", type=int, default=512, help="order_payment --rate: cap (skips are counted as errors -1)")
     p.add_argument("--coupon-share", type=float, default=0.3, help="order_payment: share of orders with a coupon")
     p.add_argument("--prefer-async", action="store_true", help="order_payment: Prefer: respond-async, then poll")
     p.add_argument("--idempotency", action="store_true", help="balance_charge: send an Idempotency-Key")
