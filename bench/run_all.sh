@@ -13,7 +13,8 @@ RUN_ID=${RUN_ID:-$(date +%s | tail -c 6)}
 STATE=.local/bench-$RUN_ID
 INSTANCES=${INSTANCES:-order=2}
 DURATION=${DURATION:-20}
-RATE=${RATE:-200}
+RATE=${RATE:-200}          # the target's "half of 400/s"
+LOW_RATE=${LOW_RATE:-20}   # well inside what this box sustains
 CONCURRENCY=${CONCURRENCY:-64}
 OFFSET=${OFFSET:-$(( (RANDOM % 20 + 10) * 1000 ))}
 for p in GATEWAY BALANCE CATALOG COUPON ORDER RANKING; do export ${p}_ACCESS_LOG=false; done
@@ -41,6 +42,7 @@ trap cleanup EXIT
   --port-offset "$OFFSET" --topic-prefix "bench$RUN_ID." --db-suffix "bench$RUN_ID" || exit 1
 CS="$STATE/cluster.json"
 rc=0
+"$PY" -m bench order_payment --cluster-state "$CS" --duration "$DURATION" --rate "$LOW_RATE" --tag "lowrate-$RUN_ID" || rc=1
 "$PY" -m bench order_payment --cluster-state "$CS" --duration "$DURATION" --rate "$RATE" --tag "rate-$RUN_ID" || rc=1
 "$PY" -m bench order_payment --cluster-state "$CS" --duration "$DURATION" --concurrency "$CONCURRENCY" --floor --tag "flat-$RUN_ID" || rc=1
 "$PY" -m bench coupon_spike --cluster-state "$CS" --users 2000 --quantity 1000 --tag "$RUN_ID" || rc=1
