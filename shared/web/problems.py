@@ -120,6 +120,15 @@ def _from_http(exc: web.HTTPException) -> Problem:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """The database is down or restarting (refused, shut down, connection lost): a 503, not a 500."""
+    import asyncpg
+
+    return isinstance(exc, (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                            asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                            asyncpg.ConnectionDoesNotExistError))
+
+
 def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Turn every exception into a problem document; log unexpected ones with their trace."""
     mapping: ErrorMap = error_map or {}
@@ -138,6 +147,12 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
             domain = _from_domain(exc, mapping)
             if domain is not None:
                 return problem_response(domain)
+            if _unavailable(exc):
+                log.warning("dependency unavailable: %r", exc, extra={"path": request.path})
+                return problem_response(Problem(
+                    503, "SERVICE_UNAVAILABLE", "Service unavailable",
+                    "a backing service (database) is unavailable; retry shortly", headers={"Retry-After": "1"},
+                ))
             log.exception("unhandled error", extra={"path": request.path})
             return problem_response(
                 Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
