@@ -21,8 +21,12 @@ from bench.load import Api
 from tests.faults.harness import CLUSTER, ROOT, FaultCluster, Row, table
 from tests.support.infra import PrivateBroker, PrivatePostgres, Servers
 
-PG_PORT = int(os.environ.get("FAULTS_PG_PORT", "54439"))
-KAFKA_PORT = int(os.environ.get("FAULTS_KAFKA_PORT", "59392"))
+# Every port this suite stops and starts again lies below the ephemeral range (32768-60999 on Linux):
+# while a server is down its clients keep reconnecting, and a connect to a free port inside that range
+# can be given the very same port as its source (a TCP self-connect), which then holds the port and
+# the restarted server fails with "Address already in use".
+PG_PORT = int(os.environ.get("FAULTS_PG_PORT", "29439"))
+KAFKA_PORT = int(os.environ.get("FAULTS_KAFKA_PORT", "29392"))  # controller: +1
 # Short saga deadlines so a frozen participant outlives them within seconds (order_service/config.py).
 SAGA_ENV = {
     "ORDER_SAGA_STEP_TIMEOUT_S": "2",
@@ -75,7 +79,7 @@ def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> 
             "--wait", "120", *(f"--env={k}={v}" for k, v in SAGA_ENV.items())]
     result = None
     for _ in range(3):  # a random port range; another one if it is taken
-        offset = random.randrange(41, 60) * 1000
+        offset = random.randrange(12, 24) * 1000  # ports 20080..32185: below the ephemeral range
         result = subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), *args,
                                  "--port-offset", str(offset)], capture_output=True, text=True, timeout=300, cwd=ROOT)
         if result.returncode == 0:

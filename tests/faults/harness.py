@@ -121,7 +121,7 @@ async def read_events(bootstrap: str, topic: str) -> list[Any]:
         ends = await consumer.end_offsets(partitions)
         records: list[Any] = []
         async with asyncio.timeout(30):
-            while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
                 batches = await consumer.getmany(*partitions, timeout_ms=200)
                 for batch in batches.values():
                     records.extend(batch)

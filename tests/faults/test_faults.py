@@ -45,6 +45,7 @@ async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row],
     load = OrderLoad(cluster.gateway, cluster.admin_token, users=6, products=3, rate=RATE, max_in_flight=40,
                      coupon_kinds=1, items_per_order=2, stock=100_000, balance=5_000_000,
                      settle_timeout=SETTLE_BOUND_S, request_timeout=ORDER_CREATE_TIMEOUT_S + 10)
+    probe: Probe | None = None
     try:
         run = await load.setup()
         probe = Probe(api, run)
@@ -63,6 +64,9 @@ async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row],
         problems = await check_invariants(cluster.state_dir / "cluster.json", load.run_data(),
                                           settle_timeout=SETTLE_BOUND_S)
     finally:
+        await load.stop(drain=False)  # after a failure: stop issuing before the session closes
+        if probe is not None:
+            await probe.stop()
         await load.close()
 
     during = probe.during(fault_start, fault_end, watched)
