@@ -92,7 +92,9 @@ def servers() -> Iterator[Servers]:
 class PrivateBroker:
     """A second local Kafka broker that a test may stop and start (local servers only)."""
 
-    def __init__(self, port: int = 59192) -> None:
+    # Below Linux's ephemeral range (32768-60999): a reconnecting client cannot squat the port
+    # while the broker is down.
+    def __init__(self, port: int = 29192) -> None:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
         self._env = {
