@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -120,13 +121,15 @@ def _from_http(exc: web.HTTPException) -> Problem:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_UNAVAILABLE = (
+    ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.ConnectionDoesNotExistError,
+)
+
+
 def _unavailable(exc: BaseException) -> bool:
     """The database is down or restarting (refused, shut down, connection lost): a 503, not a 500."""
-    import asyncpg
-
-    return isinstance(exc, (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                            asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-                            asyncpg.ConnectionDoesNotExistError))
+    return isinstance(exc, _UNAVAILABLE)
 
 
 def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:

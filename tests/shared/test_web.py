@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -54,6 +55,10 @@ async def conflict(_request: web.Request) -> web.Response:
     raise Problem(409, "BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded", "too much", limit=10)
 
 
+async def database_down(_request: web.Request) -> web.Response:
+    raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+
 async def crash(_request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail")
 
@@ -69,6 +74,7 @@ async def client() -> AsyncIterator[TestClient]:
     app.router.add_get("/things/{thing_id}", thing)
     app.router.add_post("/conflict", conflict)
     app.router.add_get("/crash", crash)
+    app.router.add_get("/database-down", database_down)
     setup_openapi(app, title="Test API")
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -181,3 +187,10 @@ async def test_openapi_has_pydantic_schemas(client: TestClient) -> None:
     assert schemas["ChargeOut"]["properties"]["note"]["nullable"] is True
     assert "ProblemDocument" in schemas
     assert (await client.get("/api/docs")).status == 200
+
+
+@pytest.mark.asyncio
+async def test_database_down_is_503_with_retry_after(client: TestClient) -> None:
+    resp = await client.get("/database-down")
+    await _problem(resp, 503, "SERVICE_UNAVAILABLE")
+    assert resp.headers["Retry-After"] == "1"
