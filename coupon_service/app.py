@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(services_ctx(settings))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=USERS_GROUP, topics=[topics.USER_REGISTERED], registry=REGISTRY,
-        handler=lambda a: users_handler(a[PG_POOL]),
+        handler=lambda a: users_handler(a[PG_POOL]), projection=True,
     ))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=SAGA_GROUP, topics=[topics.COUPON_COMMANDS], registry=REGISTRY,

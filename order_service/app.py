@@ -76,7 +76,8 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
                                             registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
     app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],
-                                        registry=REGISTRY, handler=lambda a: users_handler(a[PG_POOL])))
+                                        registry=REGISTRY, handler=lambda a: users_handler(a[PG_POOL]),
+                                        projection=True))
     app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
         a[PG_POOL], settings.retention_hours)))
     setup_routes(app)

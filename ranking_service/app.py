@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app.cleanup_ctx.append(messaging_ctx(settings, topics=(topics.ORDER_COMPLETED, topics.DEAD_LETTER)))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=GROUP, topics=[topics.ORDER_COMPLETED], registry=REGISTRY,
-        handler=lambda app: completed_orders_handler(app[RANKING]),
+        handler=lambda app: completed_orders_handler(app[RANKING]), projection=True,
     ))
     setup_routes(app)
     setup_openapi(app, title="Ranking service")

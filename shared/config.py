@@ -44,6 +44,9 @@ class ServiceSettings(BaseServiceSettings):
     kafka_topic_prefix: str = ""
     kafka_send_timeout_s: float = Field(default=10.0, gt=0)
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=0)
+    # projections that tolerate a little lag (user.registered, order.completed): every idle consumer
+    # long-polls the broker 1000/fetch_max_wait_ms times a second, which costs CPU on both sides
+    kafka_projection_fetch_max_wait_ms: int = Field(default=250, ge=0)
     kafka_linger_ms: int = Field(default=2, ge=0)
     kafka_max_batch: int = Field(default=500, ge=1)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

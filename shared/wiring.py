@@ -103,8 +103,14 @@ def consumer_ctx(
     topics: Iterable[str],
     registry: MessageRegistry,
     handler: Callable[[web.Application], BatchHandler],
+    projection: bool = False,
 ) -> CleanupCtx:
-    """A :class:`BatchConsumer` for the app's lifetime; ``handler(app)`` builds its batch handler."""
+    """A :class:`BatchConsumer` for the app's lifetime; ``handler(app)`` builds its batch handler.
+
+    ``projection=True`` (a read model that may lag a little, not a saga step) long-polls with
+    ``kafka_projection_fetch_max_wait_ms`` instead of ``kafka_fetch_max_wait_ms``.
+    """
+    wait_ms = settings.kafka_projection_fetch_max_wait_ms if projection else settings.kafka_fetch_max_wait_ms
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         names = app[TOPICS]
@@ -116,7 +122,7 @@ def consumer_ctx(
             registry=registry,
             dead_letter=(app[PUBLISHER], names(topic_names.DEAD_LETTER)),
             metrics=app[METRICS],
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=wait_ms,
             max_records=settings.kafka_max_batch,
             client_id=f"{group}-{settings.instance_id}",
         )
