@@ -26,18 +26,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _reset_on_release(conn: asyncpg.Connection) -> None:
-    """Nothing beyond asyncpg's own release step, which still rolls back an open transaction and
-    drops listeners. The default reset adds a round trip per release (``pg_advisory_unlock_all();
-    CLOSE ALL; UNLISTEN *; RESET ALL``) that undoes session state no pooled connection here keeps:
-    LISTEN and session advisory locks use dedicated connections, and nothing runs ``SET``."""
-
-
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections decode json/jsonb with orjson (no reset round trip on release)."""
+    """A pool whose connections decode json/jsonb with orjson.
+
+    asyncpg's reset query on release stays on purpose: it costs a round trip, but it is what finds
+    a connection left broken by a lost server or a cancelled query and closes it, instead of handing
+    it to the next request (seen as ``InternalClientError: cannot switch to state`` during a
+    PostgreSQL restart when the reset was skipped).
+    """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60,
-        reset=_reset_on_release,
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
     )
     assert pool is not None
     return pool

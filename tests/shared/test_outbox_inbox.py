@@ -231,7 +231,7 @@ async def test_a_consumer_cancelled_while_starting_closes_its_client(kafka_boots
 @pytest.mark.integration
 @pytest.mark.asyncio
 async def test_pool_release_rolls_back_an_open_transaction(new_database) -> None:
-    """The pool skips the reset query on release, but an unfinished transaction is still rolled back."""
+    """An unfinished transaction is rolled back when its connection goes back to the pool."""
 
     pool = await create_pool(await new_database("pool_reset"), 1, 1)
     try:
