@@ -65,4 +65,4 @@ def private_broker(infra: Servers) -> Iterator[PrivateBroker]:
     broker = PrivateBroker()
     broker.start()
     yield broker
-    broker.stop()
+    broker.remove()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import shutil
+import socket
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -89,18 +92,35 @@ def servers() -> Iterator[Servers]:
         yield _local()
 
 
+def free_port_pair(low: int = 20000, high: int = 32000) -> int:
+    """A port ``p`` with ``p`` and ``p + 1`` free, below Linux's ephemeral range (32768-60999), so
+    a reconnecting client can never squat it while the server behind it is stopped."""
+    for _ in range(200):
+        port = random.randrange(low, high, 2)
+        if all(_bindable(p) for p in (port, port + 1)):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class PrivateBroker:
     """A second local Kafka broker that a test may stop and start (local servers only)."""
 
-    # Below Linux's ephemeral range (32768-60999): a reconnecting client cannot squat the port
-    # while the broker is down.
-    def __init__(self, port: int = 29192) -> None:
-        self.port = port
-        self.bootstrap = f"127.0.0.1:{port}"
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
         self._env = {
             **os.environ,
-            "LOCAL_KAFKA_PORT": str(port),
-            "LOCAL_KAFKA_DIR": str(ROOT / ".local" / f"kafka-private-{port}"),
+            "LOCAL_KAFKA_PORT": str(self.port),
+            "LOCAL_KAFKA_DIR": str(ROOT / ".local" / f"kafka-private-{self.port}"),
         }
 
     def _run(self, command: str) -> None:
@@ -115,6 +135,11 @@ class PrivateBroker:
 
     def stop(self) -> None:
         self._run("stop-kafka")
+
+    def remove(self) -> None:
+        """Stop the broker and delete its state."""
+        self.stop()
+        shutil.rmtree(self._env["LOCAL_KAFKA_DIR"], ignore_errors=True)
 
 
 class PrivatePostgres:
