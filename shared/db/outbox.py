@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -35,12 +36,24 @@ ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 
 
-async def enqueue(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -> None:
-    """Add ``messages`` to the outbox inside the caller's transaction."""
-    if not messages:
-        return
-    await conn.execute(
-        _INSERT,
+def insert_sql(first: int) -> str:
+    """The outbox INSERT reading its six arrays from ``$first`` .. ``$first+5`` (see :func:`insert_args`).
+
+    For a service that writes its state change and its messages in ONE statement (data-modifying
+    CTEs are atomic, so no BEGIN/COMMIT round trips are needed): ``WITH a AS (...), m AS (<this>) ...``.
+    """
+    n = [f"${first + i}" for i in range(6)]
+    return (
+        "INSERT INTO outbox (topic, msg_key, event_id, event_type, headers, payload)"
+        " SELECT t, k, e, et, h::jsonb, p"
+        f" FROM unnest({n[0]}::text[], {n[1]}::text[], {n[2]}::uuid[], {n[3]}::text[], {n[4]}::text[],"
+        f" {n[5]}::bytea[]) AS u(t, k, e, et, h, p)"
+    )
+
+
+def insert_args(messages: Sequence[Outgoing]) -> tuple[list[Any], ...]:
+    """The six arrays :func:`insert_sql` reads."""
+    return (
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.message.event_id for m in messages],
@@ -48,6 +61,13 @@ async def enqueue(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -> Non
         [orjson.dumps(m.headers()).decode() for m in messages],
         [m.value() for m in messages],
     )
+
+
+async def enqueue(conn: asyncpg.Connection, messages: Sequence[Outgoing]) -> None:
+    """Add ``messages`` to the outbox inside the caller's transaction."""
+    if not messages:
+        return
+    await conn.execute(_INSERT, *insert_args(messages))
 
 
 def _record(row: asyncpg.Record) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:

@@ -7,11 +7,12 @@ import uuid
 from collections import Counter
 from typing import ClassVar
 
+import asyncpg
 import pytest
 
 from shared.db.consume import apply_batch
 from shared.db.migrations import PLATFORM, migrate
-from shared.db.outbox import OutboxRelay
+from shared.db.outbox import OutboxRelay, insert_args, insert_sql
 from shared.db.pool import close_pool, create_pool
 from shared.db.uow import UnitOfWork
 from shared.messaging.admin import ensure_topics
@@ -245,3 +246,36 @@ async def test_pool_release_rolls_back_an_open_transaction(new_database) -> None
             assert await again.fetchval("SELECT count(*) FROM t") == 0
     finally:
         await close_pool(pool)
+
+
+async def test_outbox_rows_in_the_same_statement_as_the_state_change(
+    new_database, kafka_bootstrap, topic_prefix
+) -> None:
+    """``insert_sql``/``insert_args``: state + outbox in one autocommit statement, all or nothing."""
+    dsn = await _database(new_database)
+    topic = f"{topic_prefix}outbox.one-statement"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    pool = await create_pool(dsn, 1, 4)
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="relay-one-statement")
+    relay = OutboxRelay(pool, dsn, publisher, poll_interval_s=0.2)
+    await pool.execute("CREATE TABLE things (id int PRIMARY KEY)")
+    sql = f"WITH a AS (INSERT INTO things (id) VALUES ($1)), m AS ({insert_sql(2)}) SELECT 1"
+    first = [Outgoing(topic, "k", Ping(n=1), "req-one"), Outgoing(topic, "k", Ping(n=2), "req-one")]
+    await pool.execute(sql, 1, *insert_args(first))
+    with pytest.raises(asyncpg.UniqueViolationError):  # the state change fails: no message either
+        await pool.execute(sql, 1, *insert_args([Outgoing(topic, "k", Ping(n=3))]))
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 2
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await read_topic(kafka_bootstrap, topic, until=lambda rs: len(rs) >= 2, timeout=30)
+        deadline = asyncio.get_running_loop().time() + 20
+        while (remaining := await pool.fetchval("SELECT count(*) FROM outbox")) and (
+                asyncio.get_running_loop().time() < deadline):
+            await asyncio.sleep(0.05)  # the relay deletes the rows once the broker acknowledged them
+    finally:
+        await cancel(task)
+        await publisher.close()
+    await close_pool(pool)
+    assert [dict(r.headers)["event-id"].decode() for r in records] == [str(m.message.event_id) for m in first]
+    assert all(dict(r.headers)["request-id"] == b"req-one" for r in records)
+    assert remaining == 0
