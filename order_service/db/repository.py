@@ -10,6 +10,8 @@ import orjson
 
 from order_service.domain.order import Order, OrderLine, OrderStatus
 from order_service.domain.saga import SagaState
+from shared.db import outbox
+from shared.messaging.envelope import Outgoing
 
 OUTCOME_CHANNEL = "order_outcome"
 
@@ -20,6 +22,8 @@ WITH o AS (
 ), i AS (
     INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
     SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
+), m AS (
+    """ + outbox.insert_sql(14) + """
 )
 INSERT INTO sagas (order_id, step, attempts, deadline, data) SELECT order_id, $10, $11, $12, $13::jsonb FROM o
 """
@@ -41,13 +45,19 @@ def _order(row: asyncpg.Record) -> Order:
     )
 
 
-async def insert_order(conn: asyncpg.Connection, order: Order, saga: SagaState) -> None:
-    """The order, its lines and its saga in one statement (one round trip)."""
+async def insert_order(
+    conn: asyncpg.Connection | asyncpg.Pool, order: Order, saga: SagaState, messages: Sequence[Outgoing]
+) -> None:
+    """The order, its lines, its saga and its outbox messages in one statement (one round trip).
+
+    A single statement is atomic on its own: run on the pool it needs no BEGIN/COMMIT.
+    """
     lines = order.lines
     await conn.execute(
         _INSERT_ORDER, order.order_id, order.user_id, order.total_amount, order.user_coupon_id, order.created_at,
         [line.product_id for line in lines], [line.name for line in lines], [line.unit_price for line in lines],
-        [line.quantity for line in lines], str(saga.step), saga.attempts, saga.deadline, saga.to_json())
+        [line.quantity for line in lines], str(saga.step), saga.attempts, saga.deadline, saga.to_json(),
+        *outbox.insert_args(messages))
 
 
 async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:

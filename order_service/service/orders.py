@@ -18,7 +18,7 @@ from order_service.service.ports import Catalog, UserRegistry
 from order_service.service.users import KnownUsers, ensure_user
 from shared.context import current_request_id
 from shared.db.uow import UnitOfWork
-from shared.messaging.envelope import utcnow
+from shared.messaging.envelope import Outgoing, utcnow
 from shared.messaging.topics import Topics
 
 
@@ -83,16 +83,19 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
                            user_coupon_id=order.user_coupon_id, request_id=current_request_id())
     decision = saga.start(state, utcnow(), deps.policy)
+    request_id = current_request_id()
+    messages = [Outgoing(deps.topics(topic), order.order_id, command, request_id)
+                for topic, command in decision.commands]
+    if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
+        await repo.insert_order(deps.pool, order, decision.state, messages)
+        return order.order_id, True
     async with UnitOfWork(deps.pool) as uow:
-        if cmd.idempotency_key is not None and not await repo.claim_idempotency_key(
-                uow.conn, cmd.idempotency_key, cmd.request_hash, order.order_id):
+        if not await repo.claim_idempotency_key(uow.conn, cmd.idempotency_key, cmd.request_hash, order.order_id):
             # READ COMMITTED: this statement sees the row the racing request just committed.
             winner = await _replayed(uow.conn, cmd)
             assert winner is not None
             return winner, False
-        await repo.insert_order(uow.conn, order, decision.state)
-        for topic, command in decision.commands:
-            uow.publish(deps.topics(topic), order.order_id, command)
+        await repo.insert_order(uow.conn, order, decision.state, messages)
         await uow.commit()
     return order.order_id, True
 
