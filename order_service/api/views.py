@@ -38,14 +38,15 @@ def _render(order: Order) -> web.Response:
     return web.Response(status=202, body=body, content_type="application/json", headers=location)
 
 
-def _command(request: web.Request, body: PlaceOrderRequest, raw: bytes) -> orders.PlaceOrder:
+def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ValidationProblem([{"field": "Idempotency-Key", "message": "must be 1..255 characters"}])
+    # the hash of the normalised body only matters with a key (a replay must carry the same body)
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if key is not None else ""
     return orders.PlaceOrder(
         user_id=body.user_id, items={item.product_id: item.quantity for item in body.items},
-        user_coupon_id=body.user_coupon_id, idempotency_key=key,
-        request_hash=hashlib.sha256(raw).hexdigest(),
+        user_coupon_id=body.user_coupon_id, idempotency_key=key, request_hash=request_hash,
     )
 
 
@@ -61,7 +62,7 @@ def _command(request: web.Request, body: PlaceOrderRequest, raw: bytes) -> order
 )
 async def place_order(request: web.Request) -> web.Response:
     body = await read_json(request, PlaceOrderRequest)
-    cmd = _command(request, body, body.model_dump_json().encode())
+    cmd = _command(request, body)
     waiter = request.app[WAITER]
     order_id = str(uuid.uuid4())
     fut = waiter.subscribe(order_id)  # before the order exists: its notice cannot be missed
