@@ -15,6 +15,8 @@ from shared.web.openapi import operation
 from shared.web.validation import parse_query
 
 RANKING = web.AppKey("ranking", Ranking)
+# parsed query strings of top-products (a few distinct ones in practice; bounded)
+_QUERIES: dict[str, TopProductsQuery] = {}
 
 
 def _render(answer: TopProducts) -> TopProductsOut:
@@ -37,9 +39,17 @@ def _json(model: TopProductsOut | RebuildOut) -> web.Response:
     responses={200: TopProductsOut, 400: "VALIDATION_ERROR: days or limit out of range"},
 )
 async def get_top_products(request: web.Request) -> web.Response:
-    query = parse_query(request, TopProductsQuery)
+    query = _QUERIES.get(request.query_string)
+    if query is None:
+        query = parse_query(request, TopProductsQuery)  # a 400 is never memoised
+        if len(_QUERIES) >= 256:
+            _QUERIES.clear()
+        _QUERIES[request.query_string] = query
     answer = await top_products(request.app[RANKING], query.days, query.limit)
-    return _json(_render(answer))
+    body = answer.rendered.get("json")
+    if body is None:  # first request for this (cached) answer: render once, then serve the bytes
+        body = answer.rendered["json"] = _render(answer).model_dump_json(by_alias=True).encode()
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 @operation(

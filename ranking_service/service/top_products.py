@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ranking_service.db.sales import top_sales
@@ -16,6 +16,8 @@ class TopProducts:
     window: Window
     generated_at: datetime
     items: list[RankedProduct]
+    # the rendered response, filled once by the API layer: a cache hit is served without re-rendering
+    rendered: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 async def top_products(ctx: Ranking, days: int, limit: int) -> TopProducts:
