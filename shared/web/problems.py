@@ -128,7 +128,16 @@ _UNAVAILABLE = (
 
 
 def _unavailable(exc: BaseException) -> bool:
-    """The database is down or restarting (refused, shut down, connection lost): a 503, not a 500."""
+    """The database is down or restarting (refused, shut down, connection lost): a 503, not a 500.
+
+    A pooled connection that was idle when the server shut down is left by asyncpg in its
+    error-consuming state; its next query fails with ``InternalClientError: cannot switch to
+    state ...; another operation (2) is in progress``. The pool's reset then closes it on
+    release, so the request that met it is the only one to fail: that is an unavailable
+    database too.
+    """
+    if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):
+        return True
     return isinstance(exc, _UNAVAILABLE)
 
 

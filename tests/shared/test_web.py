@@ -59,6 +59,10 @@ async def database_down(_request: web.Request) -> web.Response:
     raise asyncpg.CannotConnectNowError("the database system is starting up")
 
 
+async def stale_connection(_request: web.Request) -> web.Response:
+    raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+
+
 async def crash(_request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail")
 
@@ -75,6 +79,7 @@ async def client() -> AsyncIterator[TestClient]:
     app.router.add_post("/conflict", conflict)
     app.router.add_get("/crash", crash)
     app.router.add_get("/database-down", database_down)
+    app.router.add_get("/stale-connection", stale_connection)
     setup_openapi(app, title="Test API")
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -190,7 +195,8 @@ async def test_openapi_has_pydantic_schemas(client: TestClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_database_down_is_503_with_retry_after(client: TestClient) -> None:
-    resp = await client.get("/database-down")
+@pytest.mark.parametrize("path", ["/database-down", "/stale-connection"])
+async def test_database_down_is_503_with_retry_after(client: TestClient, path: str) -> None:
+    resp = await client.get(path)
     await _problem(resp, 503, "SERVICE_UNAVAILABLE")
     assert resp.headers["Retry-After"] == "1"
