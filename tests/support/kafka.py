@@ -13,23 +13,31 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 async def read_topic(
     bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 20.0
 ) -> list[Any]:
-    """Read ``topic`` from the beginning until ``until(records)`` holds or ``timeout`` passes."""
+    """Read ``topic`` from the beginning until ``until(records)`` holds or ``timeout`` passes.
+
+    Every step is bounded by a deadline of its own (start, each fetch, stop), so a wedged client
+    makes the caller's assertion fail instead of hanging the session.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=f"test-reader-{uuid.uuid4().hex}",
         auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=50,
     )
-    await consumer.start()
     records: list[Any] = []
     try:
-        async with asyncio.timeout(timeout):
-            while not until(records):
-                batches = await consumer.getmany(timeout_ms=200)
-                for batch in batches.values():
-                    records.extend(batch)
+        await asyncio.wait_for(consumer.start(), timeout)
+        while not until(records) and loop.time() < deadline:
+            batches = await asyncio.wait_for(consumer.getmany(timeout_ms=200), 5)
+            for batch in batches.values():
+                records.extend(batch)
     except TimeoutError:
         pass
     finally:
-        await consumer.stop()
+        try:
+            await asyncio.wait_for(consumer.stop(), 10)
+        except TimeoutError:
+            pass
     return records
 
 
