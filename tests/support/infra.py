@@ -111,7 +111,20 @@ def _bindable(port: int) -> bool:
     return True
 
 
-class PrivateBroker:
+class _PrivateServer:
+    """A server of deploy/infra.sh run with its own port and state, for tests that stop it."""
+
+    _env: dict[str, str]
+
+    def _run(self, command: str) -> None:
+        result = subprocess.run(
+            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
+
+
+class PrivateBroker(_PrivateServer):
     """A second local Kafka broker that a test may stop and start (local servers only)."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -122,13 +135,6 @@ class PrivateBroker:
             "LOCAL_KAFKA_PORT": str(self.port),
             "LOCAL_KAFKA_DIR": str(ROOT / ".local" / f"kafka-private-{self.port}"),
         }
-
-    def _run(self, command: str) -> None:
-        result = subprocess.run(
-            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
 
     def start(self) -> None:
         self._run("start-kafka")
@@ -142,7 +148,7 @@ class PrivateBroker:
         shutil.rmtree(self._env["LOCAL_KAFKA_DIR"], ignore_errors=True)
 
 
-class PrivatePostgres:
+class PrivatePostgres(_PrivateServer):
     """A second local PostgreSQL server that a test may stop and restart (local servers only)."""
 
     def __init__(self, port: int = 54429) -> None:
@@ -153,13 +159,6 @@ class PrivatePostgres:
             "LOCAL_PG_PORT": str(port),
             "LOCAL_PG_DIR": str(ROOT / ".local" / f"pg-private-{port}"),
         }
-
-    def _run(self, command: str) -> None:
-        result = subprocess.run(
-            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
 
     def start(self) -> None:
         self._run("start-pg")
