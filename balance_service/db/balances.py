@@ -7,7 +7,7 @@ import asyncpg
 # The limit is the WHERE clause: concurrent charges serialise on the row and each re-checks it
 # against the latest balance, so none is lost and none overshoots. ``before`` tells an unknown
 # user apart from a refused charge (it reads the statement's snapshot).
-_CHARGE = """
+_CHARGE_CTES = """
 WITH before AS (
     SELECT balance FROM balances WHERE user_id = $1
 ), upd AS (
@@ -17,7 +17,9 @@ WITH before AS (
 ), hist AS (
     INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
     SELECT $1, 'CHARGE', $2, balance, updated_at FROM upd
-)
+)"""
+
+_CHARGE = _CHARGE_CTES + """
 SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
 """
 
@@ -25,17 +27,7 @@ SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd)
 # A duplicate key fails the INSERT, and with it the whole statement: the charge is undone and
 # the caller reads the stored result instead. A racing duplicate waits on the balance row (or
 # on the key's index entry) until the first commits, then fails the same way.
-_CHARGE_ONCE = """
-WITH before AS (
-    SELECT balance FROM balances WHERE user_id = $1
-), upd AS (
-    UPDATE balances SET balance = balance + $2, updated_at = now()
-    WHERE user_id = $1 AND balance + $2 <= $3
-    RETURNING balance, updated_at
-), hist AS (
-    INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
-    SELECT $1, 'CHARGE', $2, balance, updated_at FROM upd
-), result AS (
+_CHARGE_ONCE = _CHARGE_CTES + """, result AS (
     SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
 ), k AS (
     INSERT INTO idempotency_keys (user_id, key, fingerprint, outcome)
