@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 import pytest_asyncio
+
+from tests.support.infra import drop_databases
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "cluster.py"
@@ -46,15 +47,6 @@ class Cluster:
     def pid(self, name: str) -> int:
         return int((self.state_dir / "pids" / f"{name}.pid").read_text())
 
-
-async def _drop_databases(admin_dsn: str, suffix: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"%\\_{suffix}")
-        for row in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +73,7 @@ def cluster() -> Iterator[Cluster]:
         subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
                        capture_output=True, timeout=120, cwd=ROOT)
         if info:
-            asyncio.run(_drop_databases(info["pg_admin_dsn"], f"e2e{run_id}"))
+            asyncio.run(drop_databases(info["pg_admin_dsn"], f"e2e{run_id}"))
         if not os.environ.get("E2E_KEEP_LOGS"):
             shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from bench.load import Api
 from tests.faults.harness import CLUSTER, ROOT, FaultCluster, Row, table
-from tests.support.infra import PrivateBroker, PrivatePostgres, Servers
+from tests.support.infra import PrivateBroker, PrivatePostgres, Servers, drop_databases
 
 # Every port this suite stops and starts again lies below the ephemeral range (32768-60999 on Linux):
 # while a server is down its clients keep reconnecting, and a connect to a free port inside that range
@@ -56,17 +56,6 @@ def faults_broker(infra: Servers) -> Iterator[PrivateBroker]:
     broker.stop()
 
 
-async def _drop_databases(admin_dsn: str, suffix: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"%\\_{suffix}")
-        for row in rows:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
 
 @pytest.fixture(scope="session")
 def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> Iterator[FaultCluster]:
@@ -93,7 +82,7 @@ def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> 
         subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
                        capture_output=True, timeout=180, cwd=ROOT)
         if info:
-            asyncio.run(_drop_databases(private_pg.admin_dsn, suffix))
+            asyncio.run(drop_databases(private_pg.admin_dsn, suffix))
         if not os.environ.get("FAULTS_KEEP_LOGS"):
             shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -169,3 +169,16 @@ class PrivatePostgres(_PrivateServer):
     def kill(self) -> None:
         """Immediate shutdown (no checkpoint), like a crash."""
         self._run("kill-pg")
+
+
+async def drop_databases(admin_dsn: str, suffix: str) -> None:
+    """Drop every database named ``<name>_<suffix>`` (a private cluster's, see cluster.py --db-suffix)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"%\\_{suffix}")
+        for row in rows:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await conn.close()
