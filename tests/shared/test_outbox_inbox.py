@@ -229,25 +229,6 @@ async def test_a_consumer_cancelled_while_starting_closes_its_client(kafka_boots
     assert not [w for w in caught if "Unclosed AIOKafkaConsumer" in str(w.message)]
 
 
-@pytest.mark.integration
-@pytest.mark.asyncio
-async def test_pool_release_rolls_back_an_open_transaction(new_database) -> None:
-    """An unfinished transaction is rolled back when its connection goes back to the pool."""
-
-    pool = await create_pool(await new_database("pool_reset"), 1, 1)
-    try:
-        await pool.execute("CREATE TABLE t (x int)")
-        conn = await pool.acquire()
-        await conn.execute("BEGIN")
-        await conn.execute("INSERT INTO t VALUES (1)")
-        await pool.release(conn)
-        async with pool.acquire() as again:
-            assert not again.is_in_transaction()
-            assert await again.fetchval("SELECT count(*) FROM t") == 0
-    finally:
-        await close_pool(pool)
-
-
 async def test_outbox_rows_in_the_same_statement_as_the_state_change(
     new_database, kafka_bootstrap, topic_prefix
 ) -> None:
