@@ -26,6 +26,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.cpu import CpuMeter
+from bench.cpu import render as render_cpu
 from bench.invariants import Targets, check_invariants
 from bench.load import Api, OrderLoad, latency_summary, timeline
 
@@ -136,6 +138,7 @@ async def order_payment(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[s
     print(f"[order_payment] setup: {args.users} users, {args.products} products ...", flush=True)
     await load.setup()
     stop = asyncio.Event()
+    ctx["meter"].start()
     load.start()
     tick = asyncio.create_task(ticker("order_payment", time.monotonic(), lambda: load.completed,
                                       lambda: f"in flight {load.in_flight}  failed {dict(load.failed)}"
@@ -143,11 +146,12 @@ async def order_payment(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[s
     await load.run_for(args.duration)
     issued_for = load.elapsed
     await load.stop()
+    recs = load.records
+    done = [r for r in recs if r.status == "COMPLETED"]
+    ctx["cpu"] = ctx["meter"].stop(len(done))
     stop.set()
     await tick
     await load.close()
-    recs = load.records
-    done = [r for r in recs if r.status == "COMPLETED"]
     # sustained = completions within the issuing window (excluding the drain)
     in_window = [r for r in done if r.finished is not None and r.finished <= issued_for]
     result = {
@@ -196,9 +200,11 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         stop = asyncio.Event()
         tick = asyncio.create_task(ticker("coupon_spike", t0, lambda: len([r for r in reqs if r.finished]),
                                           lambda: "", stop))
+        ctx["meter"].start()
         start.set()
         await asyncio.gather(*tasks)
         took = time.monotonic() - t0
+        ctx["cpu"] = ctx["meter"].stop(len(reqs))
         stop.set()
         await tick
         info = await api.ok("GET", f"/api/v1/coupons/{coupon}")
@@ -234,7 +240,9 @@ async def balance_charge(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[
             if status == 200:
                 charged[uid] += amount
 
+        ctx["meter"].start()
         reqs, took = await closed_loop("balance_charge", args.duration, args.concurrency, args.rate, charge)
+        ctx["cpu"] = ctx["meter"].stop(len(reqs))
         problems = []
         for uid in users:
             bal = (await api.ok("GET", f"/api/v1/users/{uid}/balance"))["balance"]
@@ -258,7 +266,9 @@ async def top_products(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
                 r.http_status = resp.status
                 r.status = "ok" if resp.status == 200 else str(resp.status)
 
+        ctx["meter"].start()
         reqs, took = await closed_loop("top_products", args.duration, args.concurrency, args.rate, read)
+        ctx["cpu"] = ctx["meter"].stop(len(reqs))
     out = summarize_reqs(reqs, took)
     out["timeline"] = timeline(reqs, 1.0, ok=("ok",))
     ctx["extra_problems"] = [] if out["outcomes"].get("ok") == len(reqs) else [f"reads: outcomes {out['outcomes']}"]
@@ -310,7 +320,8 @@ async def run(args: argparse.Namespace) -> int:
         info = json.loads(Path(args.cluster_state).read_text())
     gateway = args.gateway or info.get("gateway_url") or "http://127.0.0.1:8080"
     token = args.admin_token or info.get("admin_token") or ""
-    ctx: dict[str, Any] = {"gateway": gateway, "token": token}
+    state_dir = Path(args.cluster_state).parent if args.cluster_state else None
+    ctx: dict[str, Any] = {"gateway": gateway, "token": token, "meter": CpuMeter.for_cluster(state_dir)}
     floor = None
     if args.scenario == "floor" or args.floor:
         from bench.floor import run_floor
@@ -344,7 +355,7 @@ async def run(args: argparse.Namespace) -> int:
             await conn.close()
     result = {"scenario": args.scenario, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "args": {k: v for k, v in vars(args).items() if k not in ("admin_token",)}, **result,
-              "invariant_problems": problems, "floor": floor}
+              "invariant_problems": problems, "floor": floor, "cpu": ctx.get("cpu")}
     rate = result.get("completed_per_s") or result.get("ok_per_s")
     if floor and rate:
         result["ratio_to_floor"] = round(rate / floor["sagas_per_s"], 3)
@@ -353,7 +364,9 @@ async def run(args: argparse.Namespace) -> int:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
     plot(stem.with_suffix(".png"), f"{args.scenario} ({result.get('mode', '')})", result.get("timeline", []))
     show = {k: v for k, v in result.items() if k not in ("timeline", "args", "run_data")}
-    print(json.dumps(show, indent=2, default=str))
+    print(json.dumps({k: v for k, v in show.items() if k != "cpu"}, indent=2, default=str))
+    if result.get("cpu"):
+        print(render_cpu(result["cpu"]))
     print(f"invariants: {'all hold' if not problems else f'{len(problems)} BROKEN'}")
     for p in problems[:20]:
         print("  -", p)
