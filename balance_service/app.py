@@ -5,10 +5,12 @@ from pathlib import Path
 from aiohttp import web
 
 from balance_service.api.errors import ERROR_MAP
+from balance_service.api.keys import CHARGES
 from balance_service.api.routes import setup_routes
 from balance_service.config import Settings
 from balance_service.messaging import saga
 from balance_service.service import housekeeping
+from balance_service.service.balances import Charges
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
@@ -36,11 +38,19 @@ def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
     return start
 
 
+async def _charges_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    """Batched charges over the pool; flushes in progress finish before the pool closes."""
+    app[CHARGES] = charges = Charges(app[PG_POOL])
+    yield
+    await charges.batcher.aclose()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     setup_routes(app)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
+    app.cleanup_ctx.append(_charges_ctx)
     app.cleanup_ctx.append(messaging_ctx(settings))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,

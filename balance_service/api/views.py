@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from balance_service.api import cursor
+from balance_service.api.keys import CHARGES
 from balance_service.api.schemas import (
     BalanceResponse, ChargeRequest, ChargeResponse, CreateUserRequest, HistoryItem, HistoryPage,
     HistoryQuery, UserResponse,
@@ -77,7 +78,7 @@ async def charge(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     key = _idempotency_key(request)
     body = await read_json(request, ChargeRequest)
-    result = await balances.charge(request.app[PG_POOL], Charge(user_id, body.amount, key))
+    result = await request.app[CHARGES].charge(Charge(user_id, body.amount, key))
     return _json(ChargeResponse.model_validate(result))
 
 

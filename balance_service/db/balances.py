@@ -36,6 +36,30 @@ _CHARGE_ONCE = _CHARGE_CTES + """, result AS (
 SELECT balance_before, balance_after FROM result
 """
 
+# Many charges of distinct users in one statement (and one commit). Rows are locked in user_id
+# order and never waited for: a row another transaction holds (a saga's deduct batch, a keyed
+# charge) is skipped, its charge reported as not applied, and the caller charges it on its own,
+# so a batch can neither deadlock with those nor queue behind them. The limit is checked on the
+# locked (latest) balance, as in the single charge.
+_CHARGE_MANY = """
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, amount)
+), locked AS (
+    SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[])
+    ORDER BY user_id FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE balances b SET balance = l.balance + r.amount, updated_at = now()
+    FROM locked l JOIN req r USING (user_id)
+    WHERE b.user_id = l.user_id AND l.balance + r.amount <= $3
+    RETURNING b.user_id, b.balance, b.updated_at
+), hist AS (
+    INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
+    SELECT u.user_id, 'CHARGE', r.amount, u.balance, u.updated_at FROM upd u JOIN req r USING (user_id)
+)
+SELECT r.user_id, l.user_id IS NOT NULL AS applied, l.balance AS balance_before, u.balance AS balance_after
+FROM req r LEFT JOIN locked l USING (user_id) LEFT JOIN upd u USING (user_id)
+"""
+
 _GET = "SELECT user_id, balance, updated_at FROM balances WHERE user_id = $1"
 
 _HISTORY = """
@@ -51,6 +75,17 @@ async def charge(conn: asyncpg.Connection, user_id: int, amount: int, limit: int
     row = await conn.fetchrow(_CHARGE, user_id, amount, limit)
     assert row is not None
     return row["balance_before"], row["balance_after"]
+
+
+async def charge_many(
+    conn: asyncpg.Connection, charges: list[tuple[int, int]], limit: int
+) -> dict[int, tuple[int | None, int | None] | None]:
+    """Charge ``(user_id, amount)`` pairs of distinct users at once: per user ``(before, after)`` as
+    :func:`charge` gives it, or ``None`` when the row was locked elsewhere (nothing done: charge it
+    alone) or the user does not exist (charging it alone says so)."""
+    rows = await conn.fetch(_CHARGE_MANY, [u for u, _ in charges], [a for _, a in charges], limit)
+    return {row["user_id"]: (row["balance_before"], row["balance_after"]) if row["applied"] else None
+            for row in rows}
 
 
 class KeyTaken(Exception):

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from balance_service.api.keys import CHARGES
 from shared.messaging import topics
 from tests.support.kafka import read_topic
 
@@ -198,3 +199,57 @@ async def test_openapi_documents_public_routes_only(h) -> None:
     assert "/api/v1/users/{user_id}/balance/charge" in spec["paths"]
     assert "/api/v1/users/{user_id}/balance/history" in spec["paths"]
     assert not any(p.startswith("/internal") for p in spec["paths"])
+
+
+async def test_concurrent_charges_of_many_users_are_batched_and_exact(h) -> None:
+    """Charges without a key share statements: every user ends exact, with exact history rows."""
+    users = [await h.new_user() for _ in range(20)]
+    charges = h.client.app[CHARGES]
+    batches_before = charges.batcher.batches
+    plan = [(users[n % 20], 100 + n) for n in range(300)]  # 15 charges per user, interleaved
+    responses = await asyncio.gather(*(h.charge(u, a) for u, a in plan))
+    assert [r.status for r in responses] == [200] * 300
+    assert charges.batcher.batches - batches_before < 300, "no two charges shared a statement"
+    for user in users:
+        mine = [a for u, a in plan if u == user]
+        assert await h.balance(user) == sum(mine)
+        items = (await h.history(user, limit=100))["items"]
+        assert sorted(i["amount"] for i in items) == sorted(mine)
+        # every row's balance_after is the running total of a serial order of the same charges
+        by_after = sorted(items, key=lambda i: i["balance_after"])
+        running = 0
+        for item in by_after:
+            running += item["amount"]
+            assert item["balance_after"] == running
+
+
+async def test_batched_limit_unknown_users_and_repeats_in_one_batch(h) -> None:
+    near = await h.new_user(balance=MAX - 1_500)
+    free = await h.new_user()
+    unknown = 9_000_000_000_000
+    calls = [(near, 1_000), (free, 5), (unknown, 7), (near, 1_000), (free, 6), (near, 400)]
+    responses = await asyncio.gather(*(h.charge(u, a) for u, a in calls))
+    codes = [(r.status, (await r.json()).get("code")) for r in responses]
+    assert codes[1] == codes[4] == (200, None) and codes[2] == (404, "USER_NOT_FOUND")
+    near_codes = [codes[0], codes[3], codes[5]]
+    # 1,000 + 400 fit under the limit, a second 1,000 never does, whatever the order
+    assert sorted(near_codes) == [(200, None), (200, None), (409, "BALANCE_LIMIT_EXCEEDED")]
+    assert await h.balance(near) == MAX - 100 and await h.balance(free) == 11
+
+
+async def test_a_row_held_elsewhere_does_not_hold_up_the_batch(h, pool) -> None:
+    """A batch skips a locked balance row: other users' charges finish while it waits alone."""
+    held, other = await h.new_user(), await h.new_user()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT 1 FROM balances WHERE user_id = $1 FOR UPDATE", held)
+        try:
+            waiting = [asyncio.create_task(h.charge(held, 10)) for _ in range(3)]
+            others = await asyncio.wait_for(asyncio.gather(*(h.charge(other, 1) for _ in range(30))), 10)
+            assert [r.status for r in others] == [200] * 30
+            assert not any(t.done() for t in waiting)
+        finally:
+            await tx.rollback()
+    assert [r.status for r in await asyncio.gather(*waiting)] == [200] * 3
+    assert await h.balance(held) == 30 and await h.balance(other) == 30
