@@ -27,6 +27,26 @@ WITH o AS (
 )
 INSERT INTO sagas (order_id, step, attempts, deadline, data) SELECT order_id, $10, $11, $12, $13::jsonb FROM o
 """
+# The same, only when the Idempotency-Key is new: the key, the order, its lines, saga and messages
+# in one statement. A key taken before (or by a racing request, whose commit ON CONFLICT waits
+# for) inserts nothing and returns no row.
+_INSERT_ORDER_ONCE = """
+WITH k AS (
+    INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($20, $21, $1)
+    ON CONFLICT (key) DO NOTHING RETURNING order_id
+), o AS (
+    INSERT INTO orders (order_id, user_id, status, total_amount, user_coupon_id, created_at)
+    SELECT $1, $2, 'PENDING', $3, $4, $5 FROM k RETURNING order_id
+), i AS (
+    INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
+    SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
+    WHERE EXISTS (SELECT 1 FROM k)
+), m AS (
+    """ + outbox.insert_sql(14) + """ WHERE EXISTS (SELECT 1 FROM k)
+)
+INSERT INTO sagas (order_id, step, attempts, deadline, data) SELECT order_id, $10, $11, $12, $13::jsonb FROM o
+RETURNING 1
+"""
 _SELECT_ORDERS = """
 SELECT o.*, coalesce(
     (SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
@@ -60,6 +80,21 @@ async def insert_order(
         *outbox.insert_args(messages))
 
 
+async def insert_order_once(
+    conn: asyncpg.Connection | asyncpg.Pool, order: Order, saga: SagaState, messages: Sequence[Outgoing],
+    key: str, request_hash: str,
+) -> bool:
+    """:func:`insert_order` under an Idempotency-Key, in one statement; ``False`` (nothing written)
+    when the key was taken, by an earlier request or a racing one that committed meanwhile."""
+    lines = order.lines
+    done = await conn.fetchval(
+        _INSERT_ORDER_ONCE, order.order_id, order.user_id, order.total_amount, order.user_coupon_id,
+        order.created_at, [line.product_id for line in lines], [line.name for line in lines],
+        [line.unit_price for line in lines], [line.quantity for line in lines], str(saga.step), saga.attempts,
+        saga.deadline, saga.to_json(), *outbox.insert_args(messages), key, request_hash)
+    return done is not None
+
+
 async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:
     row = await conn.fetchrow(_SELECT_ORDERS + " WHERE o.order_id = $1", order_id)
     return _order(row) if row else None
@@ -78,14 +113,6 @@ async def list_orders(
             _SELECT_ORDERS + " WHERE o.user_id = $1 AND (o.created_at, o.order_id) < ($3, $4::uuid)"
             " ORDER BY o.created_at DESC, o.order_id DESC LIMIT $2", user_id, limit, after[0], after[1])
     return [_order(row) for row in rows]
-
-
-async def claim_idempotency_key(conn: asyncpg.Connection, key: str, request_hash: str, order_id: str) -> bool:
-    """Take ``key`` for ``order_id``; ``False`` when someone holds it (waits for a racing insert)."""
-    row = await conn.fetchval(
-        "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT (key) DO NOTHING RETURNING 1", key, request_hash, order_id)
-    return row is not None
 
 
 async def find_idempotency_key(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> tuple[str, str] | None:

@@ -17,7 +17,6 @@ from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
 from order_service.service.users import KnownUsers, ensure_user
 from shared.context import current_request_id
-from shared.db.uow import UnitOfWork
 from shared.messaging.envelope import Outgoing, utcnow
 from shared.messaging.topics import Topics
 
@@ -89,14 +88,12 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
     if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
         await repo.insert_order(deps.pool, order, decision.state, messages)
         return order.order_id, True
-    async with UnitOfWork(deps.pool) as uow:
-        if not await repo.claim_idempotency_key(uow.conn, cmd.idempotency_key, cmd.request_hash, order.order_id):
-            # READ COMMITTED: this statement sees the row the racing request just committed.
-            winner = await _replayed(uow.conn, cmd)
-            assert winner is not None
-            return winner, False
-        await repo.insert_order(uow.conn, order, decision.state, messages)
-        await uow.commit()
+    if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
+                                        cmd.request_hash):
+        # READ COMMITTED: this statement sees the row the racing request just committed.
+        winner = await _replayed(deps.pool, cmd)
+        assert winner is not None
+        return winner, False
     return order.order_id, True
 
 

@@ -241,10 +241,15 @@ async def test_idempotency_key(env: Env) -> None:
     user = env.user()
     key = f"key-{uuid.uuid4()}"
     results = await asyncio.gather(*(place(env.client, order_body(user), **{"Idempotency-Key": key})
-                                     for _ in range(4)))
+                                     for _ in range(8)))
     assert {status for status, _, _ in results} == {201}
     assert len({body["order_id"] for _, body, _ in results}) == 1
     assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 1
+    # the racing losers wrote nothing: no second saga, line or key
+    assert await _count(env, "SELECT count(*) FROM sagas WHERE (data->>'user_id')::bigint = $1", user) == 1
+    assert await _count(env, "SELECT count(*) FROM order_items i JOIN orders o USING (order_id)"
+                             " WHERE o.user_id = $1", user) == len(order_body(user)["items"])
+    assert await _count(env, "SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 1
     status, body, _ = await place(env.client, order_body(user, coupon=None), **{"Idempotency-Key": key})
     assert status == 409 and body["code"] == "IDEMPOTENCY_KEY_REUSED"
     status, again, _ = await place(env.client, order_body(user), **{"Idempotency-Key": key})
