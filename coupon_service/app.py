@@ -8,11 +8,12 @@ from aiohttp import web
 
 from coupon_service.api.errors import ERRORS
 from coupon_service.api.routes import setup_routes
-from coupon_service.api.views import COUPONS, USERS
+from coupon_service.api.views import COUPONS, ISSUER, USERS
 from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
 from coupon_service.messaging.consumers import SAGA_GROUP, USERS_GROUP, saga_handler, users_handler
 from coupon_service.service.coupons import Coupons
+from coupon_service.service.issuing import Issuer
 from coupon_service.service.users import KnownUsers
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
@@ -32,15 +33,18 @@ async def migrate_database(settings: Settings) -> None:
 
 
 def services_ctx(settings: Settings) -> CleanupCtx:
-    """The HTTP session to balance_service and the service-layer objects built on the pool."""
+    """The HTTP session to balance_service and the service-layer objects built on the pool; batched
+    issues in progress finish before the session and the pool close."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=settings.user_lookup_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             users = KnownUsers(app[PG_POOL], BalanceUserDirectory(session, settings.balance_url))
             app[USERS] = users
-            app[COUPONS] = Coupons(app[PG_POOL], users)
+            app[COUPONS] = coupons = Coupons(app[PG_POOL], users)
+            app[ISSUER] = issuer = Issuer(coupons, users)
             yield
+            await issuer.batcher.aclose()
 
     return ctx
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from coupon_service.api import schemas as s
 from coupon_service.domain.model import Coupon, CouponTerms, DiscountType
 from coupon_service.service.coupons import Coupons
+from coupon_service.service.issuing import Issuer
 from coupon_service.service.owned import BadCursorError, list_owned
 from coupon_service.service.users import KnownUsers
 from shared.messaging.envelope import rfc3339, utcnow
@@ -20,6 +21,7 @@ from shared.web.validation import parse_query, path_id, read_json
 
 COUPONS = web.AppKey("coupons", Coupons)
 USERS = web.AppKey("known_users", KnownUsers)
+ISSUER = web.AppKey("issuer", Issuer)
 TAGS = ["coupons"]
 
 
@@ -66,7 +68,7 @@ async def get_coupon(request: web.Request) -> web.Response:
 async def issue_coupon(request: web.Request) -> web.Response:
     coupon_id = path_id(request, "coupon_id")
     body = await read_json(request, s.IssueCoupon)
-    issued = await request.app[COUPONS].issue(coupon_id, body.user_id, utcnow())
+    issued = await request.app[ISSUER].issue(coupon_id, body.user_id, utcnow())
     return _json({
         "user_coupon_id": issued.user_coupon_id, "coupon_id": issued.coupon_id, "user_id": issued.user_id,
         "status": issued.status, "issued_at": rfc3339(issued.issued_at), "expires_at": rfc3339(issued.expires_at),

@@ -75,3 +75,62 @@ async def holds(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_id
     return await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)", coupon_id, user_id
     )
+
+
+# Many issues of one coupon to distinct users in one statement (and one commit), for the batched
+# path. Per user it reports whether the user is known (the projection), whether they already held
+# a copy (the statement's snapshot) and the copy it gave them. Free rows are locked in slot order
+# and never waited for (SKIP LOCKED; a locked row was re-checked to be free, so the UPDATE needs no
+# condition of its own): fresh users are paired with the locked rows in arrival order, and those
+# left over are reported without a copy. ``more_free`` says whether any free row
+# of the snapshot is left that this statement did not take (free or claimed by a transaction
+# still in flight): when it is false every copy is taken for good, so "sold out" is true. A user
+# whose copy another transaction commits meanwhile fails the whole statement on the unique index.
+ISSUE_MANY = """
+WITH req AS MATERIALIZED (
+    SELECT r.user_id, r.ord,
+           EXISTS (SELECT 1 FROM known_users k WHERE k.user_id = r.user_id) AS known,
+           EXISTS (SELECT 1 FROM user_coupons h WHERE h.coupon_id = $1 AND h.user_id = r.user_id) AS held
+    FROM unnest($2::bigint[]) WITH ORDINALITY AS r(user_id, ord)
+), fresh AS MATERIALIZED (
+    SELECT user_id, row_number() OVER (ORDER BY ord) AS n FROM req WHERE known AND NOT held
+), free AS MATERIALIZED (
+    SELECT user_coupon_id, row_number() OVER (ORDER BY slot_no) AS n FROM (
+        SELECT user_coupon_id, slot_no FROM user_coupons
+        WHERE coupon_id = $1 AND user_id IS NULL
+        ORDER BY slot_no LIMIT (SELECT count(*) FROM fresh)
+        FOR UPDATE SKIP LOCKED
+    ) s
+), upd AS (
+    UPDATE user_coupons uc SET user_id = f.user_id, issued_at = now(),
+                               expires_at = now() + make_interval(days => $3)
+    FROM free s JOIN fresh f USING (n)
+    WHERE uc.user_coupon_id = s.user_coupon_id
+    RETURNING uc.user_coupon_id, uc.coupon_id, uc.user_id, uc.status, uc.issued_at, uc.expires_at
+)
+SELECT r.user_id, r.known, r.held, u.user_coupon_id, u.coupon_id, u.status, u.issued_at, u.expires_at,
+       EXISTS (SELECT 1 FROM user_coupons c WHERE c.coupon_id = $1 AND c.user_id IS NULL
+               AND c.user_coupon_id NOT IN (SELECT user_coupon_id FROM free)) AS more_free
+FROM req r LEFT JOIN upd u USING (user_id)
+"""
+
+# The answer for users of a coupon known to be sold out: who is known, who holds a copy.
+WHO_HOLDS = """
+SELECT r.user_id,
+       EXISTS (SELECT 1 FROM known_users k WHERE k.user_id = r.user_id) AS known,
+       EXISTS (SELECT 1 FROM user_coupons h WHERE h.coupon_id = $1 AND h.user_id = r.user_id) AS held
+FROM unnest($2::bigint[]) AS r(user_id)
+"""
+
+
+async def issue_many(
+    conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int], valid_days: int
+) -> list[asyncpg.Record]:
+    """:data:`ISSUE_MANY` for distinct ``user_ids``: one row per user. Raises UniqueViolation when
+    one of them got a copy from another transaction meanwhile (then nothing was issued)."""
+    return await conn.fetch(ISSUE_MANY, coupon_id, user_ids, valid_days)
+
+
+async def who_holds(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int]) -> list[asyncpg.Record]:
+    """Per user: ``known`` (projection) and ``held`` (holds a copy of the coupon)."""
+    return await conn.fetch(WHO_HOLDS, coupon_id, user_ids)

@@ -58,6 +58,13 @@ class Coupons:
             self._terms[coupon_id] = coupon
         return coupon
 
+    def is_sold_out(self, coupon_id: int) -> bool:
+        return coupon_id in self._sold_out
+
+    def mark_sold_out(self, coupon_id: int) -> None:
+        """Remember that every copy is taken for good (only ever called when that is true)."""
+        self._sold_out.add(coupon_id)
+
     async def show(self, coupon_id: int) -> tuple[Coupon, int]:
         """The coupon and how many copies are issued."""
         coupon = await self.find(coupon_id)

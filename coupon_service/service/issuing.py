@@ -1,0 +1,120 @@
+"""Issuing in batches: concurrent issue requests share one SQL statement per coupon
+(:class:`shared.batching.Batcher`), with the same outcomes, in the same order, as
+:meth:`Coupons.issue` gives one by one.
+
+What a batch cannot settle without waiting or without asking balance_service is answered ``None``
+and the request then takes the one-by-one path itself (outside the flush), so a flush never waits
+for a row lock and never makes an HTTP call:
+
+- an id the ``known_users`` table does not hold (the one-by-one path asks balance, maybe 404);
+- a fresh user left without a copy while free rows remain that the batch could not take (locked by
+  claims in flight): the one-by-one path waits for them and says "sold out" only when true;
+- every user of a batch whose statement hit the unique index (the same user's copy committed by
+  another transaction meanwhile: nothing of that statement was done).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from coupon_service.db import coupons as repo
+from coupon_service.domain.errors import CouponAlreadyIssuedError, CouponSoldOutError
+from coupon_service.domain.model import Coupon
+from coupon_service.service.coupons import Coupons, IssuedCoupon
+from coupon_service.service.users import KnownUsers
+from shared.batching import Batcher
+
+Outcome = IssuedCoupon | BaseException | None
+"""A copy, the error to raise, or ``None``: go one by one."""
+
+
+def _already(coupon_id: int, user_id: int) -> CouponAlreadyIssuedError:
+    return CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon_id}")
+
+
+def _sold_out(coupon_id: int) -> CouponSoldOutError:
+    return CouponSoldOutError(f"coupon {coupon_id} has no copies left")
+
+
+class Issuer:
+    """``issue`` as :meth:`Coupons.issue`, with concurrent requests batched."""
+
+    def __init__(self, coupons: Coupons, users: KnownUsers, *, max_batch: int = 256, max_flushes: int = 2) -> None:
+        self._coupons = coupons
+        self._users = users
+        self._pool: asyncpg.Pool = coupons.pool
+        self.batcher: Batcher[tuple[Coupon, int], IssuedCoupon | None] = Batcher(
+            self._flush, max_batch=max_batch, max_flushes=max_flushes)
+
+    async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
+        coupon = await self._coupons.find(coupon_id)  # COUPON_NOT_FOUND first
+        if coupon.terms.window_status(now) is None:
+            issued = await self.batcher.submit((coupon, user_id))
+            if issued is not None:
+                return issued
+        # outside the window (USER_NOT_FOUND still goes first) or not settled by the batch
+        return await self._coupons.issue(coupon_id, user_id, now)
+
+    async def _flush(self, items: list[tuple[Coupon, int]]) -> list[Outcome]:
+        by_coupon: dict[int, list[int]] = {}
+        for n, (coupon, _) in enumerate(items):
+            by_coupon.setdefault(coupon.coupon_id, []).append(n)
+        results: list[Outcome] = [None] * len(items)
+        for indexes in by_coupon.values():
+            coupon = items[indexes[0]][0]
+            user_ids = list(dict.fromkeys(items[n][1] for n in indexes))  # distinct, in arrival order
+            if self._coupons.is_sold_out(coupon.coupon_id):
+                outcomes = await self._answer_sold_out(coupon, user_ids)
+            else:
+                outcomes = await self._claim(coupon, user_ids)
+            seen: set[int] = set()
+            for n in indexes:
+                user_id = items[n][1]
+                results[n] = outcomes[user_id] if user_id not in seen else _repeat(coupon, user_id, outcomes[user_id])
+                seen.add(user_id)
+        return results
+
+    async def _claim(self, coupon: Coupon, user_ids: list[int]) -> dict[int, Outcome]:
+        try:
+            rows = await repo.issue_many(self._pool, coupon.coupon_id, user_ids, coupon.terms.valid_days)
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            return dict.fromkeys(user_ids)
+        self._users.remember([row["user_id"] for row in rows if row["known"]])
+        outcomes: dict[int, Outcome] = {}
+        for row in rows:
+            user_id = row["user_id"]
+            if not row["known"]:
+                outcomes[user_id] = None
+            elif row["held"]:
+                outcomes[user_id] = _already(coupon.coupon_id, user_id)
+            elif row["user_coupon_id"] is not None:
+                outcomes[user_id] = IssuedCoupon(
+                    user_coupon_id=row["user_coupon_id"], coupon_id=row["coupon_id"], user_id=user_id,
+                    status=row["status"], issued_at=row["issued_at"], expires_at=row["expires_at"],
+                )
+            elif row["more_free"]:
+                outcomes[user_id] = None  # copies may be in flight elsewhere: wait for them alone
+            else:
+                self._coupons.mark_sold_out(coupon.coupon_id)
+                outcomes[user_id] = _sold_out(coupon.coupon_id)
+        return outcomes
+
+    async def _answer_sold_out(self, coupon: Coupon, user_ids: list[int]) -> dict[int, Outcome]:
+        rows = await repo.who_holds(self._pool, coupon.coupon_id, user_ids)
+        self._users.remember([row["user_id"] for row in rows if row["known"]])
+        return {
+            row["user_id"]: None if not row["known"]
+            else _already(coupon.coupon_id, row["user_id"]) if row["held"] else _sold_out(coupon.coupon_id)
+            for row in rows
+        }
+
+
+def _repeat(coupon: Coupon, user_id: int, first: Outcome) -> Outcome:
+    """A user's second request in one batch, once the first is settled (and committed)."""
+    if first is None:
+        return None
+    if isinstance(first, CouponSoldOutError):
+        return _sold_out(coupon.coupon_id)
+    return _already(coupon.coupon_id, user_id)  # the first got the copy or already held one
