@@ -173,6 +173,43 @@ async def test_consumer_with_inbox_applies_a_redelivered_message_once(
     assert headers["dlq-topic"].decode() == topic and b"invalid Ping" in headers["dlq-reason"]
 
 
+async def test_offsets_of_every_batch_are_committed_by_the_time_the_consumer_stops(
+    kafka_bootstrap, topic_prefix
+) -> None:
+    """The commit runs behind the next batch, yet a stop (or a rebalance) waits for the last one:
+    a new member of the group starts exactly after what was processed, batch after batch."""
+    topic = f"{topic_prefix}commits.pings"
+    group = f"{topic_prefix}commits"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=3)
+
+    def records(numbers: range) -> list:
+        out = [Outgoing(topic, f"k{n % 5}", Ping(n=n)) for n in numbers]
+        return [(o.topic, o.key.encode(), o.value(), [(k, v.encode()) for k, v in o.headers().items()]) for o in out]
+
+    async def run_until(seen: list[int], count: int) -> None:
+        async def handler(batch: list[Incoming]) -> None:
+            seen.extend(item.message.n for item in batch)  # type: ignore[attr-defined]
+
+        consumer = BatchConsumer(bootstrap=kafka_bootstrap, group_id=group, topics=[topic], handler=handler,
+                                 registry=REGISTRY, max_records=7)
+        task = asyncio.create_task(consumer.run())
+        try:
+            async with asyncio.timeout(30):
+                while len(seen) < count:
+                    await asyncio.sleep(0.05)
+        finally:
+            await cancel(task)
+
+    first: list[int] = []
+    await produce(kafka_bootstrap, records(range(0, 60)))
+    await run_until(first, 60)
+    await produce(kafka_bootstrap, records(range(60, 70)))
+    second: list[int] = []
+    await run_until(second, 10)
+    await asyncio.sleep(0.5)  # anything re-delivered would have arrived with the first batches
+    assert sorted(first) == list(range(60)) and sorted(second) == list(range(60, 70))
+
+
 @pytest.mark.slow
 async def test_relay_catches_up_after_the_broker_is_stopped_and_started(
     new_database, private_broker, topic_prefix
