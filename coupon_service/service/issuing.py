@@ -9,8 +9,10 @@ for a row lock and never makes an HTTP call:
 - an id the ``known_users`` table does not hold (the one-by-one path asks balance, maybe 404);
 - a fresh user left without a copy while free rows remain that the batch could not take (locked by
   claims in flight): the one-by-one path waits for them and says "sold out" only when true;
+- a user whose request for the same coupon is in another flush running now (the two statements
+  would meet on the unique index, and one of them would fail as a whole);
 - every user of a batch whose statement hit the unique index (the same user's copy committed by
-  another transaction meanwhile: nothing of that statement was done).
+  another transaction meanwhile, e.g. on another instance: nothing of that statement was done).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class Issuer:
         self._pool: asyncpg.Pool = coupons.pool
         self.batcher: Batcher[tuple[Coupon, int], IssuedCoupon | None] = Batcher(
             self._flush, max_batch=max_batch, max_flushes=max_flushes)
+        self._in_flight: set[tuple[int, int]] = set()  # (coupon_id, user_id) in a running flush
+        self.alone = 0
+        """Requests that went the one-by-one path (outside the window or not settled by a batch)."""
 
     async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
         coupon = await self._coupons.find(coupon_id)  # COUPON_NOT_FOUND first
@@ -55,6 +60,7 @@ class Issuer:
             if issued is not None:
                 return issued
         # outside the window (USER_NOT_FOUND still goes first) or not settled by the batch
+        self.alone += 1
         return await self._coupons.issue(coupon_id, user_id, now)
 
     async def _flush(self, items: list[tuple[Coupon, int]]) -> list[Outcome]:
@@ -77,12 +83,18 @@ class Issuer:
         return results
 
     async def _claim(self, coupon: Coupon, user_ids: list[int]) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = dict.fromkeys(user_ids)
+        mine = [(coupon.coupon_id, u) for u in user_ids if (coupon.coupon_id, u) not in self._in_flight]
+        if not mine:
+            return outcomes
+        self._in_flight.update(mine)
         try:
-            rows = await repo.issue_many(self._pool, coupon.coupon_id, user_ids, coupon.terms.valid_days)
+            rows = await repo.issue_many(self._pool, coupon.coupon_id, [u for _, u in mine], coupon.terms.valid_days)
         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-            return dict.fromkeys(user_ids)
+            return outcomes
+        finally:
+            self._in_flight.difference_update(mine)
         self._users.remember([row["user_id"] for row in rows if row["known"]])
-        outcomes: dict[int, Outcome] = {}
         for row in rows:
             user_id = row["user_id"]
             if not row["known"]:

@@ -110,11 +110,14 @@ async def test_unknown_users_inside_batches_are_user_not_found(coupon_env: Env) 
     missing = [MISSING_FROM + 1000 + n for n in range(10)]
     coupon = await env.create_coupon(total_quantity=15)
     cid = coupon["coupon_id"]
+    issuer = env.servers[0].app[ISSUER]
+    alone = issuer.alone
     mixed = [u for trio in zip(known[:10], unseen, missing, strict=True) for u in trio] + known[10:]
     outcomes = dict(await _issue_all(env, cid, mixed))
     assert Counter(outcomes.values()) == Counter(
         {"ISSUED": 15, "409 COUPON_SOLD_OUT": 15, "404 USER_NOT_FOUND": 10})
     assert all(outcomes[u] == "404 USER_NOT_FOUND" for u in missing)
+    assert issuer.alone - alone >= 20  # the ids the projection did not hold were asked about alone
     assert env.servers[0].app[COUPONS].is_sold_out(cid)
     holders = set(await _holders(env, cid))
     # sold out now: the batch answers from the database, unknown ids still come first
@@ -154,6 +157,8 @@ async def test_a_slot_locked_elsewhere_does_not_stall_a_batch(coupon_env: Env) -
     users = await _known_users(env, 50)
     coupon = await env.create_coupon(total_quantity=100)
     cid = coupon["coupon_id"]
+    issuer = env.servers[0].app[ISSUER]
+    alone = issuer.alone
     async with _db(env) as conn:
         tx = conn.transaction()
         await tx.start()
@@ -165,6 +170,7 @@ async def test_a_slot_locked_elsewhere_does_not_stall_a_batch(coupon_env: Env) -
             # the batches skip the held rows; a batch waiting on them would never finish while we hold them
             outcomes = await asyncio.wait_for(_issue_all(env, cid, users), timeout=20)
             assert Counter(o for _, o in outcomes) == Counter({"ISSUED": 50})
+            assert issuer.alone == alone  # all settled by batches (enough unlocked copies)
         finally:
             await tx.rollback()
         taken = await conn.fetch(
