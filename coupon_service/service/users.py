@@ -42,9 +42,6 @@ class KnownUsers:
             await repo.add_known(self._pool, [(user_id, *found)])
         self._remember(user_id)
 
-    def knows(self, user_id: int) -> bool:
-        return user_id in self._seen
-
     def remember(self, user_ids: list[int]) -> None:
         """Users the ``known_users`` table was seen to hold."""
         for user_id in user_ids:
