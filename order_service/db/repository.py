@@ -134,6 +134,49 @@ async def lock_sagas(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict
     return {str(row["order_id"]): _saga(row) for row in rows}
 
 
+# The inbox claim of a consumed batch and the lock of its sagas in one round trip: the sagas are
+# locked in order-id order (no deadlock between batches); a saga about to complete (its stock step
+# in flight) comes with its order lines, which the order.completed event carries.
+_CLAIM_AND_LOCK = """
+WITH new AS (
+    INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
+    ON CONFLICT DO NOTHING RETURNING message_id
+), locked AS (
+    SELECT order_id, deadline, data, step FROM sagas WHERE order_id = ANY($3::uuid[])
+    ORDER BY order_id FOR UPDATE
+)
+SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.data,
+       CASE WHEN l.step = $4 THEN (
+           SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
+           FROM order_items i WHERE i.order_id = l.order_id) END AS items
+FROM locked l
+UNION ALL
+SELECT message_id, NULL, NULL, NULL, NULL FROM new
+"""
+
+
+async def claim_and_lock(
+    conn: asyncpg.Connection, consumer: str, message_ids: Sequence[object], order_ids: Sequence[str],
+    completing_step: str,
+) -> tuple[set[object], dict[str, SagaState], dict[str, list[OrderLine]]]:
+    """Record ``message_ids`` in the inbox and lock the sagas of ``order_ids``: the new message ids,
+    the sagas, and the lines of the orders whose saga is in ``completing_step``."""
+    rows = await conn.fetch(_CLAIM_AND_LOCK, consumer, list(dict.fromkeys(message_ids)), list(order_ids),
+                            completing_step)
+    new: set[object] = set()
+    states: dict[str, SagaState] = {}
+    lines: dict[str, list[OrderLine]] = {}
+    for row in rows:
+        if row["message_id"] is not None:
+            new.add(row["message_id"])
+            continue
+        order_id = str(row["order_id"])
+        states[order_id] = _saga(row)
+        if row["items"] is not None:
+            lines[order_id] = [OrderLine(int(p), n, int(u), int(q)) for p, n, u, q in row["items"]]
+    return new, states, lines
+
+
 async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int) -> list[SagaState]:
     """Sagas past their deadline not locked by anyone else (several sweepers share the work)."""
     rows = await conn.fetch(
@@ -142,38 +185,42 @@ async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int) ->
     return [_saga(row) for row in rows]
 
 
-async def save_sagas(conn: asyncpg.Connection, states: Sequence[SagaState]) -> None:
-    if not states:
-        return
-    await conn.execute(
-        """UPDATE sagas s SET step = u.step, attempts = u.attempts, deadline = u.deadline,
-               data = u.data::jsonb, updated_at = now()
-           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
-               AS u(order_id, step, attempts, deadline, data)
-           WHERE s.order_id = u.order_id""",
-        [s.order_id for s in states], [str(s.step) for s in states], [s.attempts for s in states],
-        [s.deadline for s in states], [orjson.dumps(s.to_json()).decode() for s in states])
+_WRITE = """
+WITH s AS (
+    UPDATE sagas s SET step = u.step, attempts = u.attempts, deadline = u.deadline,
+        data = u.data::jsonb, updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
+        AS u(order_id, step, attempts, deadline, data)
+    WHERE s.order_id = u.order_id
+), f AS (
+    UPDATE orders o SET status = u.status, failure_code = u.code, discount_amount = u.discount,
+        paid_amount = u.paid, finished_at = $11::timestamptz,
+        completed_at = CASE WHEN u.status = 'COMPLETED' THEN $11::timestamptz END
+    FROM unnest($6::uuid[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+        AS u(order_id, status, code, discount, paid)
+    WHERE o.order_id = u.order_id AND o.status = 'PENDING'
+    RETURNING o.order_id
+), m AS (
+    """ + outbox.insert_sql(12) + f"""
+)
+SELECT count(pg_notify('{OUTCOME_CHANNEL}', order_id::text)) FROM f
+"""
 
 
-async def finish_orders(
-    conn: asyncpg.Connection, finished: Sequence[tuple[SagaState, str, str | None]], at: datetime
+async def write_decisions(
+    conn: asyncpg.Connection, states: Sequence[SagaState], finished: Sequence[tuple[SagaState, str, str | None]],
+    at: datetime, messages: Sequence[Outgoing],
 ) -> None:
-    """Set each order's final status and amounts, and notify the waiting requests of every instance."""
-    if not finished:
-        return
+    """Save the changed sagas, set each finished order's final status and amounts (and notify the
+    waiting requests of every instance), and add ``messages`` to the outbox: one statement of the
+    caller's transaction."""
     await conn.execute(
-        f"""WITH u AS (
-              UPDATE orders o SET status = u.status, failure_code = u.code, discount_amount = u.discount,
-                  paid_amount = u.paid, finished_at = $6::timestamptz,
-                  completed_at = CASE WHEN u.status = 'COMPLETED' THEN $6::timestamptz END
-              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-                  AS u(order_id, status, code, discount, paid)
-              WHERE o.order_id = u.order_id AND o.status = 'PENDING'
-              RETURNING o.order_id)
-            SELECT count(pg_notify('{OUTCOME_CHANNEL}', order_id::text)) FROM u""",
+        _WRITE,
+        [s.order_id for s in states], [str(s.step) for s in states], [s.attempts for s in states],
+        [s.deadline for s in states], [orjson.dumps(s.to_json()).decode() for s in states],
         [s.order_id for s, _, _ in finished], [status for _, status, _ in finished],
         [code for _, _, code in finished], [s.discount_amount for s, _, _ in finished],
-        [s.paid_amount for s, _, _ in finished], at)
+        [s.paid_amount for s, _, _ in finished], at, *outbox.insert_args(messages))
 
 
 async def order_lines(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:

@@ -14,12 +14,11 @@ import asyncpg
 
 from order_service.db import repository as repo
 from order_service.domain import saga
-from shared.db.inbox import claim_new
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
 from shared.messaging import topics
-from shared.messaging.envelope import Incoming, utcnow
+from shared.messaging.envelope import Incoming, Outgoing, utcnow
 from shared.messaging.topics import Topics
 
 CONSUMER = "order-saga"
@@ -34,20 +33,27 @@ class SagaContext:
     policy: saga.Policy
 
 
-async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Decision], now: datetime) -> None:
-    """Persist changed sagas, finish decided orders, queue every command and public event."""
-    await repo.save_sagas(uow.conn, [d.state for d in decisions])
+async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Decision], now: datetime,
+                 lines: dict[str, list] | None = None) -> None:
+    """Persist changed sagas, finish decided orders, queue every command and public event: one
+    statement (``lines``: order lines already read, by order id; the others are read here)."""
+    if not decisions:
+        return
     finished = [(d.state, d.outcome.status, d.outcome.failure_code) for d in decisions if d.outcome]
-    await repo.finish_orders(uow.conn, finished, now)
     completed = [d.state.order_id for d in decisions if d.outcome and d.outcome.status == "COMPLETED"]
-    lines = await repo.order_lines(uow.conn, completed) if completed else {}
+    lines = dict(lines or {})
+    missing = [order_id for order_id in completed if order_id not in lines]
+    if missing:
+        lines.update(await repo.order_lines(uow.conn, missing))
+    messages: list[Outgoing] = []
     for d in decisions:
         state = d.state
         for topic, command in d.commands:
-            uow.publish(ctx.topics(topic), state.order_id, command, request_id=state.request_id)
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id))
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
-            uow.publish(ctx.topics(topic), state.order_id, event, request_id=state.request_id)
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id))
+    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages)
 
 
 def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):
@@ -83,9 +89,12 @@ def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Eve
 
 
 async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
-    """Apply a consumed batch of replies exactly once (inbox) in one transaction."""
+    """Apply a consumed batch of replies exactly once (inbox) in one transaction: BEGIN, the inbox
+    claim with the lock of the sagas, one write, COMMIT."""
     async with UnitOfWork(ctx.pool) as uow:
-        new = await claim_new(uow.conn, CONSUMER, [item.event_id for item in batch])
+        order_ids = sorted({item.message.order_id for item in batch if isinstance(item.message, SagaReply)})
+        new, states, lines = await repo.claim_and_lock(
+            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK))
         replies = []
         for item in batch:
             if item.event_id in new and isinstance(item.message, SagaReply):
@@ -93,8 +102,7 @@ async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
                 replies.append((item.message.order_id, item.message))
         if replies:
             now = utcnow()
-            states = await repo.lock_sagas(uow.conn, sorted({oid for oid, _ in replies}))
-            await _write(uow, ctx, _run(states, replies, now, ctx.policy), now)
+            await _write(uow, ctx, _run(states, replies, now, ctx.policy), now, lines)
         await uow.commit()
 
 
