@@ -2,9 +2,11 @@
 
 :func:`enqueue` inserts rows in the caller's transaction (one round trip for any number).
 :class:`OutboxRelay` publishes them: it wakes on ``LISTEN outbox`` (polling as a fallback),
-claims the oldest rows with ``FOR UPDATE SKIP LOCKED`` so several instances share the work,
-sends them as one batch, deletes what the broker acknowledged, and backs off while Kafka is
-down. Rows are claimed oldest first, so one relay publishes in commit order per key.
+claims and deletes the oldest rows in one statement (``FOR UPDATE SKIP LOCKED``, so several
+instances share the work) inside a transaction, sends them as one batch, and commits the delete
+only when the broker acknowledged them; when the send fails the transaction rolls back, the rows
+stay and the relay backs off while Kafka is down. Rows are claimed oldest first and sent in id
+order, so one relay publishes in commit order per key.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::byte
     AS u(t, k, e, et, h, p)
 """
 _CLAIM = """
-SELECT id, topic, msg_key, headers, payload FROM outbox
-ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, topic, msg_key, headers, payload
 """
 
 
@@ -126,23 +130,30 @@ class OutboxRelay:
                 await listener
 
     async def publish_batch(self) -> int:
-        """Claim, publish and delete one batch; return how many rows were published."""
+        """Claim, publish and delete one batch; return how many rows were published.
+
+        BEGIN, claim-and-delete, send, COMMIT: the delete becomes visible only once the broker
+        acknowledged the batch; a failed send rolls it back (and counts an attempt on the rows)."""
         failure: PublishError | None = None
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self._batch_size)
-            if not rows:
-                return 0
-            ids = [row["id"] for row in rows]
+        async with self._pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
             try:
-                await self._publisher.send_raw([_record(row) for row in rows])
+                rows = sorted(await conn.fetch(_CLAIM, self._batch_size), key=lambda row: row["id"])
+                if rows:
+                    await self._publisher.send_raw([_record(row) for row in rows])
             except PublishError as exc:
                 failure = exc
+                await tx.rollback()
                 await conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])",
-                    ids, str(exc)[:500],
+                    [row["id"] for row in rows], str(exc)[:500],
                 )
+            except BaseException:
+                await tx.rollback()
+                raise
             else:
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+                await tx.commit()
         if failure is not None:
             raise failure
         if self._metrics:
