@@ -3,7 +3,8 @@
     python -m bench <scenario> [--cluster-state .local/cluster/cluster.json] [--gateway URL] [--admin-token T]
                                [--duration S] [--rate R | --concurrency C] [--floor] ...
 
-Scenarios: order_payment, coupon_spike, balance_charge, top_products, floor (the pgbench floor alone).
+Scenarios: order_payment, coupon_spike, balance_charge, top_products, floor (the pgbench floor alone);
+``summary --tag T`` prints the table of the results tagged T against the targets.
 ``--cluster-state`` (a deploy/cluster.py ``cluster.json``) gives the gateway, the admin token and the
 databases for the invariant check; without it, pass ``--gateway`` and ``--admin-token`` and only the
 API-level checks run. Each run prints a progress line each second, checks invariants after, writes
@@ -377,7 +378,7 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=[*SCENARIOS, "floor"])
+    p.add_argument("scenario", choices=[*SCENARIOS, "floor", "summary"])
     p.add_argument("--cluster-state", help="deploy/cluster.py cluster.json (gateway, token, databases)")
     p.add_argument("--gateway")
     p.add_argument("--admin-token")
@@ -400,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-admin-dsn", default="postgresql://postgres@127.0.0.1:54329/postgres")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     args = p.parse_args(argv)
+    if args.scenario == "summary":
+        from bench.summary import summarize
+        print(summarize(args.tag))
+        return 0
     try:
         import uvloop
         uvloop.install()
