@@ -1,4 +1,9 @@
-"""SQL for ``order_stock`` / ``order_stock_lines``: what the saga's stock step did per order."""
+"""SQL for ``order_stock`` / ``order_stock_lines``: what the saga's stock step did per order.
+
+A consumed batch of commands costs a fixed number of statements whatever its size: one claim of
+every order of the batch, one read of the orders already known (only when there are some), and
+one write of every change (products, orders, lines) together.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +12,56 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from catalog_service.domain.model import Product
-from catalog_service.domain.stock import OrderStockStatus, Refusal
+from catalog_service.domain.stock import OrderRecord, OrderStockStatus, replay_refusal
 
 
-async def claim(conn: asyncpg.Connection, order_id: str, status: OrderStockStatus) -> bool:
-    """Record the order with ``status`` if it is new; ``True`` when it was.
+async def claim_many(conn: asyncpg.Connection, claims: Mapping[str, OrderStockStatus]) -> set[str]:
+    """Record every order of ``claims`` that is new with its status; return the ones that were.
 
-    A concurrent claim of the same order waits on the primary key until the first commits,
-    so one transaction per order decides and every other one sees its outcome.
+    Rows go in in order-id order, so two transactions claiming overlapping orders queue on the
+    primary key instead of deadlocking; a claim of an order another transaction is recording
+    waits until that one commits, then sees the order as known.
     """
-    row = await conn.fetchval(
-        "INSERT INTO order_stock (order_id, status) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING"
-        " RETURNING 1",
-        order_id, status.value,
+    if not claims:
+        return set()
+    ids = sorted(claims)
+    rows = await conn.fetch(
+        """
+        INSERT INTO order_stock (order_id, status)
+        SELECT c.order_id, c.status FROM unnest($1::text[], $2::text[]) AS c(order_id, status) ORDER BY c.order_id
+        ON CONFLICT (order_id) DO NOTHING
+        RETURNING order_id
+        """,
+        ids, [claims[order_id].value for order_id in ids],
     )
-    return row is not None
+    return {row["order_id"] for row in rows}
 
 
-async def get(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record:
-    """The order's record, locked (it exists: call after :func:`claim` returned ``False``)."""
-    return await conn.fetchrow(
-        "SELECT status, failure_code, failure_product_id FROM order_stock WHERE order_id = $1 FOR UPDATE",
-        order_id,
+async def read_many(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+    """The records of ``order_ids`` (known orders), locked in order-id order, with what each took."""
+    if not order_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT s.order_id, s.status, s.failure_code, s.failure_product_id,
+               ARRAY(SELECT l.product_id FROM order_stock_lines l WHERE l.order_id = s.order_id
+                     ORDER BY l.product_id) AS product_ids,
+               ARRAY(SELECT l.quantity FROM order_stock_lines l WHERE l.order_id = s.order_id
+                     ORDER BY l.product_id) AS quantities
+        FROM order_stock s WHERE s.order_id = ANY($1::text[])
+        ORDER BY s.order_id FOR UPDATE OF s
+        """,
+        sorted(set(order_ids)),
     )
+    return {row["order_id"]: _record(row) for row in rows}
 
 
-async def mark_failed(conn: asyncpg.Connection, order_id: str, refusal: Refusal) -> None:
-    await conn.execute(
-        "UPDATE order_stock SET status = 'FAILED', failure_code = $2, failure_product_id = $3,"
-        " updated_at = now() WHERE order_id = $1",
-        order_id, refusal.code.value, _bigint_or_none(refusal.product_id),
-    )
+def _record(row: asyncpg.Record) -> OrderRecord:
+    status = OrderStockStatus(row["status"])
+    failure = None
+    if status is OrderStockStatus.FAILED:
+        failure = replay_refusal(status, row["failure_code"], row["failure_product_id"])
+    return OrderRecord(status, failure, dict(zip(row["product_ids"], row["quantities"], strict=True)))
 
 
 def _bigint_or_none(value: int | None) -> int | None:
@@ -45,37 +69,36 @@ def _bigint_or_none(value: int | None) -> int | None:
     return value if value is not None and -(2**63) <= value < 2**63 else None
 
 
-async def set_status(conn: asyncpg.Connection, order_id: str, status: OrderStockStatus) -> None:
-    await conn.execute(
-        "UPDATE order_stock SET status = $2, updated_at = now() WHERE order_id = $1", order_id, status.value
-    )
-
-
-async def taken(conn: asyncpg.Connection, order_id: str) -> dict[int, int]:
-    rows = await conn.fetch(
-        "SELECT product_id, quantity FROM order_stock_lines WHERE order_id = $1", order_id
-    )
-    return {row["product_id"]: row["quantity"] for row in rows}
-
-
-async def write_stock(
-    conn: asyncpg.Connection, products: Sequence[Product], order_id: str | None = None,
-    taken_lines: Mapping[int, int] | None = None,
+async def write_batch(
+    conn: asyncpg.Connection, products: Sequence[Product], orders: Mapping[str, OrderRecord],
+    lines: Mapping[str, Mapping[int, int]],
 ) -> None:
-    """Store the products' new stock and status, and (for a deduction) the lines the order took,
-    in one statement."""
-    lines = dict(taken_lines or {})
+    """Store, in one statement, the products' new stock and status, the orders' new records and
+    the lines the deducted orders took (the orders' rows exist: :func:`claim_many` made them)."""
+    if not (products or orders or lines):
+        return
+    order_ids = sorted(orders)
+    line_rows = [(order_id, pid, qty) for order_id, taken in lines.items() for pid, qty in taken.items()]
+    failures = [orders[order_id].failure for order_id in order_ids]
     await conn.execute(
         """
         WITH stock AS (
             UPDATE products p SET stock = u.stock, status = u.status, updated_at = now()
             FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, stock, status)
             WHERE p.id = u.id
+        ), records AS (
+            UPDATE order_stock s SET status = u.status, failure_code = u.code, failure_product_id = u.product_id,
+                updated_at = now()
+            FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS u(order_id, status, code, product_id)
+            WHERE s.order_id = u.order_id
         )
         INSERT INTO order_stock_lines (order_id, product_id, quantity)
-        SELECT $4, l.product_id, l.quantity
-        FROM unnest($5::bigint[], $6::bigint[]) AS l(product_id, quantity)
+        SELECT l.order_id, l.product_id, l.quantity
+        FROM unnest($8::text[], $9::bigint[], $10::bigint[]) AS l(order_id, product_id, quantity)
         """,
         [p.product_id for p in products], [p.stock for p in products], [p.status.value for p in products],
-        order_id, list(lines), list(lines.values()),
+        order_ids, [orders[order_id].status.value for order_id in order_ids],
+        [f.code.value if f else None for f in failures],
+        [_bigint_or_none(f.product_id) if f else None for f in failures],
+        [row[0] for row in line_rows], [row[1] for row in line_rows], [row[2] for row in line_rows],
     )

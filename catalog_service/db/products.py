@@ -40,17 +40,21 @@ async def lock_many(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, P
     return {row["id"]: to_product(row) for row in rows}
 
 
-async def lock_for_batch(conn: asyncpg.Connection, ids: Sequence[int], order_ids: Sequence[str]) -> None:
-    """Lock, in id order, every product a batch of saga commands may touch, before any of them."""
-    await conn.execute(
-        """
-        SELECT 1 FROM products
+async def lock_for_batch(
+    conn: asyncpg.Connection, ids: Sequence[int], order_ids: Sequence[str],
+) -> dict[int, Product]:
+    """Lock and read, in id order, every product a batch of saga commands may touch, before
+    anything else: ``ids`` and the products the orders ``order_ids`` took."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM products
         WHERE id = ANY($1::bigint[]
             || ARRAY(SELECT product_id FROM order_stock_lines WHERE order_id = ANY($2::text[])))
         ORDER BY id FOR UPDATE
         """,
         list(ids), list(order_ids),
     )
+    return {row["id"]: to_product(row) for row in rows}
 
 
 async def update(conn: asyncpg.Connection, product: Product) -> Product:

@@ -8,8 +8,8 @@ refuses the whole order (all lines or none).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from catalog_service.domain.model import Product
 
@@ -91,3 +91,105 @@ def replay_refusal(status: OrderStockStatus, code: str | None, product_id: int |
     if status is OrderStockStatus.FAILED:
         return Refusal(FailureCode(code or FailureCode.OUT_OF_STOCK), product_id)
     return Refusal(FailureCode.ALREADY_COMPENSATED)
+
+
+# --- a consumed batch of saga commands, decided in one pass -----------------------------------
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """What the catalog decided for an order so far (a row of ``order_stock`` and its lines)."""
+
+    status: OrderStockStatus
+    failure: Refusal | None = None  # FAILED: the stored refusal
+    taken: Mapping[int, int] = field(default_factory=dict)  # DEDUCTED / RESTORED: what the order took
+
+    def replay(self) -> Refusal | None:
+        """The answer to a DeductStock for this order: ``None`` means StockDeducted."""
+        if self.status is OrderStockStatus.FAILED:
+            return self.failure or Refusal(FailureCode.OUT_OF_STOCK)
+        return replay_refusal(self.status, None, None)
+
+
+@dataclass(frozen=True)
+class DeductCommand:
+    order_id: str
+    wanted: Mapping[int, int]  # merged lines (see merge_lines)
+
+
+@dataclass(frozen=True)
+class RestoreCommand:
+    order_id: str
+
+
+StockCommand = DeductCommand | RestoreCommand
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """The answer to every command (in order; ``None`` = deducted / restored) and what to write.
+
+    ``products``: the final state of every product whose stock changed; ``orders``: the final
+    record of every order whose record changed (new ones included); ``lines``: what each order
+    deducted in this batch took (rows for ``order_stock_lines``).
+    """
+
+    answers: list[Refusal | None]
+    products: dict[int, Product]
+    orders: dict[str, OrderRecord]
+    lines: dict[str, dict[int, int]]
+
+
+_BIGINT = range(-(2**63), 2**63)
+
+
+def stored(refusal: Refusal) -> Refusal:
+    """The refusal as ``order_stock`` keeps it: a product id beyond bigint is kept as unknown."""
+    if refusal.product_id is None or refusal.product_id in _BIGINT:
+        return refusal
+    return Refusal(refusal.code)
+
+
+def apply_commands(
+    commands: Sequence[StockCommand], products: Mapping[int, Product], orders: Mapping[str, OrderRecord],
+) -> BatchOutcome:
+    """Fold a batch of commands, in order, over the locked ``products`` and the known ``orders``.
+
+    The same as applying the commands one after the other: a later order sees the stock the
+    earlier ones left, a re-sent DeductStock replays the stored answer (also when the first one
+    is earlier in the same batch), a RestoreStock puts back what its order took once, and one
+    for an unknown order fences it. ``products`` must hold every product a restore puts back.
+    """
+    stock = dict(products)
+    known = dict(orders)
+    answers: list[Refusal | None] = []
+    changed_products: dict[int, Product] = {}
+    changed_orders: dict[str, OrderRecord] = {}
+    lines: dict[str, dict[int, int]] = {}
+    for command in commands:
+        record = known.get(command.order_id)
+        if isinstance(command, DeductCommand):
+            if record is not None:
+                answers.append(record.replay())
+                continue
+            outcome = deduct(stock, command.wanted)
+            if isinstance(outcome, Refusal):
+                record = OrderRecord(OrderStockStatus.FAILED, stored(outcome))
+                answers.append(outcome)
+            else:
+                for product in outcome.products:
+                    stock[product.product_id] = changed_products[product.product_id] = product
+                record = OrderRecord(OrderStockStatus.DEDUCTED, taken=outcome.taken)
+                lines[command.order_id] = dict(outcome.taken)
+                answers.append(None)
+        else:
+            answers.append(None)
+            if record is None:
+                record = OrderRecord(OrderStockStatus.FENCED)
+            elif record.status is OrderStockStatus.DEDUCTED:
+                for product in restore(stock, record.taken):
+                    stock[product.product_id] = changed_products[product.product_id] = product
+                record = OrderRecord(OrderStockStatus.RESTORED, taken=record.taken)
+            else:
+                continue
+        known[command.order_id] = changed_orders[command.order_id] = record
+    return BatchOutcome(answers, changed_products, changed_orders, lines)

@@ -1,50 +1,68 @@
-"""``saga.stock.commands`` -> the stock handlers -> replies on ``saga.replies`` via the outbox.
+"""``saga.stock.commands`` -> the stock step -> replies on ``saga.replies`` via the outbox.
 
-A consumed batch is applied in one transaction (``apply_batch``). Before the first command of
-that transaction, every product the batch may touch is locked in product-id order, so two
-instances applying overlapping batches queue behind each other instead of deadlocking.
+A consumed batch is one transaction: BEGIN, the inbox claim, the stock step of every new command
+at once (lock-and-read the products in id order, claim the orders, read the known ones only if
+any, one write), the replies into the outbox, COMMIT. The number of statements does not grow
+with the batch. Like ``shared.db.consume.apply_batch``, a batch that fails on a deadlock or a
+serialization conflict is retried one message per transaction.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+import asyncpg
 from aiohttp import web
 
-from catalog_service.domain.model import MAX_ID
-from catalog_service.service.stock import deduct_stock, lock_batch, restore_stock
-from shared.db.consume import apply_batch
+from catalog_service.service.stock import apply_stock_commands
+from shared.db.consume import message_context
+from shared.db.inbox import claim_new
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork
-from shared.events.saga import DeductStock, RestoreStock, SagaReply
+from shared.events.saga import DeductStock, RestoreStock
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
 from shared.wiring import TOPICS
 
+log = logging.getLogger(__name__)
+
 CONSUMER = "catalog"
 GROUP = "catalog"
 TOPICS_CONSUMED = [topics.STOCK_COMMANDS]
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-async def dispatch(uow: UnitOfWork, message: object) -> SagaReply | None:
-    """The handler for one command; ``None`` for messages this service does not act on."""
-    if isinstance(message, DeductStock):
-        return await deduct_stock(uow, message)
-    if isinstance(message, RestoreStock):
-        return await restore_stock(uow, message)
-    return None
+async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> None:
+    async with UnitOfWork(pool) as uow:
+        new = await claim_new(uow.conn, CONSUMER, [item.event_id for item in batch])
+        todo: list[Incoming] = []
+        for item in batch:
+            if item.event_id in new and isinstance(item.message, DeductStock | RestoreStock):
+                new.discard(item.event_id)  # a duplicate inside the same batch applies once
+                todo.append(item)
+        answers = await apply_stock_commands(uow, [item.message for item in todo])  # type: ignore[misc]
+        for item, reply in zip(todo, answers, strict=True):
+            with message_context(item):
+                uow.publish(replies, reply.order_id, reply)
+        await uow.commit()
 
 
-def _scope(batch: Sequence[Incoming]) -> tuple[list[int], list[str]]:
-    ids: set[int] = set()
-    orders: list[str] = []
-    for item in batch:
-        if isinstance(item.message, DeductStock):
-            ids.update(line.product_id for line in item.message.lines if 1 <= line.product_id <= MAX_ID)
-        elif isinstance(item.message, RestoreStock):
-            orders.append(item.message.order_id)
-    return sorted(ids), orders
+async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> None:
+    """Apply every command of ``batch`` not yet seen, in order, exactly once; reply to each."""
+    try:
+        await _apply(pool, batch, replies)
+    except _RETRYABLE as exc:
+        log.info("batch conflicted; applying one by one", extra={"error": repr(exc), "size": len(batch)})
+        for item in batch:
+            for attempt in range(5):
+                try:
+                    await _apply(pool, [item], replies)
+                    break
+                except _RETRYABLE:
+                    if attempt == 4:
+                        raise
 
 
 def stock_commands_handler(app: web.Application) -> BatchHandler:
@@ -53,16 +71,6 @@ def stock_commands_handler(app: web.Application) -> BatchHandler:
     replies = app[TOPICS](topics.SAGA_REPLIES)
 
     async def handle(batch: list[Incoming]) -> None:
-        first: list[UnitOfWork] = []
-
-        async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
-            if not first:  # only the whole-batch transaction; one-by-one retries lock per command
-                first.append(uow)
-                await lock_batch(uow, *_scope(batch))
-            reply = await dispatch(uow, item.message)
-            if reply is not None:
-                uow.publish(replies, reply.order_id, reply)
-
-        await apply_batch(pool, CONSUMER, batch, apply_one)
+        await apply_stock_batch(pool, batch, replies)
 
     return handle
