@@ -20,7 +20,7 @@ from shared.db.consume import message_context
 from shared.db.inbox import claim_new
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork
-from shared.events.saga import DeductStock, RestoreStock
+from shared.events.saga import DeductStock, RestoreStock, SagaReply
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
@@ -34,35 +34,40 @@ TOPICS_CONSUMED = [topics.STOCK_COMMANDS]
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> None:
+async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
     async with UnitOfWork(pool) as uow:
         new = await claim_new(uow.conn, CONSUMER, [item.event_id for item in batch])
         todo: list[Incoming] = []
+        commands: list[DeductStock | RestoreStock] = []
         for item in batch:
             if item.event_id in new and isinstance(item.message, DeductStock | RestoreStock):
                 new.discard(item.event_id)  # a duplicate inside the same batch applies once
                 todo.append(item)
-        answers = await apply_stock_commands(uow, [item.message for item in todo])  # type: ignore[misc]
+                commands.append(item.message)
+        answers = await apply_stock_commands(uow, commands)
         for item, reply in zip(todo, answers, strict=True):
             with message_context(item):
                 uow.publish(replies, reply.order_id, reply)
         await uow.commit()
+    return answers
 
 
-async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> None:
-    """Apply every command of ``batch`` not yet seen, in order, exactly once; reply to each."""
+async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
+    """Apply every command of ``batch`` not yet seen, in order, exactly once; the replies sent."""
     try:
-        await _apply(pool, batch, replies)
+        return await _apply(pool, batch, replies)
     except _RETRYABLE as exc:
         log.info("batch conflicted; applying one by one", extra={"error": repr(exc), "size": len(batch)})
+        sent: list[SagaReply] = []
         for item in batch:
             for attempt in range(5):
                 try:
-                    await _apply(pool, [item], replies)
+                    sent += await _apply(pool, [item], replies)
                     break
                 except _RETRYABLE:
                     if attempt == 4:
                         raise
+        return sent
 
 
 def stock_commands_handler(app: web.Application) -> BatchHandler:
