@@ -7,10 +7,12 @@ refuses a later Deduct.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from balance_service.domain.model import insufficient_reason
+from balance_service.domain.commands import Deduct, Refund
+from balance_service.domain.model import EntryType, can_deduct, insufficient_reason
 
 ALREADY_COMPENSATED = "ALREADY_COMPENSATED"
 INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
@@ -107,3 +109,109 @@ def refund_replay(payment: Payment) -> Refunded:
 def fence(order_id: str) -> Payment:
     """The record a Refund leaves for an order that took nothing: a later Deduct is refused."""
     return Payment(order_id, None, 0, PaymentStatus.REFUNDED)
+
+
+SagaCommand = Deduct | Refund
+SagaOutcome = DeductOutcome | Refunded
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A balance history row a saga command writes (``USE`` or ``REFUND``, amount > 0)."""
+
+    user_id: int
+    type: EntryType
+    amount: int
+    balance_after: int
+    order_id: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a batch of saga commands answers and changes, applied one after the other.
+
+    ``outcomes`` has one entry per command, in order. ``created``: the final record of each order
+    that had none before the batch (order-id order); ``updated``: the final record of each order
+    whose existing record changed; ``balances``: the new balance of each user a command changed
+    (or touched with a deduction of 0); ``history``: the rows to add, in command order.
+    """
+
+    outcomes: list[SagaOutcome]
+    created: list[Payment]
+    updated: list[Payment]
+    balances: dict[int, int]
+    history: list[HistoryEntry]
+
+    @property
+    def writes_nothing(self) -> bool:
+        return not (self.created or self.updated or self.balances or self.history)
+
+
+def settle(
+    commands: Sequence[SagaCommand], payments: Mapping[str, Payment], balances: Mapping[int, int]
+) -> Settlement:
+    """Apply ``commands`` in order to the orders' payment records and the users' balances.
+
+    ``payments``: the records of the orders concerned that exist (locked by the caller);
+    ``balances``: the balance of every user concerned that exists (locked), i.e. the users of
+    the Deducts and of the records. A user missing from ``balances`` does not exist. Each
+    command sees what the earlier ones left, exactly as if each ran in its own transaction.
+    """
+    records: dict[str, Payment] = dict(payments)
+    money: dict[int, int] = dict(balances)
+    touched: set[int] = set()
+    changed: set[str] = set()
+    history: list[HistoryEntry] = []
+    outcomes: list[SagaOutcome] = []
+    for cmd in commands:
+        existing = records.get(cmd.order_id)
+        if isinstance(cmd, Deduct):
+            if existing is not None:
+                outcomes.append(replay_deduct(existing))
+                continue
+            before = money.get(cmd.user_id)
+            after = before - cmd.amount if before is not None and can_deduct(before, cmd.amount) else None
+            outcome = deduct_result(cmd.user_id, cmd.amount, before, after)
+            if isinstance(outcome, Deducted):
+                money[cmd.user_id] = outcome.balance_after
+                touched.add(cmd.user_id)
+                records[cmd.order_id] = Payment(
+                    cmd.order_id, cmd.user_id, cmd.amount, PaymentStatus.DEDUCTED, outcome.balance_after
+                )
+                if cmd.amount > 0:
+                    history.append(HistoryEntry(
+                        cmd.user_id, EntryType.USE, cmd.amount, outcome.balance_after, cmd.order_id
+                    ))
+            else:
+                records[cmd.order_id] = refused(cmd.order_id, cmd.user_id, cmd.amount, outcome)
+            changed.add(cmd.order_id)
+            outcomes.append(outcome)
+            continue
+        action = refund_action(existing)
+        if action is RefundAction.DONE:
+            assert existing is not None
+            outcomes.append(refund_replay(existing))
+        elif action is RefundAction.FENCE:
+            records[cmd.order_id] = fence(cmd.order_id)
+            changed.add(cmd.order_id)
+            outcomes.append(Refunded(0))
+        else:
+            assert existing is not None and existing.user_id is not None
+            records[cmd.order_id] = replace(existing, status=PaymentStatus.REFUNDED)
+            changed.add(cmd.order_id)
+            user = existing.user_id
+            if user in money:  # always: a deduction stands only for an existing user
+                money[user] += existing.amount
+                touched.add(user)
+                if existing.amount > 0:
+                    history.append(HistoryEntry(
+                        user, EntryType.REFUND, existing.amount, money[user], cmd.order_id
+                    ))
+            outcomes.append(Refunded(existing.amount))
+    return Settlement(
+        outcomes=outcomes,
+        created=[records[o] for o in sorted(changed) if o not in payments],
+        updated=[records[o] for o in sorted(changed) if o in payments and records[o] != payments[o]],
+        balances={user: money[user] for user in sorted(touched)},
+        history=history,
+    )
