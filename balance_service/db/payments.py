@@ -1,55 +1,80 @@
 """SQL of the saga's balance step: per-order payment records, deduction and refund.
 
-The primary key of ``order_payments`` is the final guard: a deduction and its record are
-written by one statement, so a second deduction for the same order fails on the key instead
-of taking money twice.
+A batch of saga commands is two statements inside the consumer's transaction: :func:`claim_and_lock`
+(the inbox claim, then the payment records and balances concerned, locked and read) and
+:func:`write` (what the domain's ``settle`` decided, with the replies for the outbox). The primary
+key of ``order_payments`` is the final guard: a record is only ever *inserted* for an order that
+had none when it was read, so a second instance recording the same order fails on the key instead
+of taking money twice (the caller applies the batch again and then reads that record).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Sequence
+
 import asyncpg
 
-from balance_service.domain.payments import Payment, PaymentStatus
+from balance_service.domain.payments import Payment, PaymentStatus, Settlement
+from shared.db import outbox
+from shared.messaging.envelope import Outgoing
 
 _COLUMNS = "order_id, user_id, amount, status, balance_after, failure_code, reason"
 
-_DEDUCT = """
-WITH before AS (
-    SELECT balance FROM balances WHERE user_id = $2
-), upd AS (
-    UPDATE balances SET balance = balance - $3, updated_at = now()
-    WHERE user_id = $2 AND balance >= $3
-    RETURNING balance, updated_at
-), pay AS (
-    INSERT INTO order_payments (order_id, user_id, amount, status, balance_after)
-    SELECT $1, $2, $3, 'DEDUCTED', balance FROM upd
-), hist AS (
-    INSERT INTO balance_history (user_id, type, amount, balance_after, order_id, created_at)
-    SELECT $2, 'USE', $3, balance, $1, updated_at FROM upd WHERE $3 > 0
+# Lock order, the same in every transaction that takes more than one of these locks: inbox ids
+# (sorted), payment records (order-id order), balances (user-id order). The UNION ALL runs its
+# branches in this order, and ``bal`` reads ``pay`` (for the users of refunded orders) before it
+# locks anything. HTTP charges lock one balance, or many with SKIP LOCKED: they never wait for us
+# while holding another of these rows.
+_CLAIM_AND_LOCK = f"""
+WITH new AS (
+    INSERT INTO inbox (consumer, message_id)
+    SELECT $1, id FROM unnest($2::uuid[]) AS u(id) ORDER BY id
+    ON CONFLICT DO NOTHING RETURNING message_id
+), pay AS MATERIALIZED (
+    SELECT {_COLUMNS} FROM order_payments WHERE order_id = ANY($3::text[])
+    ORDER BY order_id FOR UPDATE
+), bal AS MATERIALIZED (
+    SELECT user_id, balance FROM balances
+    WHERE user_id = ANY(ARRAY(SELECT unnest($4::bigint[]) UNION SELECT user_id FROM pay WHERE user_id IS NOT NULL))
+    ORDER BY user_id FOR UPDATE
 )
-SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
+SELECT 'm' AS kind, message_id, NULL::text AS order_id, NULL::bigint AS user_id, NULL::bigint AS amount,
+       NULL::text AS status, NULL::bigint AS balance_after, NULL::text AS failure_code, NULL::text AS reason,
+       NULL::bigint AS balance
+FROM new
+UNION ALL
+SELECT 'p', NULL, order_id, user_id, amount, status, balance_after, failure_code, reason, NULL FROM pay
+UNION ALL
+SELECT 'b', NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, balance FROM bal
 """
 
-# Gives back a standing deduction; returns nothing when the order has none.
-_REFUND = """
-WITH p AS (
-    UPDATE order_payments SET status = 'REFUNDED', updated_at = now()
-    WHERE order_id = $1 AND status = 'DEDUCTED'
-    RETURNING user_id, amount
-), upd AS (
-    UPDATE balances b SET balance = b.balance + p.amount, updated_at = now()
-    FROM p WHERE b.user_id = p.user_id
-    RETURNING b.user_id, b.balance, p.amount, b.updated_at
+# Everything a settled batch changes, and its replies, in one statement. New records are plain
+# INSERTs (in order-id order): a record another transaction wrote meanwhile fails the key.
+_WRITE = """
+WITH created AS (
+    INSERT INTO order_payments (order_id, user_id, amount, status, balance_after, failure_code, reason)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+        AS u(order_id, user_id, amount, status, balance_after, failure_code, reason)
+    ORDER BY order_id
+), updated AS (
+    UPDATE order_payments p SET status = u.status, updated_at = now()
+    FROM unnest($8::text[], $9::text[]) AS u(order_id, status)
+    WHERE p.order_id = u.order_id
+), bal AS (
+    UPDATE balances b SET balance = u.balance, updated_at = now()
+    FROM unnest($10::bigint[], $11::bigint[]) AS u(user_id, balance)
+    WHERE b.user_id = u.user_id
 ), hist AS (
     INSERT INTO balance_history (user_id, type, amount, balance_after, order_id, created_at)
-    SELECT user_id, 'REFUND', amount, balance, $1, updated_at FROM upd WHERE amount > 0
+    SELECT user_id, type, amount, balance_after, order_id, now()
+    FROM unnest($12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[]) WITH ORDINALITY
+        AS h(user_id, type, amount, balance_after, order_id, n)
+    ORDER BY n
+), m AS (
+    """ + outbox.insert_sql(17) + """
 )
-SELECT amount FROM p
-"""
-
-_INSERT = f"""
-INSERT INTO order_payments ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (order_id) DO NOTHING RETURNING true
+SELECT 1
 """
 
 
@@ -60,27 +85,44 @@ def _payment(row: asyncpg.Record) -> Payment:
     )
 
 
-async def get(conn: asyncpg.Connection, order_id: str, *, lock: bool = False) -> Payment | None:
-    sql = f"SELECT {_COLUMNS} FROM order_payments WHERE order_id = $1" + (" FOR UPDATE" if lock else "")
-    row = await conn.fetchrow(sql, order_id)
-    return _payment(row) if row is not None else None
+async def claim_and_lock(
+    conn: asyncpg.Connection, consumer: str, message_ids: Iterable[uuid.UUID],
+    order_ids: Iterable[str], user_ids: Iterable[int],
+) -> tuple[set[uuid.UUID], dict[str, Payment], dict[int, int]]:
+    """Record ``message_ids`` in ``consumer``'s inbox, then lock and read the payment records of
+    ``order_ids`` and the balances of ``user_ids`` and of the records' users: the new message
+    ids, the records that exist, the balances of the users that exist. One round trip."""
+    rows = await conn.fetch(
+        _CLAIM_AND_LOCK, consumer, sorted(set(message_ids)), sorted(set(order_ids)), sorted(set(user_ids))
+    )
+    new: set[uuid.UUID] = set()
+    records: dict[str, Payment] = {}
+    balances: dict[int, int] = {}
+    for row in rows:
+        if row["kind"] == "m":
+            new.add(row["message_id"])
+        elif row["kind"] == "p":
+            records[row["order_id"]] = _payment(row)
+        else:
+            balances[row["user_id"]] = row["balance"]
+    return new, records, balances
 
 
-async def deduct(conn: asyncpg.Connection, order_id: str, user_id: int, amount: int) -> tuple[int | None, int | None]:
-    """Take ``amount`` and record it; ``(balance_before, balance_after)``, after ``None`` if refused."""
-    row = await conn.fetchrow(_DEDUCT, order_id, user_id, amount)
-    assert row is not None
-    return row["balance_before"], row["balance_after"]
-
-
-async def refund(conn: asyncpg.Connection, order_id: str) -> int | None:
-    """Give back the order's standing deduction; its amount, or ``None`` when there was none."""
-    return await conn.fetchval(_REFUND, order_id)
-
-
-async def insert(conn: asyncpg.Connection, payment: Payment) -> bool:
-    """Record ``payment`` unless the order already has a record; ``True`` when written."""
-    p = payment
-    return bool(await conn.fetchval(
-        _INSERT, p.order_id, p.user_id, p.amount, p.status.value, p.balance_after, p.failure_code, p.reason
-    ))
+async def write(conn: asyncpg.Connection, settlement: Settlement, messages: Sequence[Outgoing]) -> None:
+    """Write what ``settlement`` changes and add ``messages`` to the outbox: one statement of the
+    caller's transaction (nothing when there is nothing to write)."""
+    s = settlement
+    if s.writes_nothing and not messages:
+        return
+    created, updated, history = s.created, s.updated, s.history
+    await conn.execute(
+        _WRITE,
+        [p.order_id for p in created], [p.user_id for p in created], [p.amount for p in created],
+        [p.status.value for p in created], [p.balance_after for p in created],
+        [p.failure_code for p in created], [p.reason for p in created],
+        [p.order_id for p in updated], [p.status.value for p in updated],
+        list(s.balances), list(s.balances.values()),
+        [h.user_id for h in history], [h.type.value for h in history], [h.amount for h in history],
+        [h.balance_after for h in history], [h.order_id for h in history],
+        *outbox.insert_args(messages),
+    )

@@ -1,27 +1,21 @@
-"""Consumer of ``saga.balance.commands``: each command -> service handler -> reply on ``saga.replies``."""
+"""Consumer of ``saga.balance.commands``: a consumed batch -> service -> replies on ``saga.replies``."""
 
 from __future__ import annotations
-
-import logging
 
 import asyncpg
 from aiohttp import web
 
 from balance_service.domain.commands import Deduct, Refund
-from balance_service.domain.payments import Deducted, DeductOutcome, Refunded
+from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
 from balance_service.service import payments
-from shared.db.consume import apply_batch
 from shared.db.pool import PG_POOL
-from shared.db.uow import UnitOfWork
 from shared.events.saga import (
     BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance, SagaReply,
 )
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
-from shared.messaging.envelope import Incoming
+from shared.messaging.envelope import Incoming, Message, Outgoing
 from shared.wiring import TOPICS
-
-log = logging.getLogger(__name__)
 
 GROUP = "balance"
 CONSUMER = "balance-saga"
@@ -43,27 +37,33 @@ def refund_reply(cmd: RefundBalance, outcome: Refunded) -> SagaReply:
     return BalanceRefunded(order_id=cmd.order_id, command_id=cmd.event_id, amount=outcome.amount)
 
 
-async def handle(uow: UnitOfWork, message: object) -> SagaReply | None:
-    """Apply one saga command; the reply to send, or ``None`` for a message not meant for us."""
+def command_of(message: Message) -> SagaCommand | None:
+    """The service command of a saga message; ``None`` for a message not meant for us."""
     if isinstance(message, DeductBalance):
-        outcome = await payments.deduct(uow, Deduct(message.order_id, message.user_id, message.amount))
-        return deduct_reply(message, outcome)
+        return Deduct(message.order_id, message.user_id, message.amount)
     if isinstance(message, RefundBalance):
-        return refund_reply(message, await payments.refund(uow, Refund(message.order_id)))
-    log.warning("ignored message on the balance commands topic", extra={"type": type(message).__name__})
+        return Refund(message.order_id)
     return None
+
+
+def reply(message: Message, outcome: SagaOutcome) -> SagaReply:
+    """The reply to a saga command, given its outcome."""
+    if isinstance(message, DeductBalance) and not isinstance(outcome, Refunded):
+        return deduct_reply(message, outcome)
+    if isinstance(message, RefundBalance) and isinstance(outcome, Refunded):
+        return refund_reply(message, outcome)
+    raise TypeError(f"no reply for {type(message).__name__} with {outcome!r}")
 
 
 def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str) -> BatchHandler:
     """The batch handler: inbox dedup + effects + replies in one transaction per batch."""
 
-    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
-        reply = await handle(uow, item.message)
-        if reply is not None:
-            uow.publish(replies_topic, reply.order_id, reply)
+    def reply_of(item: Incoming, outcome: SagaOutcome) -> Outgoing:
+        answer = reply(item.message, outcome)
+        return Outgoing(replies_topic, str(answer.order_id), answer, item.request_id)
 
     async def on_batch(batch: list[Incoming]) -> None:
-        await apply_batch(pool, CONSUMER, batch, apply_one)
+        await payments.apply_commands(pool, CONSUMER, batch, command_of, reply_of)
 
     return on_batch
 
