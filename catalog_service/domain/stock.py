@@ -1,8 +1,10 @@
 """The stock step of the payment saga as pure decisions.
 
-The service layer locks the products of an order, then asks :func:`deduct` what happens; the
-answer is either the products' new states and what the order took, or the one failure that
-refuses the whole order (all lines or none).
+:func:`deduct` decides one order over locked products: either the products' new states and
+what the order took, or the one failure that refuses the whole order (all lines or none).
+:func:`apply_commands` folds a whole consumed batch of DeductStock / RestoreStock in message
+order over the products the service layer locked and the order records it read, and returns the
+answer to each command plus the changes to write in one statement.
 """
 
 from __future__ import annotations
