@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 from aiohttp import web
+from prometheus_client import Histogram
 
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
@@ -15,6 +18,7 @@ from shared.events.saga import (
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming, Message, Outgoing
+from shared.web.app import METRICS
 from shared.wiring import TOPICS
 
 GROUP = "balance"
@@ -55,18 +59,29 @@ def reply(message: Message, outcome: SagaOutcome) -> SagaReply:
     raise TypeError(f"no reply for {type(message).__name__} with {outcome!r}")
 
 
-def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str) -> BatchHandler:
-    """The batch handler: inbox dedup + effects + replies in one transaction per batch."""
+def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str, timer: Histogram | None = None) -> BatchHandler:
+    """The batch handler: inbox dedup + effects + replies in one transaction per batch (its time
+    observed in ``timer``: the consumer's batch time also holds decoding and the offset commit)."""
 
     def reply_of(item: Incoming, outcome: SagaOutcome) -> Outgoing:
         answer = reply(item.message, outcome)
         return Outgoing(replies_topic, str(answer.order_id), answer, item.request_id)
 
     async def on_batch(batch: list[Incoming]) -> None:
+        started = time.perf_counter()
         await payments.apply_commands(pool, CONSUMER, batch, command_of, reply_of)
+        if timer is not None:
+            timer.observe(time.perf_counter() - started)
 
     return on_batch
 
 
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 def from_app(app: web.Application) -> BatchHandler:
-    return saga_batch_handler(app[PG_POOL], app[TOPICS](topics.SAGA_REPLIES))
+    timer = Histogram(
+        "balance_saga_batch_apply_seconds", "Time to apply one consumed batch of saga commands (its transaction)",
+        buckets=_BUCKETS, registry=app[METRICS].registry,
+    )
+    return saga_batch_handler(app[PG_POOL], app[TOPICS](topics.SAGA_REPLIES), timer)
