@@ -28,7 +28,7 @@ class KafkaPublisher:
     """Sends batches of :class:`Outgoing` messages, waiting for every acknowledgement."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str, send_timeout_s: float = 10.0, linger_ms: int = 2
+        self, bootstrap: str, *, client_id: str, send_timeout_s: float = 10.0, linger_ms: int = 0
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
