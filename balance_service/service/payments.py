@@ -20,7 +20,7 @@ from balance_service.domain.payments import (
     DeductOutcome, Payment, Refunded, SagaCommand, SagaOutcome, Settlement, settle,
 )
 from balance_service.service.unit_of_work import Connected, UnitOfWork
-from shared.db.consume import message_context
+from shared.db.consume import message_context, split_on_conflict
 from shared.messaging.envelope import Incoming, Message, Outgoing
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,6 @@ CommandOf = Callable[[Message], SagaCommand | None]
 ReplyOf = Callable[[Incoming, SagaOutcome], Outgoing]
 """The reply to a consumed message, given its outcome."""
 
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-_ONE_BY_ONE_ATTEMPTS = 5
 _RECORD_RACE_ATTEMPTS = 3
 
 
@@ -120,15 +118,4 @@ async def apply_commands(
     """Apply every message of ``batch`` not yet seen by ``consumer``, in order, exactly once: inbox
     claim, effects and replies in one transaction; one by one after a deadlock or serialization
     failure (as ``shared.db.consume.apply_batch``)."""
-    try:
-        await _apply_fresh(pool, consumer, batch, command_of, reply_of)
-    except _RETRYABLE as exc:
-        log.info("batch conflicted; applying one by one", extra={"error": repr(exc), "size": len(batch)})
-        for item in batch:
-            for attempt in range(_ONE_BY_ONE_ATTEMPTS):
-                try:
-                    await _apply_fresh(pool, consumer, [item], command_of, reply_of)
-                    break
-                except _RETRYABLE:
-                    if attempt == _ONE_BY_ONE_ATTEMPTS - 1:
-                        raise
+    await split_on_conflict(batch, lambda items: _apply_fresh(pool, consumer, items, command_of, reply_of))

@@ -9,14 +9,13 @@ serialization conflict is retried one message per transaction.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import asyncpg
 from aiohttp import web
 
 from catalog_service.service.stock import apply_stock_commands
-from shared.db.consume import message_context
+from shared.db.consume import message_context, split_on_conflict
 from shared.db.inbox import claim_new
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork
@@ -26,12 +25,9 @@ from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
 from shared.wiring import TOPICS
 
-log = logging.getLogger(__name__)
-
 CONSUMER = "catalog"
 GROUP = "catalog"
 TOPICS_CONSUMED = [topics.STOCK_COMMANDS]
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
@@ -54,20 +50,13 @@ async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) ->
 
 async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
     """Apply every command of ``batch`` not yet seen, in order, exactly once; the replies sent."""
-    try:
-        return await _apply(pool, batch, replies)
-    except _RETRYABLE as exc:
-        log.info("batch conflicted; applying one by one", extra={"error": repr(exc), "size": len(batch)})
-        sent: list[SagaReply] = []
-        for item in batch:
-            for attempt in range(5):
-                try:
-                    sent += await _apply(pool, [item], replies)
-                    break
-                except _RETRYABLE:
-                    if attempt == 4:
-                        raise
-        return sent
+    sent: list[SagaReply] = []
+
+    async def apply(items: Sequence[Incoming]) -> None:
+        sent.extend(await _apply(pool, items, replies))
+
+    await split_on_conflict(batch, apply)
+    return sent
 
 
 def stock_commands_handler(app: web.Application) -> BatchHandler:

@@ -45,17 +45,29 @@ async def _apply(pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], a
         await uow.commit()
 
 
-async def apply_batch(pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], apply_one: ApplyOne) -> None:
-    """Apply every message of ``batch`` not yet seen by ``consumer``, in order, exactly once."""
+async def split_on_conflict(
+    batch: Sequence[Incoming], apply: Callable[[Sequence[Incoming]], Awaitable[object]], attempts: int = 5
+) -> None:
+    """``await apply(batch)`` (one transaction); when that fails on a deadlock or a serialization
+    conflict, apply each message alone, in order, each retried up to ``attempts`` times.
+
+    For consumers that apply a whole batch at once in their own way (one statement for many
+    messages) and want the same fallback as :func:`apply_batch`.
+    """
     try:
-        await _apply(pool, consumer, batch, apply_one)
+        await apply(batch)
     except _RETRYABLE as exc:
         log.info("batch conflicted; applying one by one", extra={"error": repr(exc), "size": len(batch)})
         for item in batch:
-            for attempt in range(5):
+            for attempt in range(attempts):
                 try:
-                    await _apply(pool, consumer, [item], apply_one)
+                    await apply([item])
                     break
                 except _RETRYABLE:
-                    if attempt == 4:
+                    if attempt == attempts - 1:
                         raise
+
+
+async def apply_batch(pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], apply_one: ApplyOne) -> None:
+    """Apply every message of ``batch`` not yet seen by ``consumer``, in order, exactly once."""
+    await split_on_conflict(batch, lambda items: _apply(pool, consumer, items, apply_one))
