@@ -2,7 +2,7 @@
 # Start a private cluster (deploy/cluster.py: own ports, topics, databases), run the pgbench floor
 # and every scenario against it, stop it and drop its databases.
 #
-#   bench/run_all.sh                       # layout order=2, 20 s per scenario
+#   bench/run_all.sh                       # one instance of each service, 20 s per scenario
 #   INSTANCES=order=2,coupon=2 DURATION=30 RATE=200 bench/run_all.sh
 #
 # Closed-loop concurrency per scenario: a p95 target is a statement about a load level, and by
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN_ID=${RUN_ID:-$(date +%s | tail -c 6)}
 STATE=.local/bench-$RUN_ID
-INSTANCES=${INSTANCES:-order=2}
+INSTANCES=${INSTANCES:-}   # e.g. order=2: on 2 cores one of each is fastest (docs/BENCHMARKS.md)
 DURATION=${DURATION:-20}
 RATE=${RATE:-200}          # the target's "half of 400/s"
 LOW_RATE=${LOW_RATE:-20}   # well inside what this box sustains
