@@ -12,6 +12,7 @@ from order_service.db import repository as repo
 from order_service.domain import saga
 from order_service.domain.errors import (
     IdempotencyKeyReusedError, OrderNotFoundError, ProductNotFoundError, ProductNotSellableError,
+    UpstreamUnavailableError, UserNotFoundError,
 )
 from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
@@ -71,13 +72,19 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
     """Store the order PENDING with its saga and first command; return ``(order_id, created)``.
 
     With an Idempotency-Key already used for the same body, the earlier order is returned
-    (``created`` False) and nothing is written; racing requests resolve on the key's row.
+    (``created`` False) and nothing is written; racing requests resolve on the key's row. The key
+    is looked up only when it matters: when the insert finds it taken, or when the request would
+    be refused or cannot be priced (a retry gets the first answer even if, say, a product was
+    discontinued since, or the catalog is down).
     """
-    existing = await _replayed(deps.pool, cmd)
-    if existing is not None:
-        return existing, False
-    await ensure_user(deps.pool, deps.users, cmd.user_id, deps.known)
-    order = await _priced_order(deps, cmd, order_id or str(uuid.uuid4()))
+    try:
+        await ensure_user(deps.pool, deps.users, cmd.user_id, deps.known)
+        order = await _priced_order(deps, cmd, order_id or str(uuid.uuid4()))
+    except (UserNotFoundError, ProductNotFoundError, ProductNotSellableError, UpstreamUnavailableError):
+        existing = await _replayed(deps.pool, cmd)
+        if existing is not None:
+            return existing, False
+        raise
     state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
                            user_coupon_id=order.user_coupon_id, request_id=current_request_id())
@@ -90,7 +97,7 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
         return order.order_id, True
     if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
                                         cmd.request_hash):
-        # READ COMMITTED: this statement sees the row the racing request just committed.
+        # READ COMMITTED: this statement sees the row the racing (or earlier) request committed.
         winner = await _replayed(deps.pool, cmd)
         assert winner is not None
         return winner, False

@@ -256,6 +256,39 @@ async def test_idempotency_key(env: Env) -> None:
     assert status == 201 and again["order_id"] == results[0][1]["order_id"]
 
 
+async def test_a_keyed_retry_replays_even_when_the_order_could_no_longer_be_placed(env: Env) -> None:
+    """The key is only looked up when needed, yet a retry gets the first answer when the product
+    was discontinued since or the catalog is unreachable; a new key gets the refusal."""
+    user = env.user()
+    key = f"key-{uuid.uuid4()}"
+    status, first, _ = await place(env.client, order_body(user, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201, first
+    lookups = env.stub.lookups
+    env.stub.products[11] = {**PRODUCTS[11], "status": "DISCONTINUED"}
+    try:
+        status, again, _ = await place(env.client, order_body(user, coupon=None), **{"Idempotency-Key": key})
+        assert status == 201 and again["order_id"] == first["order_id"], again
+        status, refused, _ = await place(env.client, order_body(user, coupon=None),
+                                         **{"Idempotency-Key": f"key-{uuid.uuid4()}"})
+        assert status == 409 and refused["code"] == "PRODUCT_NOT_SELLABLE", refused
+    finally:
+        env.stub.products[11] = PRODUCTS[11]
+    assert env.stub.lookups > lookups
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    client = TestClient(TestServer(create_app(env.settings(catalog_url=dead, saga_workers=False))))
+    await client.start_server()
+    try:
+        status, again, _ = await place(client, order_body(user, coupon=None), **{"Idempotency-Key": key})
+        assert status == 201 and again["order_id"] == first["order_id"], again
+        status, body, _ = await place(client, order_body(user, coupon=None), **{"Idempotency-Key": f"k-{uuid.uuid4()}"})
+        assert status == 503, body
+    finally:
+        await client.close()
+    assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 1
+
+
 async def test_validation_and_lookups(env: Env) -> None:
     user = env.user()
     cases = [
