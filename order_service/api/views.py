@@ -71,12 +71,12 @@ async def place_order(request: web.Request) -> web.Response:
     except BaseException:
         waiter.cancel(order_id, fut)
         raise
-    if not created:  # an Idempotency-Key replay: wait for the first request's order
+    if created is None:  # an Idempotency-Key replay: wait for the first request's order
         waiter.cancel(order_id, fut)
         fut = waiter.subscribe(found_id)
     asynchronous = "respond-async" in request.headers.get("Prefer", "").lower()
     timeout = 0.0 if asynchronous else request.app[WAIT_TIMEOUT]
-    order = await waiter.wait(found_id, fut, timeout, read_first=not created)
+    order = await waiter.wait(found_id, fut, timeout, read_first=created is None, created=created)
     assert order is not None
     return _render(order)
 

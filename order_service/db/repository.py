@@ -199,11 +199,13 @@ WITH s AS (
     FROM unnest($6::uuid[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
         AS u(order_id, status, code, discount, paid)
     WHERE o.order_id = u.order_id AND o.status = 'PENDING'
-    RETURNING o.order_id
+    RETURNING o.order_id, o.status, o.failure_code, o.discount_amount, o.paid_amount, o.completed_at
 ), m AS (
     """ + outbox.insert_sql(12) + f"""
 )
-SELECT count(pg_notify('{OUTCOME_CHANNEL}', order_id::text)) FROM f
+SELECT count(pg_notify('{OUTCOME_CHANNEL}', json_build_object(
+    'order_id', order_id, 'status', status, 'failure_code', failure_code, 'discount_amount', discount_amount,
+    'paid_amount', paid_amount, 'completed_at', completed_at)::text)) FROM f
 """
 
 
@@ -212,8 +214,8 @@ async def write_decisions(
     at: datetime, messages: Sequence[Outgoing],
 ) -> None:
     """Save the changed sagas, set each finished order's final status and amounts (and notify the
-    waiting requests of every instance), and add ``messages`` to the outbox: one statement of the
-    caller's transaction."""
+    waiting requests of every instance, the notice carrying the outcome: see ``db.outcomes``), and
+    add ``messages`` to the outbox: one statement of the caller's transaction."""
     await conn.execute(
         _WRITE,
         [s.order_id for s in states], [str(s.step) for s in states], [s.attempts for s in states],

@@ -68,11 +68,12 @@ async def _priced_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str) -> Orde
                  user_coupon_id=cmd.user_coupon_id, created_at=utcnow())
 
 
-async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = None) -> tuple[str, bool]:
-    """Store the order PENDING with its saga and first command; return ``(order_id, created)``.
+async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = None) -> tuple[str, Order | None]:
+    """Store the order PENDING with its saga and first command; return ``(order_id, order)``, the
+    order as stored, or ``None`` when an earlier request's order was found instead.
 
     With an Idempotency-Key already used for the same body, the earlier order is returned
-    (``created`` False) and nothing is written; racing requests resolve on the key's row. The key
+    and nothing is written; racing requests resolve on the key's row. The key
     is looked up only when it matters: when the insert finds it taken, or when the request would
     be refused or cannot be priced (a retry gets the first answer even if, say, a product was
     discontinued since, or the catalog is down).
@@ -83,7 +84,7 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
     except (UserNotFoundError, ProductNotFoundError, ProductNotSellableError, UpstreamUnavailableError):
         existing = await _replayed(deps.pool, cmd)
         if existing is not None:
-            return existing, False
+            return existing, None
         raise
     state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
@@ -94,14 +95,14 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
                 for topic, command in decision.commands]
     if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
         await repo.insert_order(deps.pool, order, decision.state, messages)
-        return order.order_id, True
+        return order.order_id, order
     if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
                                         cmd.request_hash):
         # READ COMMITTED: this statement sees the row the racing (or earlier) request committed.
         winner = await _replayed(deps.pool, cmd)
         assert winner is not None
-        return winner, False
-    return order.order_id, True
+        return winner, None
+    return order.order_id, order
 
 
 async def get_order(pool: asyncpg.Pool, order_id: str) -> Order:

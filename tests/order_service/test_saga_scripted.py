@@ -105,6 +105,9 @@ async def test_order_with_coupon_completes_and_publishes_once(env: Env) -> None:
                                 "line_total": 2000}
     assert body["completed_at"].endswith("Z") and body["failure_code"] is None
     oid = body["order_id"]
+    # the POST answered from the outcome notice without reading the order: it is the stored order
+    stored = await env.client.get(f"/api/v1/orders/{oid}")
+    assert await stored.json() == body
     assert env.parts.commands(oid)[:3] == ["ReserveCoupon", "DeductBalance", "DeductStock"]
     deduct = env.parts.received[oid][1]
     assert deduct.amount == 4000
