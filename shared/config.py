@@ -43,9 +43,12 @@ class ServiceSettings(BaseServiceSettings):
     kafka_bootstrap: str = "127.0.0.1:59092"
     kafka_topic_prefix: str = ""
     kafka_send_timeout_s: float = Field(default=10.0, gt=0)
-    kafka_fetch_max_wait_ms: int = Field(default=10, ge=0)
-    # projections that tolerate a little lag (user.registered, order.completed): every idle consumer
-    # long-polls the broker 1000/fetch_max_wait_ms times a second, which costs CPU on both sides
+    # An idle consumer long-polls the broker 1000/fetch_max_wait_ms times a second, which costs CPU
+    # on both sides (10 ms: ~0.35 of the 2 cores with the cluster idle). A fetch returns as soon as
+    # a record arrives, so a longer wait did not slow orders down (20/s: p50 24-27 ms with 10 or
+    # 100 ms; orders one at a time: 30 vs 27 ms) and freed CPU for the rest (docs/BENCHMARKS.md).
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0)
+    # projections that tolerate a little lag (user.registered, order.completed)
     kafka_projection_fetch_max_wait_ms: int = Field(default=250, ge=0)
     # 0: the relay hands a whole batch to the producer at once, so waiting for more records only
     # delays every hop (orders at 20/s: p50 45-52 -> 26 ms, p99 101-191 -> 50 ms; docs/BENCHMARKS.md)

@@ -58,7 +58,7 @@ class BatchConsumer:
         registry: MessageRegistry,
         dead_letter: tuple[KafkaPublisher, str] | None = None,
         metrics: Metrics | None = None,
-        fetch_max_wait_ms: int = 10,
+        fetch_max_wait_ms: int = 100,
         max_records: int = 500,
         client_id: str | None = None,
     ) -> None:
