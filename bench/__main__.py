@@ -178,6 +178,10 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         target = Api(s, args.target or ctx["gateway"])
         # every user's coupon service knows them (projection or lookup) before the spike: warm nothing else
         await asyncio.sleep(1.0)
+        if args.warm_connections:
+            # as behind a load balancer that keeps a pool of connections to the gateway: open one
+            # connection per user now (a cheap read each), so the spike itself opens none
+            await asyncio.gather(*(target.call("GET", f"/api/v1/coupons/{coupon}") for _ in users))
         start = asyncio.Event()
         reqs: list[Req] = []
         t0 = 0.0
@@ -212,6 +216,7 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
     out = summarize_reqs(reqs, took)
     answered = [r.latency for r in reqs if r.http_status in (201, 409) and r.latency is not None]
     out.update({"users": len(users), "quantity": args.quantity, "coupon_id": coupon,
+                "connections": "warm (opened before the spike)" if args.warm_connections else "cold (one new per user)",
                 "issued_quantity": info["issued_quantity"], "latency_answered": latency_summary(answered),
                 "timeline": timeline(reqs, 0.1, ok=("ok",))})
     problems = []
@@ -391,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=0)
     p.add_argument("--products", type=int, default=20)
     p.add_argument("--quantity", type=int, default=1000, help="coupon_spike: copies of the coupon")
+    p.add_argument("--warm-connections", action="store_true",
+                   help="coupon_spike: open every user's connection before the spike (as a load balancer's"
+                        " keep-alive pool would); by default each user opens a new one in the spike")
     p.add_argument("--max-in-flight", type=int, default=512, help="order_payment --rate: cap (skips are counted as errors -1)")
     p.add_argument("--coupon-share", type=float, default=0.3, help="order_payment: share of orders with a coupon")
     p.add_argument("--prefer-async", action="store_true", help="order_payment: Prefer: respond-async, then poll")
