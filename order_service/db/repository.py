@@ -126,14 +126,6 @@ def _saga(row: asyncpg.Record) -> SagaState:
     return SagaState.from_json(row["data"], row["deadline"])
 
 
-async def lock_sagas(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, SagaState]:
-    """Lock the sagas in order-id order (no deadlock between batches) and load them."""
-    rows = await conn.fetch(
-        "SELECT order_id, deadline, data FROM sagas WHERE order_id = ANY($1::uuid[])"
-        " ORDER BY order_id FOR UPDATE", list(order_ids))
-    return {str(row["order_id"]): _saga(row) for row in rows}
-
-
 # The inbox claim of a consumed batch and the lock of its sagas in one round trip: the sagas are
 # locked in order-id order (no deadlock between batches); a saga about to complete (its stock step
 # in flight) comes with its order lines, which the order.completed event carries.
