@@ -8,11 +8,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway.config import SERVICES, Settings
-from gateway.docs import SPEC_PATH, STATIC_PATH, Docs, static_dir
+from gateway.docs import SPEC_PATH, STATIC_PATH, Docs
 from gateway.proxy import Forwarder, Guard
 from gateway.routes import ROUTES
 from gateway.upstreams import build_upstream
-from gateway.views import docs_views, forwarding_view, service_check
+from gateway.views import docs_asset, docs_views, forwarding_view, service_check
 from shared.web.app import HEALTH, create_base_app
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -55,5 +55,5 @@ def create_app(settings: Settings) -> web.Application:
     ui, spec = docs_views(docs, session)
     app.router.add_get("/api/docs", ui)
     app.router.add_get(SPEC_PATH, spec)
-    app.router.add_static(STATIC_PATH, static_dir())
+    app.router.add_get(STATIC_PATH + "/{name}", docs_asset)
     return app

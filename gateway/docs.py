@@ -1,8 +1,12 @@
 """``/api/docs/openapi.json``: the services' OpenAPI documents merged into one public document.
 
 Only the operations of the route table are kept (internal routes stay hidden). The gateway adds
-what it answers itself: 401 and ``X-Admin-Token`` on admin routes, 413, 429, 503 and 504. The
+what it answers itself: the ``adminToken`` security scheme (``X-Admin-Token``) and 401 on admin
+routes, 400 (NUL in the path or query), 413, 429, 502, 503 and 504, with their headers. The
 document is cached once every service answered; a partial one is rebuilt on the next request.
+
+Swagger UI 5 is served from the assets of the ``swagger-ui-py`` package (no CDN, validator badge
+off, no ``?url=`` loading: the page only ever shows the merged document).
 """
 
 from __future__ import annotations
@@ -19,27 +23,45 @@ import aiohttp
 from aiohttp import web
 
 from gateway.routes import ROUTES, Route
-from shared.web.openapi import ProblemDocument, to_openapi30
+from shared.web.openapi import ProblemDocument, problem_schema, response_headers, to_openapi30
 from shared.web.problems import PROBLEM_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 SPEC_PATH = "/api/docs/openapi.json"
 STATIC_PATH = "/api/docs/static"
-_PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDocument"}
+SECURITY_SCHEME = "adminToken"
+_SECURITY_SCHEMES = {
+    SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-Admin-Token",
+                      "description": "The gateway's admin token (admin routes only)"},
+}
 _GATEWAY_ERRORS = {
-    "413": "Request body over the size limit (PAYLOAD_TOO_LARGE)",
-    "429": "Too many requests from this client (RATE_LIMITED); see Retry-After",
-    "503": "The service behind the gateway is down (SERVICE_UNAVAILABLE); see Retry-After",
-    "504": "The service behind the gateway did not answer in time (UPSTREAM_TIMEOUT)",
+    400: ("VALIDATION_ERROR", "Invalid request (VALIDATION_ERROR), e.g. a NUL in the path or query"),
+    413: ("PAYLOAD_TOO_LARGE", "Request body over the size limit (PAYLOAD_TOO_LARGE)"),
+    429: ("RATE_LIMITED", "Too many requests from this client (RATE_LIMITED); see Retry-After"),
+    502: ("UPSTREAM_FAILED", "The service's connection broke after the request reached it (UPSTREAM_FAILED): "
+                             "the outcome is unknown; retry with the same Idempotency-Key or look it up"),
+    503: ("SERVICE_UNAVAILABLE", "Nothing happened: no service instance was reached, or it refused before doing "
+                                 "anything (SERVICE_UNAVAILABLE); retry after Retry-After"),
+    504: ("UPSTREAM_TIMEOUT", "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown"),
 }
-_ADMIN_HEADER = {
-    "in": "header", "name": "X-Admin-Token", "required": True, "schema": {"type": "string"},
-    "description": "The gateway's admin token",
-}
+_UNAUTHORIZED = ("UNAUTHORIZED", "Missing or wrong X-Admin-Token (UNAUTHORIZED)")
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}}
+def _problem(status: int, code: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": response_headers(status),
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_schema([code])}},
+    }
+
+
+def _add_code(response: dict[str, Any], code: str) -> None:
+    """Add ``code`` to the enum of a service's problem response the gateway may also answer."""
+    schema = response.get("content", {}).get(PROBLEM_CONTENT_TYPE, {}).get("schema", {})
+    for part in schema.get("allOf", []):
+        enum = part.get("properties", {}).get("code", {}).get("enum")
+        if enum is not None and code not in enum:
+            enum.append(code)
 
 
 def _decorate(operation: dict[str, Any], route: Route) -> dict[str, Any]:
@@ -47,13 +69,17 @@ def _decorate(operation: dict[str, Any], route: Route) -> dict[str, Any]:
     responses = op.setdefault("responses", {})
     codes = dict(_GATEWAY_ERRORS)
     if route.method not in {"POST", "PATCH", "PUT"}:
-        codes.pop("413")
+        codes.pop(413)
     if route.admin:
-        codes["401"] = "Missing or wrong X-Admin-Token (UNAUTHORIZED)"
-        params = [p for p in op.get("parameters", []) if p.get("name") != "X-Admin-Token"]
-        op["parameters"] = [*params, _ADMIN_HEADER]
-    for status, text in codes.items():
-        responses.setdefault(status, _problem(text))
+        codes[401] = _UNAUTHORIZED
+        op["parameters"] = [p for p in op.get("parameters", []) if p.get("name") != "X-Admin-Token"]
+        op["security"] = [{SECURITY_SCHEME: []}]
+    for status, (code, text) in codes.items():
+        if str(status) in responses:
+            _add_code(responses[str(status)], code)
+            responses[str(status)].setdefault("headers", {}).update(response_headers(status))
+        else:
+            responses[str(status)] = _problem(status, code, text)
     return op
 
 
@@ -87,10 +113,10 @@ def merge(documents: dict[str, dict[str, Any]], title: str = "E-commerce order A
             schemas.setdefault(name, schema)
     return {
         "openapi": "3.0.3",
-        "info": {"title": title, "version": "1.0.0", "description": "Public API (see shared/contract/API.md)"},
+        "info": {"title": title, "version": "1.0.0", "description": "Public API (see docs/api.md)"},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": copy.deepcopy(_SECURITY_SCHEMES)},
     }
 
 
@@ -128,11 +154,51 @@ class Docs:
             return merged, missing
 
 
+SWAGGER_ASSETS = (
+    "swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+    "favicon-32x32.png", "favicon-16x16.png",
+)
+"""The files of swagger-ui-py's Swagger UI 5 that the page loads (the rest of the package, the
+editor among it, is not served)."""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="UTF-8">
+  <title>E-commerce order API</title>
+  <link rel="stylesheet" type="text/css" href="{static}/swagger-ui.css">
+  <link rel="stylesheet" type="text/css" href="{static}/index.css">
+  <link rel="icon" type="image/png" href="{static}/favicon-32x32.png" sizes="32x32">
+  <link rel="icon" type="image/png" href="{static}/favicon-16x16.png" sizes="16x16">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{static}/swagger-ui-bundle.js" charset="UTF-8"></script>
+  <script src="{static}/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+  <script>
+    window.onload = function () {{
+      window.ui = SwaggerUIBundle({{
+        url: "{spec}",
+        dom_id: "#swagger-ui",
+        deepLinking: true,
+        queryConfigEnabled: false,
+        validatorUrl: null,
+        presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+        plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+        layout: "StandaloneLayout"
+      }});
+    }};
+  </script>
+</body>
+</html>
+"""
+
+
 def swagger_page() -> str:
-    """aiohttp-apispec's Swagger UI page, pointed at the merged document."""
-    template = files("aiohttp_apispec").joinpath("static/index.html").read_text()
-    return template.replace("{{ static }}", STATIC_PATH).replace("{{ path }}", SPEC_PATH)
+    """The Swagger UI 5 page, pointed at the merged document, loading only the gateway's assets."""
+    return _PAGE.format(static=STATIC_PATH, spec=SPEC_PATH)
 
 
 def static_dir() -> str:
-    return str(files("aiohttp_apispec").joinpath("static"))
+    """Where swagger-ui-py keeps the Swagger UI distribution."""
+    return str(files("swagger_ui").joinpath("static"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from gateway.docs import Docs, swagger_page
+from gateway.docs import SWAGGER_ASSETS, Docs, static_dir, swagger_page
 from gateway.proxy import Forwarder, Guard
 from gateway.routes import Route
 from gateway.upstreams import Upstream
@@ -57,3 +58,14 @@ def docs_views(docs: Docs, session: Callable[[], aiohttp.ClientSession]) -> tupl
         return web.json_response(document, headers=headers)
 
     return ui, spec
+
+
+_ASSETS = Path(static_dir())
+
+
+async def docs_asset(request: web.Request) -> web.StreamResponse:
+    """One of Swagger UI's files (only those the page loads; anything else is a 404)."""
+    name = request.match_info["name"]
+    if name not in SWAGGER_ASSETS:
+        raise web.HTTPNotFound()
+    return web.FileResponse(_ASSETS / name, headers={"Cache-Control": "public, max-age=86400"})

@@ -1,25 +1,20 @@
-"""Opaque history cursors: urlsafe base64 of the last id seen."""
+"""Opaque history cursors: the last id seen, in the grammar of :mod:`shared.web.cursors`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
+from shared.web.cursors import ID, Cursor
 from shared.web.problems import ValidationProblem
-from shared.web.validation import MAX_ID
+
+HISTORY = Cursor("h", ID)
 
 
 def encode(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"h:{last_id}".encode()).decode().rstrip("=")
+    return HISTORY.encode(last_id)
 
 
 def decode(cursor: str) -> int:
     """The id a cursor points after; a malformed cursor is ``400 VALIDATION_ERROR``."""
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, digits = text.partition(":")
-        if prefix == "h" and digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_ID:
-            return int(digits)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}])
+        return HISTORY.decode(cursor)[0]
+    except ValueError:
+        raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from balance_service.domain.model import MAX_CHARGE, MIN_CHARGE
 from shared.messaging.envelope import rfc3339
+from balance_service.api.cursor import HISTORY
+from shared.web.validation import text
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 
@@ -16,7 +18,7 @@ Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 class CreateUserRequest(BaseModel):
     """A new user."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["Kim Minsu"])
+    name: text(1, 100, examples=["Kim Minsu"])  # type: ignore[valid-type]
 
 
 class UserResponse(BaseModel):
@@ -57,7 +59,7 @@ class BalanceResponse(BaseModel):
 
 class HistoryQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    cursor: str | None = Field(default=None, pattern=HISTORY.pattern, description="next_cursor of the previous page")
 
 
 class HistoryItem(BaseModel):

@@ -15,7 +15,7 @@ from balance_service.domain.commands import Charge, RegisterUser
 from balance_service.service import balances, users
 from shared.db.pool import PG_POOL
 from shared.messaging import topics
-from shared.web.openapi import operation
+from shared.web.openapi import IDEMPOTENCY_KEY_SCHEMA, operation
 from shared.web.problems import ValidationProblem
 from shared.web.validation import parse_query, path_id, read_json
 from shared.wiring import TOPICS
@@ -72,7 +72,7 @@ async def get_balance(request: web.Request) -> web.Response:
              "IDEMPOTENCY_KEY_REUSED (the key was used with another body)",
     },
     headers=[(IDEMPOTENCY_KEY, "Up to 255 characters; a retry with the same key and body returns the "
-                               "first outcome and charges once. Kept at least 24 hours.")],
+                               "first outcome and charges once. Kept at least 24 hours.", IDEMPOTENCY_KEY_SCHEMA)],
 )
 async def charge(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog_service.domain.model import MAX_AMOUNT, MAX_NAME, Product
-from shared.web.validation import Id
+from shared.web.cursors import ID, Cursor
+from shared.web.validation import Id, not_nullable, text
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, strip_whitespace=True)]
+Name = text(1, MAX_NAME, strip=True)
 Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
 
 
@@ -28,7 +27,10 @@ class CreateProduct(_Body):
 
 
 class PatchProduct(_Body):
-    """Any of the fields; ``status`` SELLABLE lifts a discontinuation (SOLD_OUT when stock is 0)."""
+    """Any of the fields, at least one, none null; ``status`` SELLABLE lifts a discontinuation
+    (SOLD_OUT when stock is 0)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=not_nullable(min_properties=1))
 
     name: Name | None = None
     price: Amount | None = None
@@ -85,20 +87,16 @@ class LookupResponse(BaseModel):
     items: list[ProductOut]
 
 
+PAGE = Cursor("p", ID)
+
+
 def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{last_id}".encode()).decode().rstrip("=")
+    return PAGE.encode(last_id)
 
 
 def decode_cursor(cursor: str) -> int:
     """The last product id of the previous page; ``ValueError`` when it is not one of ours."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError("malformed cursor") from None
-    prefix, _, digits = text.partition(":")
-    if prefix != "p" or not digits.isdigit() or not 1 <= int(digits) <= 2**63 - 1:
-        raise ValueError("malformed cursor")
-    return int(digits)
+    return PAGE.decode(cursor)[0]
 
 
 class ListQuery(BaseModel):
@@ -106,14 +104,7 @@ class ListQuery(BaseModel):
 
     status: Literal["SELLABLE", "ALL"] = "SELLABLE"
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=200)
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            decode_cursor(value)
-        return value
+    cursor: str | None = Field(default=None, pattern=PAGE.pattern, description="next_cursor of the previous page")
 
     @property
     def after(self) -> int:

@@ -22,7 +22,7 @@ def _json(model: ProductOut | ProductPage | LookupResponse, status: int = 200) -
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
-@operation(summary="List products", tags=TAGS, query=ListQuery, responses={200: ProductPage, 400: "Invalid query"})
+@operation(summary="List products", tags=TAGS, query=ListQuery, responses={200: ProductPage, 400: "VALIDATION_ERROR: invalid status, limit or cursor"})
 async def list_products(request: web.Request) -> web.Response:
     query = parse_query(request, ListQuery)
     page = await service.list_products(
@@ -32,7 +32,7 @@ async def list_products(request: web.Request) -> web.Response:
     return _json(ProductPage(items=[ProductOut.of(p) for p in page.items], next_cursor=cursor))
 
 
-@operation(summary="Get a product", tags=TAGS, responses={200: ProductOut, 400: "Invalid id", 404: "PRODUCT_NOT_FOUND"})
+@operation(summary="Get a product", tags=TAGS, responses={200: ProductOut, 400: "VALIDATION_ERROR: invalid id", 404: "PRODUCT_NOT_FOUND"})
 async def get_product(request: web.Request) -> web.Response:
     product = await service.get_product(request.app[PG_POOL], path_id(request, "product_id"))
     return _json(ProductOut.of(product))
@@ -40,7 +40,7 @@ async def get_product(request: web.Request) -> web.Response:
 
 @operation(
     summary="Create a product", tags=ADMIN, body=CreateProduct,
-    responses={201: ProductOut, 400: "Invalid request", 401: "Missing or wrong admin token"},
+    responses={201: ProductOut, 400: "VALIDATION_ERROR", 401: "Missing or wrong admin token (UNAUTHORIZED)"},
 )
 async def create_product(request: web.Request) -> web.Response:
     body = await read_json(request, CreateProduct)
@@ -50,7 +50,8 @@ async def create_product(request: web.Request) -> web.Response:
 
 @operation(
     summary="Change a product", tags=ADMIN, body=PatchProduct,
-    responses={200: ProductOut, 400: "Invalid request", 401: "Missing or wrong admin token", 404: "PRODUCT_NOT_FOUND"},
+    responses={200: ProductOut, 400: "VALIDATION_ERROR", 401: "Missing or wrong admin token (UNAUTHORIZED)",
+               404: "PRODUCT_NOT_FOUND"},
 )
 async def patch_product(request: web.Request) -> web.Response:
     product_id = path_id(request, "product_id")

@@ -6,22 +6,28 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.web.validation import Id
+from coupon_service.service.owned import OWNED
+from shared.web.validation import MAX_INT64, Id, Int64, text
 
 
 class CreateCoupon(BaseModel):
-    """A new first-come-first-served coupon."""
+    """A new first-come-first-served coupon.
+
+    When both ``issue_starts_at`` and ``issue_ends_at`` are given, ``issue_starts_at`` must be
+    earlier than ``issue_ends_at`` (else ``400 VALIDATION_ERROR``); a ``RATE`` discount_value is a
+    percentage within 1..100.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: text(1, 100)  # type: ignore[valid-type]
     discount_type: Literal["FIXED", "RATE"]
-    discount_value: int = Field(ge=1, description="won off (FIXED, >= 1) or percent (RATE, 1..100)")
+    discount_value: int = Field(ge=1, le=MAX_INT64, description="won off (FIXED, >= 1) or percent (RATE, 1..100)")
     total_quantity: int = Field(ge=1, le=1_000_000)
-    issue_starts_at: AwareDatetime | None = None
-    issue_ends_at: AwareDatetime | None = None
+    issue_starts_at: AwareDatetime | None = Field(default=None, description="earlier than issue_ends_at")
+    issue_ends_at: AwareDatetime | None = Field(default=None, description="later than issue_starts_at")
     valid_days: int = Field(ge=1, le=3650)
-    min_order_amount: int = Field(default=0, ge=0)
+    min_order_amount: Int64 = 0
 
 
 class CouponOut(BaseModel):
@@ -66,7 +72,7 @@ class OwnedQuery(BaseModel):
 
     status: Literal["AVAILABLE", "ALL"] = "AVAILABLE"
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=200)
+    cursor: str | None = Field(default=None, pattern=OWNED.pattern, description="next_cursor of the previous page")
 
 
 class OwnedCouponOut(BaseModel):

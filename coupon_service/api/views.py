@@ -46,7 +46,9 @@ def _coupon(coupon: Coupon, issued: int, now: datetime) -> dict[str, Any]:
 
 
 @operation(summary="Create a coupon (admin)", tags=TAGS, body=s.CreateCoupon,
-           responses={201: s.CouponOut, 400: "Invalid coupon", 401: "Missing or wrong admin token"},
+           responses={201: s.CouponOut, 400: "VALIDATION_ERROR: invalid coupon (a RATE value outside 1..100, "
+                                                 "issue_starts_at not before issue_ends_at...)",
+                      401: "Missing or wrong admin token (UNAUTHORIZED)"},
            headers=[("X-Admin-Token", "admin token (checked by the gateway)")])
 async def create_coupon(request: web.Request) -> web.Response:
     body = await read_json(request, s.CreateCoupon)
@@ -56,14 +58,14 @@ async def create_coupon(request: web.Request) -> web.Response:
 
 
 @operation(summary="A coupon with its issue counts", tags=TAGS,
-           responses={200: s.CouponOut, 404: "COUPON_NOT_FOUND"})
+           responses={200: s.CouponOut, 400: "VALIDATION_ERROR: invalid id", 404: "COUPON_NOT_FOUND"})
 async def get_coupon(request: web.Request) -> web.Response:
     coupon, issued = await request.app[COUPONS].show(path_id(request, "coupon_id"))
     return _json(_coupon(coupon, issued, utcnow()))
 
 
 @operation(summary="Issue a copy to a user (first come, first served)", tags=TAGS, body=s.IssueCoupon,
-           responses={201: s.IssuedOut, 400: "Invalid request", 404: "USER_NOT_FOUND or COUPON_NOT_FOUND",
+           responses={201: s.IssuedOut, 400: "VALIDATION_ERROR", 404: "USER_NOT_FOUND or COUPON_NOT_FOUND",
                       409: "COUPON_ALREADY_ISSUED, COUPON_NOT_ISSUABLE or COUPON_SOLD_OUT"})
 async def issue_coupon(request: web.Request) -> web.Response:
     coupon_id = path_id(request, "coupon_id")
@@ -76,7 +78,8 @@ async def issue_coupon(request: web.Request) -> web.Response:
 
 
 @operation(summary="A user's coupons (usable ones by default)", tags=TAGS, query=s.OwnedQuery,
-           responses={200: s.OwnedPage, 400: "Invalid query", 404: "USER_NOT_FOUND"})
+           responses={200: s.OwnedPage, 400: "VALIDATION_ERROR: invalid id, status, limit or cursor",
+                      404: "USER_NOT_FOUND"})
 async def user_coupons(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, s.OwnedQuery)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -13,6 +11,10 @@ import asyncpg
 from coupon_service.db import user_coupons as repo
 from coupon_service.domain.model import user_coupon_status
 from coupon_service.service.users import KnownUsers
+from shared.web.cursors import ID, MOMENT, Cursor
+
+OWNED = Cursor("c", MOMENT, ID)
+"""(issued_at, user_coupon_id) of the last coupon of the previous page."""
 
 
 class BadCursorError(ValueError):
@@ -20,17 +22,15 @@ class BadCursorError(ValueError):
 
 
 def encode_cursor(issued_at: datetime, user_coupon_id: int) -> str:
-    raw = f"{issued_at.timestamp():.6f}:{user_coupon_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return OWNED.encode(issued_at, user_coupon_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, uc_id = raw.split(":")
-        return datetime.fromtimestamp(float(stamp), UTC), int(uc_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
+        issued_at, user_coupon_id = OWNED.decode(cursor)
+    except ValueError:
         raise BadCursorError("malformed cursor") from None
+    return issued_at, user_coupon_id
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,24 @@
-"""Opaque page cursors: urlsafe base64 of the last order's (created_at, order_id)."""
+"""Opaque page cursors: the last order's (created_at, order_id), in the grammar of
+:mod:`shared.web.cursors`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import uuid
 from datetime import datetime
 
 from order_service.domain.order import Order
+from shared.web.cursors import MOMENT, UUID, Cursor
 from shared.web.problems import ValidationProblem
+
+ORDERS = Cursor("o", MOMENT, UUID)
 
 
 def encode(order: Order) -> str:
-    raw = f"{order.created_at.isoformat()}|{order.order_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return ORDERS.encode(order.created_at, order.order_id)
 
 
 def decode(cursor: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, order_id = raw.split("|")
-        moment = datetime.fromisoformat(created)
-        uuid.UUID(order_id)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        moment, order_id = ORDERS.decode(cursor)
+    except ValueError:
         raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None
     return moment, order_id

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from order_service.domain.order import Order
 from shared.messaging.envelope import rfc3339
+from order_service.api.cursor import ORDERS
 from shared.web.validation import Id
 
 
@@ -80,4 +81,4 @@ class OrderPage(BaseModel):
 
 class PageQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, pattern=ORDERS.pattern, description="next_cursor of the previous page")

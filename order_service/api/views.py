@@ -13,14 +13,15 @@ from order_service.api.schemas import OrderOut, OrderPage, PageQuery, PlaceOrder
 from order_service.domain.order import Order, OrderStatus
 from order_service.domain.saga import TIMEOUT_CODE
 from order_service.service import orders
-from shared.web.openapi import operation
+from shared.web.openapi import IDEMPOTENCY_KEY_SCHEMA, OrderFailedProblem, operation
 from shared.web.problems import Problem, ValidationProblem
 from shared.web.validation import parse_query, path_id, read_json
 
 TAGS = ["orders"]
 FAILED_DOC = (
     "payment failed (the order is FAILED, nothing stays charged): code INSUFFICIENT_BALANCE, OUT_OF_STOCK, "
-    f"COUPON_UNAVAILABLE, PRODUCT_NOT_SELLABLE or {TIMEOUT_CODE} (a participant never answered), with members "
+    f"COUPON_UNAVAILABLE, PRODUCT_NOT_SELLABLE, {TIMEOUT_CODE} (a participant never answered) or PROCESSING_FAILED "
+    "(a step's command was set aside as a dead letter), with members "
     "order_id and order_status; or PRODUCT_NOT_SELLABLE (discontinued product, no order created); "
     "or IDEMPOTENCY_KEY_REUSED"
 )
@@ -53,9 +54,10 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
 @operation(
     summary="Place an order and pay it (waits for the outcome up to the server limit)",
     tags=TAGS, body=PlaceOrderRequest,
-    responses={201: OrderOut, 202: OrderOut, 400: "invalid request", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
+    responses={201: OrderOut, 202: OrderOut, 400: "VALIDATION_ERROR", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
                409: FAILED_DOC, 503: "SERVICE_UNAVAILABLE: catalog or user registry unreachable"},
-    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars)"),
+    location=True, problems={409: OrderFailedProblem},
+    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars)", IDEMPOTENCY_KEY_SCHEMA),
              ("Prefer", "respond-async: answer 202 at once without waiting for the payment")],
     description="201 COMPLETED, 409 FAILED (problem with order_id and order_status), 202 PENDING when the "
                 "outcome is not known in time or with Prefer: respond-async; Location names the order.",
@@ -82,14 +84,15 @@ async def place_order(request: web.Request) -> web.Response:
 
 
 @operation(summary="Get an order", tags=TAGS,
-           responses={200: OrderOut, 404: "ORDER_NOT_FOUND (also for an id that is not a UUID)"})
+           responses={200: OrderOut, 400: "VALIDATION_ERROR: NUL in the id",
+                      404: "ORDER_NOT_FOUND (also for an id that is not a UUID)"})
 async def get_order(request: web.Request) -> web.Response:
     order = await orders.get_order(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
     return web.Response(body=OrderOut.of(order).model_dump_json(), content_type="application/json")
 
 
 @operation(summary="A user's orders, newest first", tags=TAGS, query=PageQuery,
-           responses={200: OrderPage, 400: "invalid limit or cursor", 404: "USER_NOT_FOUND"})
+           responses={200: OrderPage, 400: "VALIDATION_ERROR: invalid id, limit or cursor", 404: "USER_NOT_FOUND"})
 async def user_orders(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, PageQuery)

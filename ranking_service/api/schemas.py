@@ -36,7 +36,10 @@ class TopProductsOut(BaseModel):
 class RebuildQuery(BaseModel):
     """Query of ``POST /api/v1/admin/rankings/rebuild``."""
 
-    day: dt.date | None = Field(default=None, description="closed day to recompute (default: yesterday)")
+    day: dt.date | None = Field(
+        default=None,
+        description="closed day to recompute (default: yesterday), within the catch-up window (default 30 days)",
+    )
 
 
 class RebuildOut(BaseModel):

@@ -55,7 +55,10 @@ async def get_top_products(request: web.Request) -> web.Response:
 @operation(
     summary="Run the ranking batch now (admin)",
     tags=["admin"], query=RebuildQuery,
-    responses={200: RebuildOut, 400: "VALIDATION_ERROR: day is not a closed day in range"},
+    responses={200: RebuildOut, 400: "VALIDATION_ERROR: day is not a closed day within the catch-up window"},
+    description="day: a closed day (before today in the service's time zone) within the last "
+                "RANKING_BATCH_CATCH_UP_DAYS days (default 30); any other date is 400 VALIDATION_ERROR. The window "
+                "moves with the clock, so the schema can only say it is a date.",
 )
 async def post_rebuild(request: web.Request) -> web.Response:
     query = parse_query(request, RebuildQuery)

@@ -1,4 +1,4 @@
-"""The public order events of ``../shared/contract/EVENTS.md`` (published by order_service).
+"""The public order events of ``docs/events.md`` (published by order_service).
 
 Integrators rely on these: change them only compatibly (new optional fields), or bump the
 version and publish both.
@@ -7,9 +7,17 @@ version and publish both.
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.messaging.envelope import Message
+
+
+FAILURE_CODES = (
+    "INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "COUPON_UNAVAILABLE", "PRODUCT_NOT_SELLABLE",
+    "PAYMENT_TIMEOUT", "PROCESSING_FAILED",
+)
+"""The failure codes of the contract, declared as the schemas' enum. The model keeps ``str``: a
+code added later must not make an event unpublishable; the enum tells integrators what exists."""
 
 
 class OrderCompletedItem(BaseModel):
@@ -45,7 +53,7 @@ class OrderFailed(Message):
 
     order_id: str
     user_id: int
-    failure_code: str
+    failure_code: str = Field(json_schema_extra={"enum": list(FAILURE_CODES)})
     failed_at: datetime
 
 

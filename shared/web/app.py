@@ -14,6 +14,7 @@ from shared.web.health import Health
 from shared.web.metrics import Metrics, metrics_middleware, metrics_view
 from shared.web.problems import ErrorMap, problem_middleware
 from shared.web.request_id import HEADER, request_id_middleware
+from shared.web.validation import nul_guard_middleware
 
 SETTINGS = web.AppKey("settings", BaseServiceSettings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -50,7 +51,10 @@ def create_base_app(
     metrics = Metrics(service)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_id_middleware, metrics_middleware(metrics), problem_middleware(error_map)],
+        middlewares=[
+            request_id_middleware, metrics_middleware(metrics), problem_middleware(error_map),
+            nul_guard_middleware,
+        ],
     )
     health = Health(service, settings.instance_id)
     app[SETTINGS] = settings

@@ -1,14 +1,21 @@
 """OpenAPI 3.0 documents through aiohttp-apispec, with schemas taken from the pydantic models.
 
 Views are annotated with :func:`operation`; :func:`setup_openapi` registers the spec and serves
-it at ``/api/docs/openapi.json`` with Swagger UI at ``/api/docs``. Pydantic emits JSON Schema
-(OpenAPI 3.1 flavour); :func:`to_openapi30` turns it into what Swagger UI 3 renders.
+it at ``/api/docs/openapi.json`` (the gateway merges the services' documents and serves Swagger
+UI). Pydantic emits JSON Schema (OpenAPI 3.1 flavour); :func:`to_openapi30` turns it into 3.0.
+
+The document is as strict as the server, so that a client generated from it never sends what the
+server refuses: every operation has an ``operationId``; path ids are bounded integers (an order
+id a UUID); each error response lists its problem ``code`` values as an enum; the response
+headers (``X-Request-ID`` always, ``Location`` on creation, ``Retry-After`` on 429/503) are
+declared.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from aiohttp_apispec import AiohttpApiSpec, docs
@@ -17,6 +24,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from pydantic import BaseModel
 
 from shared.web.problems import PROBLEM_CONTENT_TYPE
+from shared.web.validation import MAX_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
@@ -34,6 +42,62 @@ class ProblemDocument(BaseModel):
     code: str
     request_id: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+class OrderFailedProblem(ProblemDocument):
+    """The problem of an order whose payment failed: the order exists, ``FAILED``, compensated.
+
+    A request refused before any order was created (e.g. a product already discontinued) has no
+    ``order_id`` nor ``order_status``.
+    """
+
+    order_id: str | None = None
+    order_status: Literal["FAILED"] | None = None
+
+
+_CODE = re.compile(r"\b(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|UNAUTHORIZED)\b")
+DEFAULT_CODES = {400: ["VALIDATION_ERROR"], 401: ["UNAUTHORIZED"], 413: ["PAYLOAD_TOO_LARGE"],
+                 429: ["RATE_LIMITED"], 502: ["UPSTREAM_FAILED"], 503: ["SERVICE_UNAVAILABLE"],
+                 504: ["UPSTREAM_TIMEOUT"]}
+HEADER_SCHEMAS = {
+    "X-Request-ID": {"description": "The request id (the client's own when sane, else a new one)",
+                     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"}},
+    "Location": {"description": "The URL of the created resource", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+}
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255,
+                          "pattern": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"}
+"""1..255 characters; the spec offers printable ASCII without surrounding blanks (HTTP trims them)."""
+
+
+def codes_of(description: str, status: int) -> list[str]:
+    """The problem codes a response description names (``DEFAULT_CODES`` when it names none)."""
+    found = list(dict.fromkeys(_CODE.findall(description)))
+    return found or DEFAULT_CODES.get(status, [])
+
+
+def problem_schema(codes: list[str], model: type[BaseModel] = ProblemDocument) -> dict[str, Any]:
+    """A problem document whose ``code`` is one of ``codes``."""
+    if not codes:
+        return _ref(model)
+    return {"allOf": [_ref(model), {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}}]}
+
+
+def response_headers(status: int, location: bool = False) -> dict[str, Any]:
+    """The headers a response with ``status`` carries."""
+    names = ["X-Request-ID"]
+    if location and status in (201, 202):
+        names.append("Location")
+    if status in (429, 503):
+        names.append("Retry-After")
+    return {name: HEADER_SCHEMAS[name] for name in names}
+
+
+def camel(name: str) -> str:
+    """``place_order`` -> ``placeOrder`` (an operationId from a view's name)."""
+    head, *rest = name.strip("_").split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def to_openapi30(node: Any) -> Any:
@@ -91,22 +155,34 @@ def operation(
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     responses: dict[int, type[BaseModel] | str] | None = None,
-    headers: Iterable[tuple[str, str]] = (),
+    headers: Iterable[tuple[str, str] | tuple[str, str, dict[str, Any]]] = (),
     description: str | None = None,
+    operation_id: str | None = None,
+    location: bool = False,
+    problems: dict[int, type[BaseModel]] | None = None,
 ) -> Callable[[F], F]:
-    """Document a view: request body, query, responses (a model, or a description for errors)."""
+    """Document a view: request body, query, responses (a model, or a description for errors).
+
+    An error description names its problem codes (``USER_NOT_FOUND``...), which become the enum
+    of ``code``; ``problems`` gives a status a richer problem model. ``location``: 201/202 carry
+    ``Location``. The operationId defaults to the view's name in camelCase.
+    """
     models: list[type[BaseModel]] = []
     operation_responses: dict[str, Any] = {}
     for status, spec in (responses or {}).items():
+        entry: dict[str, Any]
         if isinstance(spec, str):
-            content = _content(ProblemDocument, PROBLEM_CONTENT_TYPE) if status >= 400 else None
-            operation_responses[str(status)] = {"description": spec}
-            if content:
-                operation_responses[str(status)]["content"] = content
-                models.append(ProblemDocument)
+            entry = {"description": spec}
+            if status >= 400:
+                model = (problems or {}).get(status, ProblemDocument)
+                schema = problem_schema(codes_of(spec, status), model)
+                entry["content"] = {PROBLEM_CONTENT_TYPE: {"schema": schema}}
+                models.append(model)
         else:
             models.append(spec)
-            operation_responses[str(status)] = {"description": spec.__doc__ or "", "content": _content(spec)}
+            entry = {"description": spec.__doc__ or "", "content": _content(spec)}
+        entry["headers"] = response_headers(status, location)
+        operation_responses[str(status)] = entry
     extra: dict[str, Any] = {"summary": summary, "tags": tags, "responses": operation_responses}
     if description:
         extra["description"] = description
@@ -115,16 +191,27 @@ def operation(
         extra["requestBody"] = {"required": True, "content": _content(body)}
     parameters = _query_parameters(query) if query is not None else []
     parameters += [
-        {"in": "header", "name": name, "required": False, "schema": {"type": "string"}, "description": text}
-        for name, text in headers
+        {"in": "header", "name": header[0], "required": False,
+         "schema": header[2] if len(header) > 2 else {"type": "string"}, "description": header[1]}  # type: ignore[misc]
+        for header in headers
     ]
 
     def decorate(func: F) -> F:
-        docs(parameters=parameters, **extra)(func)
+        docs(parameters=parameters, operationId=operation_id or camel(func.__name__), **extra)(func)
         setattr(func, _MODELS_ATTR, [*getattr(func, _MODELS_ATTR, []), *models])
         return func
 
     return decorate
+
+
+def path_parameter_schema(name: str) -> dict[str, Any]:
+    """What a path parameter accepts: an order id is a UUID, any other ``*_id`` a bigint id."""
+    if name == "order_id":
+        return {"type": "string", "format": "uuid", "minLength": 36, "maxLength": 36,
+                "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+    if name.endswith("_id"):
+        return {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
+    return {"type": "string", "minLength": 1, "pattern": "^[^\\x00/]+$"}
 
 
 def _fix_operation(path: str, op: dict[str, Any]) -> None:
@@ -132,8 +219,8 @@ def _fix_operation(path: str, op: dict[str, Any]) -> None:
     params = []
     for param in op.get("parameters", []):
         if "type" in param:  # aiohttp-apispec adds path keys in Swagger 2 style
-            kind = "integer" if param["name"].endswith("_id") and param["name"] != "order_id" else "string"
-            param = {"in": param["in"], "name": param["name"], "required": True, "schema": {"type": kind}}
+            param = {"in": param["in"], "name": param["name"], "required": True,
+                     "schema": path_parameter_schema(param["name"])}
         params.append(param)
     op["parameters"] = params
 
@@ -142,7 +229,9 @@ class _Spec(AiohttpApiSpec):
     """aiohttp-apispec set to OpenAPI 3.0.3, registering the pydantic schemas it meets."""
 
     def __init__(self, app: web.Application, title: str, version: str) -> None:
-        super().__init__(url=SPEC_URL, app=None, swagger_path="/api/docs", title=title, version=version)
+        # no swagger_path: aiohttp-apispec's bundled Swagger UI (4.1.0) is not served; the gateway
+        # serves Swagger UI 5 for the merged document
+        super().__init__(url=SPEC_URL, app=None, swagger_path=None, title=title, version=version)
         self.spec = APISpec(
             title=title, version=version, openapi_version="3.0.3", plugins=(MarshmallowPlugin(),)
         )
@@ -170,6 +259,16 @@ class _Spec(AiohttpApiSpec):
         return document
 
 
+_SPEC = web.AppKey("openapi_spec", _Spec)
+
+
 def setup_openapi(app: web.Application, *, title: str, version: str = "1.0.0") -> None:
-    """Serve the app's OpenAPI document at ``/api/docs/openapi.json`` and Swagger UI at ``/api/docs``."""
-    _Spec(app, title, version)
+    """Serve the app's OpenAPI document at ``/api/docs/openapi.json``."""
+    app[_SPEC] = _Spec(app, title, version)
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    """The document of an app that is set up but not started (for tools and tests: no IO)."""
+    spec = app[_SPEC]
+    spec._register(app)  # noqa: SLF001 - what the startup hook does
+    return app["swagger_dict"]

@@ -2,22 +2,56 @@
 
 JSON bodies are validated in *strict* mode: ``"5"`` is not an integer, ``5.0`` is not an
 integer, ``true`` is not a number. Query strings are text by nature and are coerced.
+
+Every integer the API accepts is bounded by the column that stores it (``Int64``/``Int32``,
+``Id``), and every string is free of NUL (``Text``), which PostgreSQL cannot store in ``text``:
+without these an out-of-range value or a ``\u0000`` reached asyncpg and came back as a 500.
+The bounds are declared in the schemas, so the OpenAPI document says what the server enforces.
+:func:`nul_guard_middleware` refuses NUL in the path and the query string of every request.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import unquote
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
-from shared.web.problems import ValidationProblem
+from shared.web.problems import Handler, ValidationProblem
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_ID = 2**63 - 1
+MAX_INT64 = 2**63 - 1
+"""The largest PostgreSQL ``bigint``."""
+MAX_INT32 = 2**31 - 1
+"""The largest PostgreSQL ``integer``."""
+MAX_ID = MAX_INT64
+NO_NUL = r"^[^\x00]*$"
+"""JSON Schema pattern of a string without NUL (PostgreSQL text cannot hold one)."""
+_SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL_NOT_BLANK = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+"""Without NUL and not only whitespace (for a name that the server strips: what any regex engine
+counts as whitespace is excluded from the one required character)."""
+
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 """A positive database id (bigint)."""
+Int64 = Annotated[int, Field(ge=0, le=MAX_INT64)]
+"""A non-negative integer stored in a ``bigint`` column (money, quantities)."""
+Int32 = Annotated[int, Field(ge=0, le=MAX_INT32)]
+"""A non-negative integer stored in an ``integer`` column."""
+
+
+def text(min_length: int, max_length: int, *, strip: bool = False, **extra: Any) -> Any:
+    """A string type of ``min_length..max_length`` characters without NUL."""
+    return Annotated[
+        str,
+        StringConstraints(
+            min_length=min_length, max_length=max_length, strip_whitespace=strip,
+            pattern=NO_NUL_NOT_BLANK if strip else NO_NUL,
+        ),
+        Field(**extra),
+    ]
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -61,3 +95,49 @@ def path_id(request: web.Request, name: str) -> int:
     if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
         return int(raw)
     raise ValidationProblem([{"field": name, "message": "must be a positive integer"}])
+
+
+def _nul_field(request: web.Request) -> str | None:
+    """The name of the path or query part that holds a NUL, if any."""
+    path, _, query = request.raw_path.partition("?")
+    if "%00" in path or "\x00" in path:
+        return "path"
+    for pair in query.split("&"):
+        if "%00" in pair or "\x00" in pair:
+            return unquote(pair.partition("=")[0]).replace("\x00", "\\u0000") or "query"
+    return None
+
+
+@web.middleware
+async def nul_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``400 VALIDATION_ERROR`` for a NUL in the path or the query string, before any view runs.
+
+    A path id with NUL would be a 400 anyway, but a string path or query parameter (an order id,
+    a cursor, a filter) could carry it to the database. One substring test per request.
+    """
+    if "%00" in request.raw_path or "\x00" in request.raw_path:
+        field = _nul_field(request)
+        if field is not None:
+            raise ValidationProblem([{"field": field, "message": "must not contain NUL (\\u0000)"}])
+    return await handler(request)
+
+
+def not_nullable(*, min_properties: int | None = None) -> Any:
+    """``json_schema_extra`` for a patch body whose optional fields may be absent but never null.
+
+    Pydantic writes ``X | None = None`` as ``anyOf: [X, null]``; the server refuses ``null``, so
+    the schema must not offer it. ``min_properties`` declares "at least one field".
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        for prop in schema.get("properties", {}).values():
+            any_of = prop.pop("anyOf", None)
+            if any_of is not None:
+                rest = [item for item in any_of if item != {"type": "null"}]
+                prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+            if prop.get("default", 0) is None:
+                del prop["default"]
+        if min_properties is not None:
+            schema["minProperties"] = min_properties
+
+    return extra
