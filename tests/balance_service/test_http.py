@@ -9,6 +9,7 @@ import pytest
 
 from balance_service.api.keys import CHARGES
 from shared.messaging import topics
+from tests.support.bad_input import body_mutations, names_field, query_mutations
 from tests.support.kafka import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -253,3 +254,22 @@ async def test_a_row_held_elsewhere_does_not_hold_up_the_batch(h, pool) -> None:
             await tx.rollback()
     assert [r.status for r in await asyncio.gather(*waiting)] == [200] * 3
     assert await h.balance(held) == 30 and await h.balance(other) == 30
+
+
+async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(h) -> None:
+    user = await h.new_user(balance=500)
+    cases = [("POST", "/api/v1/users", field, body) for field, body in body_mutations({"name": "Kim"})]
+    cases += [("POST", f"/api/v1/users/{user}/balance/charge", field, body)
+              for field, body in body_mutations({"amount": 100})]
+    for method, path, field, body in cases:
+        resp = await h.client.request(method, path, json=body)
+        problem = await resp.json()
+        assert resp.status == 400 and names_field(problem, field), (path, body, problem)
+    for name, query in query_mutations({"limit": "5", "cursor": "h1"}):
+        resp = await h.client.get(f"/api/v1/users/{user}/balance/history?{query}")
+        assert resp.status == 400 and names_field(await resp.json(), name), query
+    for path in (f"/api/v1/users/{user}%00", f"/api/v1/users/{2**63}/balance", f"/api/v1/users/{user}%00/balance"):
+        resp = await h.client.get(path)
+        assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR", path
+    assert await h.balance(user) == 500
+    assert [item["type"] for item in (await h.history(user))["items"]] == ["CHARGE"]

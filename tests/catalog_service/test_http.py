@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.catalog_service.conftest import Catalog
+from tests.support.bad_input import body_mutations, names_field, query_mutations
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -191,3 +192,34 @@ async def test_openapi_documents_public_routes_only(catalog: Catalog) -> None:
             "/api/v1/admin/products/{product_id}"} <= set(paths)
     assert not any(p.startswith("/internal") for p in paths)
     assert "ProductOut" in spec["components"]["schemas"]
+
+
+async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(catalog: Catalog) -> None:
+    product = await catalog.create(name="steady", price=700, stock=3)
+    path = f"/api/v1/admin/products/{product['product_id']}"
+    cases = [("POST", "/api/v1/admin/products", f, b)
+             for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1})]
+    cases += [("PATCH", path, f, b)
+              for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1, "status": "SELLABLE"})]
+    for method, url, field, body in cases:
+        resp = await catalog.client.request(method, url, json=body)
+        problem = await resp.json()
+        assert resp.status == 400 and names_field(problem, field), (method, body, problem)
+    for name, query in query_mutations({"status": "ALL", "limit": "5", "cursor": "p1"}):
+        resp = await catalog.client.get(f"/api/v1/products?{query}")
+        assert resp.status == 400 and names_field(await resp.json(), name), query
+    for bad in (f"{product['product_id']}%00", str(2**63)):
+        resp = await catalog.client.get(f"/api/v1/products/{bad}")
+        assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR", bad
+    assert await catalog.get(product["product_id"]) == product
+    async with catalog.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM products WHERE name LIKE 't%a'") == 0
+
+
+async def test_the_spec_offers_no_null_and_no_blank_name(catalog: Catalog) -> None:
+    spec = await (await catalog.client.get("/api/docs/openapi.json")).json()
+    patch = spec["components"]["schemas"]["PatchProduct"]
+    assert patch["minProperties"] == 1
+    assert not any(prop.get("nullable") for prop in patch["properties"].values())
+    resp = await catalog.client.post("/api/v1/admin/products", json={"name": " \u3000 ", "price": 1, "stock": 1})
+    assert resp.status == 400

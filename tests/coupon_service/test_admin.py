@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.coupon_service.conftest import Env
+from tests.support.bad_input import body_mutations, names_field, query_mutations
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -38,3 +39,27 @@ async def test_routes_are_documented(coupon_env: Env) -> None:
     assert status == 200
     assert {"/api/v1/admin/coupons", "/api/v1/coupons/{coupon_id}", "/api/v1/coupons/{coupon_id}/issue",
             "/api/v1/users/{user_id}/coupons"} <= set(doc["paths"])
+
+
+async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(coupon_env: Env) -> None:
+    coupon = await coupon_env.create_coupon(**VALID)
+    full = {**VALID, "discount_type": "FIXED", "discount_value": 100, "min_order_amount": 1000,
+            "issue_starts_at": "2026-01-01T00:00:00Z", "issue_ends_at": "2099-01-01T00:00:00Z"}
+    cases = [("POST", "/api/v1/admin/coupons", f, b) for f, b in body_mutations(full)]
+    cases += [("POST", f"/api/v1/coupons/{coupon['coupon_id']}/issue", f, b) for f, b in body_mutations({"user_id": 1})]
+    for method, path, field, body in cases:
+        status, problem = await coupon_env.call(method, path, body)
+        assert status == 400 and names_field(problem, field), (body, problem)
+    for name, query in query_mutations({"status": "ALL", "limit": "5", "cursor": "c1.1"}):
+        status, problem = await coupon_env.call("GET", f"/api/v1/users/1/coupons?{query}")
+        assert status == 400 and names_field(problem, name), query
+    for bad in (f"{coupon['coupon_id']}%00", str(2**63)):
+        status, problem = await coupon_env.call("GET", f"/api/v1/coupons/{bad}")
+        assert status == 400 and problem["code"] == "VALIDATION_ERROR", bad
+    status, shown = await coupon_env.call("GET", f"/api/v1/coupons/{coupon['coupon_id']}")
+    assert status == 200 and shown == coupon
+
+
+async def test_discount_and_minimum_up_to_the_bigint_maximum_are_accepted(coupon_env: Env) -> None:
+    coupon = await coupon_env.create_coupon(discount_value=2**63 - 1, min_order_amount=2**63 - 1)
+    assert coupon["discount_value"] == coupon["min_order_amount"] == 2**63 - 1

@@ -20,7 +20,7 @@ from gateway.routes import ROUTES
 from tests.gateway.stubs import free_port, running, stub_app
 
 TOKEN = "test-admin-token-0123456789"
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "API.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 class Cluster:
@@ -290,11 +290,32 @@ async def test_merged_openapi_document(cluster: Cluster) -> None:
         op = doc["paths"][path][method]
         assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/StubBody")
         assert "200" in op["responses"] and "503" in op["responses"] and "504" in op["responses"]
-        names = {p["name"] for p in op.get("parameters", [])}
+        assert "502" in op["responses"]
         if path.startswith("/api/v1/admin/"):
-            assert "401" in op["responses"] and "X-Admin-Token" in names
+            # the token is the adminToken apiKey scheme (X-Admin-Token), so Swagger UI offers Authorize
+            assert "401" in op["responses"] and op["security"] == [{"adminToken": []}]
+            assert doc["components"]["securitySchemes"]["adminToken"]["name"] == "X-Admin-Token"
     for ref in ("StubBody", "StubAnswer", "ProblemDocument"):
         assert ref in schemas
     page = await gw.get("/api/docs")
     assert page.status == 200 and "/api/docs/openapi.json" in await page.text()
     assert (await gw.get("/api/docs/static/swagger-ui.css")).status == 200
+
+
+@pytest.mark.asyncio
+async def test_swagger_ui_5_is_served_offline(cluster: Cluster) -> None:
+    gw = await cluster.gateway()
+    page = await (await gw.get("/api/docs")).text()
+    assert "validatorUrl: null" in page and "queryConfigEnabled: false" in page
+    assets = re.findall(r'(?:href|src)="([^"]+)"', page)
+    assert len(assets) >= 4 and all(a.startswith("/api/docs/static/") for a in assets), assets
+    assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", page), "the page loads nothing from outside"
+    for asset in assets:
+        resp = await gw.get(asset)
+        assert resp.status == 200, asset
+        body = await resp.read()
+        if asset.endswith("swagger-ui-bundle.js"):
+            version = re.search(rb'PACKAGE_VERSION:"(\d+)\.(\d+)\.(\d+)"', body)
+            assert version is not None and int(version.group(1)) == 5, "Swagger UI 5"
+    for other in ("/api/docs/static/swagger-editor.js", "/api/docs/static/..%2Fcore.py", "/api/docs/static/index.html"):
+        assert (await gw.get(other)).status == 404, other

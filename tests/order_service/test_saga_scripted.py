@@ -22,6 +22,7 @@ from order_service.domain.saga import TIMEOUT_CODE
 from shared.events.users import UserRegistered
 from shared.messaging.envelope import Outgoing
 from shared.wiring import CONSUMERS
+from tests.support.bad_input import body_mutations, names_field, query_mutations
 from tests.support.kafka import produce
 from tests.order_service.support import (
     DUP, HOLD, SILENT, LookupStub, ScriptedParticipants, eventually, fail, read_all,
@@ -406,3 +407,20 @@ async def test_catalog_unreachable_is_503_and_creates_nothing(env: Env) -> None:
         assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 0
     finally:
         await client.close()
+
+
+async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(env: Env) -> None:
+    user = env.user()
+    body = {"user_id": user, "items": [{"product_id": 10, "quantity": 1}], "user_coupon_id": 7}
+    for field, bad in body_mutations(body):
+        status, problem, _ = await place(env.client, bad)
+        assert status == 400 and names_field(problem, field), (bad, problem)
+    for name, query in query_mutations({"limit": "5", "cursor": "o1." + "0" * 32}):
+        resp = await env.client.get(f"/api/v1/users/{user}/orders?{query}")
+        assert resp.status == 400 and names_field(await resp.json(), name), query
+    for path in (f"/api/v1/orders/{uuid.uuid4()}%00", f"/api/v1/users/{2**63}/orders"):
+        resp = await env.client.get(path)
+        assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR", path
+    resp = await env.client.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "k" * 256})
+    assert resp.status == 400 and names_field(await resp.json(), "Idempotency-Key")
+    assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 0

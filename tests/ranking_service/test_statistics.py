@@ -11,6 +11,7 @@ import pytest
 from tests.ranking_service.support import (
     SettableClock, eventually, order, publish, rewind_group, running, settings, summary, top,
 )
+from tests.support.bad_input import names_field, query_mutations
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -126,3 +127,16 @@ async def test_the_routes_are_documented(new_database, kafka_bootstrap, topic_pr
         assert set(spec["components"]["schemas"]["TopProductsOut"]["properties"]) == {
             "from", "to", "generated_at", "items",
         }
+
+
+async def test_huge_integers_and_nul_in_queries_are_400_naming_the_parameter(
+    new_database, kafka_bootstrap, topic_prefix,
+) -> None:
+    cfg = settings(await new_database("ranking"), kafka_bootstrap, f"{topic_prefix}rkn.")
+    async with running(cfg) as client:
+        for name, query in query_mutations({"days": "3", "limit": "5"}):
+            response = await client.get(f"/api/v1/rankings/top-products?{query}")
+            assert response.status == 400 and names_field(await response.json(), name), query
+        for name, query in query_mutations({"day": "2026-01-01"}):
+            response = await client.post(f"/api/v1/admin/rankings/rebuild?{query}")
+            assert response.status == 400 and names_field(await response.json(), name), query
