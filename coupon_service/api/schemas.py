@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from coupon_service.domain.model import MAX_QUANTITY
 from coupon_service.service.owned import OWNED
 from shared.web.validation import MAX_INT64, Id, Int64, text
 
@@ -15,15 +16,19 @@ class CreateCoupon(BaseModel):
 
     When both ``issue_starts_at`` and ``issue_ends_at`` are given, ``issue_starts_at`` must be
     earlier than ``issue_ends_at`` (else ``400 VALIDATION_ERROR``); a ``RATE`` discount_value is a
-    percentage within 1..100.
+    percentage within 1..100 (declared by the ``anyOf``). ``total_quantity`` is at most 100,000:
+    every copy is a row made when the coupon is created, within the gateway's timeout.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"properties": {"discount_type": {"enum": ["FIXED"]}}},
+        {"properties": {"discount_type": {"enum": ["RATE"]}, "discount_value": {"maximum": 100}}},
+    ]})
 
     name: text(1, 100)  # type: ignore[valid-type]
     discount_type: Literal["FIXED", "RATE"]
     discount_value: int = Field(ge=1, le=MAX_INT64, description="won off (FIXED, >= 1) or percent (RATE, 1..100)")
-    total_quantity: int = Field(ge=1, le=1_000_000)
+    total_quantity: int = Field(ge=1, le=MAX_QUANTITY)
     issue_starts_at: AwareDatetime | None = Field(default=None, description="earlier than issue_ends_at")
     issue_ends_at: AwareDatetime | None = Field(default=None, description="later than issue_starts_at")
     valid_days: int = Field(ge=1, le=3650)

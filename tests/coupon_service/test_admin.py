@@ -23,7 +23,7 @@ async def test_create_and_show(coupon_env: Env) -> None:
 
 @pytest.mark.parametrize("change", [
     {"discount_value": 0}, {"discount_value": 101}, {"discount_type": "FIXED", "discount_value": 0},
-    {"discount_type": "PERCENT"}, {"total_quantity": 0}, {"total_quantity": 1_000_001}, {"valid_days": 0},
+    {"discount_type": "PERCENT"}, {"total_quantity": 0}, {"total_quantity": 1_000_001}, {"total_quantity": 100_001}, {"valid_days": 0},
     {"min_order_amount": -1}, {"name": ""}, {"discount_value": "10"},
     {"issue_starts_at": "2026-02-01T00:00:00Z", "issue_ends_at": "2026-01-01T00:00:00Z"},
     {"issue_starts_at": "2026-02-01T00:00:00"},
