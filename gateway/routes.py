@@ -31,7 +31,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{PREFIX}/products/{{product_id}}", "catalog"),
     Route("POST", f"{PREFIX}/admin/products", "catalog"),
     Route("PATCH", f"{PREFIX}/admin/products/{{product_id}}", "catalog"),
-    Route("POST", f"{PREFIX}/admin/coupons", "coupon"),
+    # writes one row per copy (up to 100,000): the longer timeout, as for placing an order
+    Route("POST", f"{PREFIX}/admin/coupons", "coupon", long_running=True),
     Route("GET", f"{PREFIX}/coupons/{{coupon_id}}", "coupon"),
     Route("POST", f"{PREFIX}/coupons/{{coupon_id}}/issue", "coupon"),
     Route("GET", f"{PREFIX}/users/{{user_id}}/coupons", "coupon"),

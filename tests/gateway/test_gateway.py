@@ -319,3 +319,12 @@ async def test_swagger_ui_5_is_served_offline(cluster: Cluster) -> None:
             assert version is not None and int(version.group(1)) == 5, "Swagger UI 5"
     for other in ("/api/docs/static/swagger-editor.js", "/api/docs/static/..%2Fcore.py", "/api/docs/static/index.html"):
         assert (await gw.get(other)).status == 404, other
+
+
+@pytest.mark.asyncio
+async def test_coupon_creation_has_the_longer_timeout(cluster: Cluster) -> None:
+    await cluster.stub("coupon", delay_s=0.6)
+    gw = await cluster.gateway(timeout_s=0.3, order_create_timeout_s=5.0)
+    admin = {"X-Admin-Token": TOKEN}
+    assert (await gw.post("/api/v1/admin/coupons", json={}, headers=admin)).status == 201
+    assert (await gw.get("/api/v1/coupons/1")).status == 504
