@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+import re
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import BaseServiceSettings
 from shared.web.app import create_base_app
-from shared.web.openapi import operation, setup_openapi
-from shared.web.problems import Problem, ProblemSpec
-from shared.web.validation import Id, path_id, read_json
+from shared.web.cursors import ID, MOMENT, UUID, Cursor
+from shared.web.openapi import camel, codes_of, operation, response_headers, setup_openapi
+from shared.web.problems import Problem, ProblemSpec, ValidationProblem
+from shared.web.validation import Id, Int32, Int64, not_nullable, path_id, read_json, text, validate_json
 
 
 class ThingError(Exception):
@@ -202,3 +206,88 @@ async def test_database_down_is_503_with_retry_after(client: TestClient, path: s
     resp = await client.get(path)
     await _problem(resp, 503, "SERVICE_UNAVAILABLE")
     assert resp.headers["Retry-After"] == "1"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path, field", [
+    ("/things/1%00", "path"), ("/things/%00", "path"), ("/things/1?q=a%00b", "q"), ("/things/1?x=1&q%00=2", "q\\u0000"),
+])
+async def test_nul_in_path_or_query_is_400_naming_it(client: TestClient, path: str, field: str) -> None:
+    body = await _problem(await client.get(path), 400, "VALIDATION_ERROR")
+    assert body["errors"] == [{"field": field, "message": "must not contain NUL (\\u0000)"}]
+
+
+@pytest.mark.asyncio
+async def test_path_id_past_the_bigint_maximum_is_400(client: TestClient) -> None:
+    await _problem(await client.get(f"/things/{2**63}"), 400, "VALIDATION_ERROR")
+    await _problem(await client.get(f"/things/{2**63 - 1}"), 404, "THING_NOT_FOUND")
+
+
+def test_text_refuses_nul_and_blank_names() -> None:
+    class Named(BaseModel):
+        name: text(1, 10, strip=True)  # type: ignore[valid-type]
+        note: text(0, 10)  # type: ignore[valid-type]
+
+    assert validate_json(b'{"name": " a ", "note": ""}', Named).name == "a"
+    for raw, field in [(b'{"name": "a\\u0000", "note": ""}', "name"), (b'{"name": "a", "note": "\\u0000"}', "note"),
+                       (b'{"name": " \\u3000 ", "note": ""}', "name"), (b'{"name": "a", "note": "12345678901"}', "note")]:
+        with pytest.raises(ValidationProblem) as caught:
+            validate_json(raw, Named)
+        assert [e["field"] for e in caught.value.members["errors"]] == [field], raw
+    pattern = re.compile(Named.model_json_schema()["properties"]["name"]["pattern"])
+    assert pattern.match("a") and not pattern.match(" \u3000\x85") and not pattern.match("a\x00")
+
+
+def test_bounded_integers() -> None:
+    class Amounts(BaseModel):
+        big: Int64
+        small: Int32
+
+    assert validate_json(f'{{"big": {2**63 - 1}, "small": {2**31 - 1}}}'.encode(), Amounts).big == 2**63 - 1
+    with pytest.raises(ValidationProblem) as caught:
+        validate_json(f'{{"big": {2**63}, "small": {2**31}}}'.encode(), Amounts)
+    assert [e["field"] for e in caught.value.members["errors"]] == ["big", "small"]
+
+
+@pytest.mark.parametrize("cursor", [Cursor("h", ID), Cursor("c", MOMENT, ID), Cursor("o", MOMENT, UUID)])
+def test_every_string_that_matches_a_cursor_pattern_decodes(cursor: Cursor) -> None:
+    regex = re.compile(cursor.pattern)
+    samples = {"h": ["h0", "h7fffffffffffffff", "hffffffffffffff"],
+               "c": ["c0.0", "cffffffffffffff.7fffffffffffffff"],
+               "o": ["o0." + "f" * 32, "offffffffffffff." + "0" * 32]}[cursor.prefix]
+    for sample in samples:
+        assert regex.match(sample) and cursor.decode(sample), sample
+    for bad in ["", cursor.prefix, cursor.prefix + "8000000000000000", cursor.prefix + "G", "x0"]:
+        assert not regex.match(bad)
+        with pytest.raises(ValueError):
+            cursor.decode(bad)
+
+
+def test_cursor_round_trip() -> None:
+    moment = datetime(2026, 12, 2, 12, 0, 0, 123456, tzinfo=UTC)
+    order_id = str(uuid.uuid4())
+    cursor = Cursor("o", MOMENT, UUID)
+    assert cursor.decode(cursor.encode(moment, order_id)) == (moment, order_id)
+    assert Cursor("h", ID).decode(Cursor("h", ID).encode(2**63 - 1)) == (2**63 - 1,)
+
+
+def test_patch_bodies_offer_no_null() -> None:
+    class Patch(BaseModel):
+        model_config = ConfigDict(json_schema_extra=not_nullable(min_properties=1))
+
+        name: str | None = None
+        price: int | None = Field(default=None, ge=0)
+
+    schema = Patch.model_json_schema()
+    assert schema["minProperties"] == 1
+    assert schema["properties"]["name"] == {"title": "Name", "type": "string"}
+    assert schema["properties"]["price"] == {"title": "Price", "type": "integer", "minimum": 0}
+
+
+def test_operation_documents_codes_headers_and_an_operation_id() -> None:
+    assert codes_of("USER_NOT_FOUND or COUPON_NOT_FOUND", 404) == ["USER_NOT_FOUND", "COUPON_NOT_FOUND"]
+    assert codes_of("Missing or wrong admin token", 401) == ["UNAUTHORIZED"]
+    assert codes_of("invalid", 400) == ["VALIDATION_ERROR"]
+    assert camel("user_orders") == "userOrders"
+    assert set(response_headers(201, location=True)) == {"X-Request-ID", "Location"}
+    assert set(response_headers(503)) == {"X-Request-ID", "Retry-After"}
