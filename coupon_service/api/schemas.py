@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from coupon_service.domain.model import MAX_QUANTITY
 from coupon_service.service.owned import OWNED
-from shared.web.validation import MAX_INT64, Id, Int64, text
+from shared.web.validation import MAX_INT64, Id, Int64, Moment, text
 
 
 class CreateCoupon(BaseModel):
@@ -29,8 +29,8 @@ class CreateCoupon(BaseModel):
     discount_type: Literal["FIXED", "RATE"]
     discount_value: int = Field(ge=1, le=MAX_INT64, description="won off (FIXED, >= 1) or percent (RATE, 1..100)")
     total_quantity: int = Field(ge=1, le=MAX_QUANTITY)
-    issue_starts_at: AwareDatetime | None = Field(default=None, description="earlier than issue_ends_at")
-    issue_ends_at: AwareDatetime | None = Field(default=None, description="later than issue_starts_at")
+    issue_starts_at: Moment | None = Field(default=None, description="earlier than issue_ends_at")
+    issue_ends_at: Moment | None = Field(default=None, description="later than issue_starts_at")
     valid_days: int = Field(ge=1, le=3650)
     min_order_amount: Int64 = 0
 

@@ -12,11 +12,12 @@ The bounds are declared in the schemas, so the OpenAPI document says what the se
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints, ValidationError
 
 from shared.web.problems import Handler, ValidationProblem
 
@@ -40,6 +41,24 @@ Int64 = Annotated[int, Field(ge=0, le=MAX_INT64)]
 """A non-negative integer stored in a ``bigint`` column (money, quantities)."""
 Int32 = Annotated[int, Field(ge=0, le=MAX_INT32)]
 """A non-negative integer stored in an ``integer`` column."""
+
+
+def _storable(moment: datetime) -> datetime:
+    """Refuse the moments asyncpg cannot store as themselves: it writes ``datetime.min``/``max``
+    as -infinity/infinity (read back naive), and one whose UTC form leaves years 1..9999 overflows."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be within years 1..9999 in UTC") from None
+    if utc.replace(tzinfo=None) in (datetime.min, datetime.max):
+        raise ValueError("must be within years 1..9999 in UTC")
+    return moment
+
+
+YEARS_1970_9998 = r"^(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-"
+Moment = Annotated[AwareDatetime, AfterValidator(_storable), Field(json_schema_extra={"pattern": YEARS_1970_9998})]
+"""An RFC 3339 time with an offset, stored in a ``timestamptz``. The spec offers years 1970..9998
+(any offset keeps those storable); the server accepts every moment it can store."""
 
 
 def text(min_length: int, max_length: int, *, strip: bool = False, **extra: Any) -> Any:

@@ -27,6 +27,9 @@ async def test_create_and_show(coupon_env: Env) -> None:
     {"min_order_amount": -1}, {"name": ""}, {"discount_value": "10"},
     {"issue_starts_at": "2026-02-01T00:00:00Z", "issue_ends_at": "2026-01-01T00:00:00Z"},
     {"issue_starts_at": "2026-02-01T00:00:00"},
+    # asyncpg would store these as -infinity/infinity (read back naive: a 500) or overflow
+    {"issue_starts_at": "0001-01-01T00:00:00Z"}, {"issue_starts_at": "0001-01-01T00:00:00+01:00"},
+    {"issue_ends_at": "9999-12-31T23:59:59.999999Z"}, {"issue_ends_at": "9999-12-31T23:00:00-05:00"},
 ])
 async def test_invalid_coupons_are_400(coupon_env: Env, change: dict) -> None:
     status, problem = await coupon_env.call("POST", "/api/v1/admin/coupons", {**VALID, **change})
@@ -63,3 +66,9 @@ async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing
 async def test_discount_and_minimum_up_to_the_bigint_maximum_are_accepted(coupon_env: Env) -> None:
     coupon = await coupon_env.create_coupon(discount_value=2**63 - 1, min_order_amount=2**63 - 1)
     assert coupon["discount_value"] == coupon["min_order_amount"] == 2**63 - 1
+
+
+async def test_a_window_at_the_edge_of_the_calendar_is_stored_and_shown(coupon_env: Env) -> None:
+    coupon = await coupon_env.create_coupon(issue_starts_at="0001-01-01T00:00:01Z", issue_ends_at="9999-12-31T00:00:00Z")
+    status, shown = await coupon_env.call("GET", f"/api/v1/coupons/{coupon['coupon_id']}")
+    assert status == 200 and shown == coupon and shown["status"] == "ISSUABLE"
