@@ -314,6 +314,8 @@ async def test_swagger_ui_5_is_served_offline(cluster: Cluster) -> None:
         resp = await gw.get(asset)
         assert resp.status == 200, asset
         body = await resp.read()
+        if asset.endswith(".css"):
+            assert not re.search(rb"url\((?!\s*[\"']?data:)", body), f"{asset} loads nothing from outside"
         if asset.endswith("swagger-ui-bundle.js"):
             version = re.search(rb'PACKAGE_VERSION:"(\d+)\.(\d+)\.(\d+)"', body)
             assert version is not None and int(version.group(1)) == 5, "Swagger UI 5"
