@@ -120,6 +120,9 @@ def test_the_order_failure_problem_declares_its_members(spec: dict[str, Any]) ->
     assert members["order_status"]["enum"] == ["FAILED"] and members["order_id"]["type"] == "string"
     assert {"INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "COUPON_UNAVAILABLE", "PRODUCT_NOT_SELLABLE",
             "PAYMENT_TIMEOUT", "PROCESSING_FAILED"} <= set(_codes(failed))
+    failure_code = spec["components"]["schemas"]["OrderOut"]["properties"]["failure_code"]
+    assert failure_code["nullable"] is True and failure_code["enum"][-1] is None
+    assert set(failure_code["enum"][:-1]) <= set(_codes(failed))
 
 
 def test_query_and_header_parameters_declare_their_formats(spec: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from order_service.domain.order import Order
+from shared.events.orders import FAILURE_CODES
 from shared.messaging.envelope import rfc3339
 from order_service.api.cursor import ORDERS
 from shared.web.validation import Id
@@ -55,7 +56,7 @@ class OrderOut(BaseModel):
     discount_amount: int
     paid_amount: int
     user_coupon_id: int | None
-    failure_code: str | None
+    failure_code: str | None = Field(json_schema_extra={"enum": [*FAILURE_CODES, None]})
     created_at: str
     completed_at: str | None
 
