@@ -39,6 +39,8 @@ MOMENT = Part(
 """An aware datetime at or after 1970, to the microsecond (up to about the year 4250)."""
 UUID = Part(r"[0-9a-f]{32}", lambda v: uuid.UUID(str(v)).hex, lambda s: str(uuid.UUID(hex=s)))
 """A UUID, read back in its canonical text form."""
+NAME = Part(r"[a-z][a-z0-9_]{0,31}", str, str)
+"""A lower-case name (a service's, a step's)."""
 
 
 class Cursor:

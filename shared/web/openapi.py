@@ -160,12 +160,14 @@ def operation(
     operation_id: str | None = None,
     location: bool = False,
     problems: dict[int, type[BaseModel]] | None = None,
+    path: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[F], F]:
     """Document a view: request body, query, responses (a model, or a description for errors).
 
     An error description names its problem codes (``USER_NOT_FOUND``...), which become the enum
     of ``code``; ``problems`` gives a status a richer problem model. ``location``: 201/202 carry
-    ``Location``. The operationId defaults to the view's name in camelCase.
+    ``Location``. The operationId defaults to the view's name in camelCase. ``path`` gives a path
+    parameter's schema when :func:`path_parameter_schema`'s rule (``*_id`` a bigint) does not fit.
     """
     models: list[type[BaseModel]] = []
     operation_responses: dict[str, Any] = {}
@@ -196,6 +198,10 @@ def operation(
         for header in headers
     ]
 
+    parameters += [
+        {"in": "path", "name": name, "required": True, "schema": schema} for name, schema in (path or {}).items()
+    ]
+
     def decorate(func: F) -> F:
         docs(parameters=parameters, operationId=operation_id or camel(func.__name__), **extra)(func)
         setattr(func, _MODELS_ATTR, [*getattr(func, _MODELS_ATTR, []), *models])
@@ -216,9 +222,12 @@ def path_parameter_schema(name: str) -> dict[str, Any]:
 
 def _fix_operation(path: str, op: dict[str, Any]) -> None:
     op.pop("produces", None)
+    declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path" and "schema" in p}
     params = []
     for param in op.get("parameters", []):
         if "type" in param:  # aiohttp-apispec adds path keys in Swagger 2 style
+            if param["name"] in declared:
+                continue
             param = {"in": param["in"], "name": param["name"], "required": True,
                      "schema": path_parameter_schema(param["name"])}
         params.append(param)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.config import BaseServiceSettings
 from shared.web.app import create_base_app
 from shared.web.cursors import ID, MOMENT, UUID, Cursor
-from shared.web.openapi import camel, codes_of, operation, response_headers, setup_openapi
+from shared.web.openapi import camel, codes_of, openapi_document, operation, response_headers, setup_openapi
 from shared.web.problems import Problem, ProblemSpec, ValidationProblem
 from shared.web.validation import Id, Int32, Int64, not_nullable, path_id, read_json, text, validate_json
 
@@ -291,3 +291,20 @@ def test_operation_documents_codes_headers_and_an_operation_id() -> None:
     assert camel("user_orders") == "userOrders"
     assert set(response_headers(201, location=True)) == {"X-Request-ID", "Location"}
     assert set(response_headers(503)) == {"X-Request-ID", "Retry-After"}
+
+
+def test_a_view_can_declare_a_path_parameter_that_is_not_a_bigint_id() -> None:
+    name = {"type": "string", "pattern": "^[a-z]+-[1-9][0-9]*$"}
+
+    @operation(summary="x", tags=["t"], responses={200: "ok"}, path={"letter_id": name})
+    async def letter(_request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/letters/{letter_id}", letter)
+    app.router.add_get("/things/{thing_id}", thing)
+    setup_openapi(app, title="t")
+    doc = openapi_document(app)
+    assert doc["paths"]["/letters/{letter_id}"]["get"]["parameters"] == [
+        {"in": "path", "name": "letter_id", "required": True, "schema": name}]
+    assert doc["paths"]["/things/{thing_id}"]["get"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
