@@ -302,9 +302,9 @@ def test_a_view_can_declare_a_path_parameter_that_is_not_a_bigint_id() -> None:
 
     app = web.Application()
     app.router.add_get("/letters/{letter_id}", letter)
-    app.router.add_get("/things/{thing_id}", thing)
+    app.router.add_post("/things/{thing_id}", charge)
     setup_openapi(app, title="t")
     doc = openapi_document(app)
     assert doc["paths"]["/letters/{letter_id}"]["get"]["parameters"] == [
         {"in": "path", "name": "letter_id", "required": True, "schema": name}]
-    assert doc["paths"]["/things/{thing_id}"]["get"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
+    assert doc["paths"]["/things/{thing_id}"]["post"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
