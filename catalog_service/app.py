@@ -12,6 +12,7 @@ from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import consumer_ctx, messaging_ctx
 
@@ -36,5 +37,6 @@ def create_app(settings: Settings) -> web.Application:
             )
         )
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Catalog service")
     return app

@@ -20,6 +20,7 @@ from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import TOPICS, CleanupCtx, consumer_ctx, messaging_ctx
 
@@ -64,5 +65,6 @@ def create_app(settings: Settings) -> web.Application:
         handler=lambda a: saga_handler(a[PG_POOL], a[TOPICS]),
     ))
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Coupon service")
     return app
