@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(messaging_ctx(settings))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,
-        handler=saga.from_app,
+        handler=saga.from_app, hook=saga.dead_letter_hook,
     ))
     app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
     setup_openapi(app, title="Balance service")

@@ -7,7 +7,7 @@ from aiohttp import web
 from catalog_service.api.errors import ERROR_MAP
 from catalog_service.api.routes import setup_routes
 from catalog_service.config import Settings
-from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, stock_commands_handler
+from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, dead_letter_hook, stock_commands_handler
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
@@ -33,7 +33,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.consume_saga:
         app.cleanup_ctx.append(
             consumer_ctx(
-                settings, group=GROUP, topics=TOPICS_CONSUMED, registry=REGISTRY, handler=stock_commands_handler
+                settings, group=GROUP, topics=TOPICS_CONSUMED, registry=REGISTRY, handler=stock_commands_handler,
+                hook=dead_letter_hook,
             )
         )
     setup_routes(app)

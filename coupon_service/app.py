@@ -11,7 +11,9 @@ from coupon_service.api.routes import setup_routes
 from coupon_service.api.views import COUPONS, ISSUER, USERS
 from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
-from coupon_service.messaging.consumers import SAGA_GROUP, USERS_GROUP, saga_handler, users_handler
+from coupon_service.messaging.consumers import (
+    SAGA_GROUP, USERS_GROUP, dead_letter_hook, saga_handler, users_handler,
+)
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
 from coupon_service.service.users import KnownUsers
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=SAGA_GROUP, topics=[topics.COUPON_COMMANDS], registry=REGISTRY,
         handler=lambda a: saga_handler(a[PG_POOL], a[TOPICS]),
+        hook=lambda a: dead_letter_hook(a[TOPICS]),
     ))
     setup_routes(app)
     setup_dead_letter_routes(app)
