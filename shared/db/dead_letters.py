@@ -66,12 +66,12 @@ _STORE = """
 WITH d AS (
     INSERT INTO dead_letters (consumer_group, topic, kafka_partition, kafka_offset, msg_key, headers,
                               payload, event_type, event_id, error_kind, error)
-    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
+    VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11)
     RETURNING id, failed_at
 ), o AS (
     INSERT INTO outbox (topic, msg_key, event_id, event_type, headers, payload)
     SELECT $12, $13, coalesce($9, gen_random_uuid()), coalesce($8, 'unknown'),
-           $14::jsonb || jsonb_build_object(
+           $14::text::jsonb || jsonb_build_object(
                'dlq-id', $15 || '-' || d.id,
                'dlq-at', to_char(d.failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
            coalesce($7, ''::bytea)
@@ -97,6 +97,11 @@ def _text(raw: bytes | None) -> str:
 
 def _stored_headers(headers: Sequence[tuple[str, bytes]]) -> str:
     return orjson.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers]).decode()
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column's value, whether or not the pool decodes jsonb itself."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _topic_headers(record: RawRecord, kind: str, error: str, group: str, service: str) -> str:
@@ -126,7 +131,7 @@ def _event_type(record: RawRecord) -> str | None:
 
 
 def _row(row: asyncpg.Record) -> DeadLetter:
-    headers = [(k, base64.b64decode(v)) for k, v in orjson.loads(row["headers"])]
+    headers = [(k, base64.b64decode(v)) for k, v in _json(row["headers"])]
     record = RawRecord(
         row["topic"], row["kafka_partition"], row["kafka_offset"],
         bytes(row["msg_key"]) if row["msg_key"] is not None else None,

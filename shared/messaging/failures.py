@@ -14,6 +14,7 @@ import asyncio
 from typing import Literal
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_base
 from aiokafka.errors import KafkaError
 
 FailureKind = Literal["transient", "deterministic"]
@@ -36,6 +37,17 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+_DETERMINISTIC: tuple[type[BaseException], ...] = (
+    # asyncpg's client-side errors about the query's input or setup are InterfaceErrors too, but
+    # say nothing about the connection: "invalid input for query argument $1 (value out of int64
+    # range)" fails again on every try.
+    asyncpg_base.DataError,
+    asyncpg_base.ClientConfigurationError,
+    asyncpg_base.UnsupportedClientFeatureError,
+    asyncpg_base.UnsupportedServerFeatureError,
+)
+
+
 def classify(exc: BaseException) -> FailureKind:
     """``transient`` when ``exc`` (or its explicit ``raise ... from`` cause) is about the environment,
     not the record. The implicit ``__context__`` is not followed: a data error raised while a
@@ -43,6 +55,8 @@ def classify(exc: BaseException) -> FailureKind:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
+        if isinstance(current, _DETERMINISTIC):
+            return "deterministic"
         if isinstance(current, _TRANSIENT):
             return "transient"
         seen.add(id(current))
