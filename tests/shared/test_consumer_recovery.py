@@ -219,3 +219,33 @@ async def test_classification() -> None:
     during = ValueError("bad record")
     during.__context__ = asyncpg.SerializationError("x")  # raised while a conflict was handled
     assert classify(during) == "deterministic"
+
+
+async def test_consumer_lag_is_the_records_not_yet_processed(rig: Rig) -> None:
+    group = f"{rig.group}-lag"
+    seen: list[float | None] = []
+    partitions: set[int] = set()
+
+    def lag(partition: int) -> float | None:
+        labels = {"group": group, "topic": rig.topic, "partition": str(partition)}
+        return rig.metrics.registry.get_sample_value("kafka_consumer_lag_records", labels)
+
+    async def handle(batch: list[Incoming]) -> None:
+        partitions.add(batch[0].partition)
+        seen.append(lag(batch[0].partition))
+
+    consumer = BatchConsumer(bootstrap=rig.bootstrap, group_id=group, topics=[rig.topic], handler=handle,
+                             registry=REGISTRY, metrics=rig.metrics, max_records=5)
+    await produce(rig.bootstrap, [_raw(rig.topic, Step(n=n)) for n in range(20)])
+    task = asyncio.create_task(consumer.run())
+
+    async def done() -> bool:
+        return len(seen) >= 4 and lag(next(iter(partitions))) == 0
+
+    try:
+        await _until(done)
+    finally:
+        await cancel(task)
+    assert len(partitions) == 1  # one key, one partition
+    assert seen[0] is None  # nothing known before the first batch
+    assert seen[1:4] == [15, 10, 5]  # after each batch of 5, what was left of the 20
