@@ -91,12 +91,22 @@ _GET = f"SELECT {_COLUMNS} FROM dead_letters WHERE id = $1"
 _REPLAYED = "UPDATE dead_letters SET replayed_at = now() WHERE id = $1"
 
 
+def clean(text: str) -> str:
+    """``text`` as PostgreSQL text and jsonb take it (no NUL character; a hostile record may
+    carry one, and setting a record aside must not fail on what made it poison)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _text(raw: bytes | None) -> str:
-    return raw.decode(errors="replace") if raw is not None else ""
+    return clean(raw.decode(errors="replace")) if raw is not None else ""
 
 
 def _stored_headers(headers: Sequence[tuple[str, bytes]]) -> str:
-    return orjson.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers]).decode()
+    return orjson.dumps([[_b64(k.encode()), _b64(v or b"")] for k, v in headers]).decode()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 def _json(value: Any) -> Any:
@@ -106,9 +116,9 @@ def _json(value: Any) -> Any:
 
 def _topic_headers(record: RawRecord, kind: str, error: str, group: str, service: str) -> str:
     """Headers of the copy on the dead-letter topic: the original ones (as text) + why and where."""
-    headers = {k: _text(v) for k, v in record.headers if not k.startswith("dlq-")}
+    headers = {clean(k): _text(v) for k, v in record.headers if not k.startswith("dlq-")}
     headers.update({
-        "dlq-reason": error, "dlq-kind": kind, "dlq-topic": record.topic,
+        "dlq-reason": clean(error), "dlq-kind": kind, "dlq-topic": record.topic,
         "dlq-partition": str(record.partition), "dlq-offset": str(record.offset),
         "dlq-group": group, "dlq-service": service,
     })
@@ -131,7 +141,7 @@ def _event_type(record: RawRecord) -> str | None:
 
 
 def _row(row: asyncpg.Record) -> DeadLetter:
-    headers = [(k, base64.b64decode(v)) for k, v in _json(row["headers"])]
+    headers = [(base64.b64decode(k).decode(), base64.b64decode(v)) for k, v in _json(row["headers"])]
     record = RawRecord(
         row["topic"], row["kafka_partition"], row["kafka_offset"],
         bytes(row["msg_key"]) if row["msg_key"] is not None else None,
@@ -179,7 +189,7 @@ class DeadLetterStore:
             row_id = await conn.fetchval(
                 _STORE, group, record.topic, record.partition, record.offset, record.key,
                 _stored_headers(record.headers), record.value, _event_type(record), _event_id(record),
-                kind, error, self.topic, _text(record.key), _topic_headers(record, kind, error, group, self.service),
+                kind, clean(error), self.topic, _text(record.key), _topic_headers(record, kind, error, group, self.service),
                 self.service,
             )
             if hook is not None and item is not None:

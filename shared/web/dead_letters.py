@@ -156,7 +156,8 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 @operation(
     summary="Replay a dead letter", tags=TAGS,
-    responses={202: ReplayAccepted, 404: "No such dead letter (NOT_FOUND)"},
+    responses={202: ReplayAccepted, 404: "No such dead letter (NOT_FOUND)",
+               503: "This instance does not run the consumer group (SERVICE_UNAVAILABLE); see Retry-After"},
     description="Delivers the original record (key, value, headers) again to the consumer group that "
     "set it aside, through its inbox like any record (a record that was in fact applied stays applied "
     "once). `replayed_at` is set once it has been processed; failing again, it is set aside again as a "
@@ -167,9 +168,13 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     store = request.app[DEAD_LETTERS]
     row_id = store.row_id(public_id)
     letter = await store.get(row_id) if row_id is not None else None
-    consumer = _consumer(request.app, letter.group) if letter is not None else None
-    if letter is None or consumer is None:
+    if letter is None:
         raise Problem(404, "NOT_FOUND", "Not found", f"no dead letter {public_id!r}")
+    consumer = _consumer(request.app, letter.group)
+    if consumer is None:  # an instance started without that consumer (catalog consume_saga=false)
+        raise Problem(503, "SERVICE_UNAVAILABLE", "Service unavailable",
+                      f"this instance does not run consumer group {letter.group!r}; retry (another instance)",
+                      headers={"Retry-After": "1"})
     task = asyncio.create_task(_replay(store, consumer, letter), name=f"replay-{public_id}")
     replays = request.app[REPLAYS]
     replays.add(task)

@@ -249,3 +249,19 @@ async def test_consumer_lag_is_the_records_not_yet_processed(rig: Rig) -> None:
     assert len(partitions) == 1  # one key, one partition
     assert seen[0] is None  # nothing known before the first batch
     assert seen[1:4] == [15, 10, 5]  # after each batch of 5, what was left of the 20
+
+
+async def test_a_record_with_nul_characters_is_set_aside_as_received(rig: Rig) -> None:
+    """PostgreSQL text and jsonb refuse NUL: storing the record must not fail on it."""
+    hostile = (rig.topic, b"same-key\x00", b"\x00", [("event-type", b"Step\x00"), ("x\x00", b"\xff\x00")])
+    await produce(rig.bootstrap, [hostile, _raw(rig.topic, Step(n=1))])
+    task = asyncio.create_task(rig.consumer.run())
+    try:
+        await _until(lambda: _count(rig.pool, "applied", 1))
+        await _until(lambda: _count(rig.pool, "dead_letters", 1))
+    finally:
+        await cancel(task)
+    letter = (await rig.store.page(10))[0]
+    assert letter.record.key == b"same-key\x00" and letter.record.value == b"\x00"
+    assert list(letter.record.headers) == [("event-type", b"Step\x00"), ("x\x00", b"\xff\x00")]
+    assert letter.error_kind == "undecodable"

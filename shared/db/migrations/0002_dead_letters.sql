@@ -11,7 +11,7 @@ CREATE TABLE dead_letters (
     kafka_partition integer    NOT NULL,
     kafka_offset   bigint      NOT NULL,
     msg_key        bytea,
-    headers        jsonb       NOT NULL,  -- [[name, base64 value], ...] as received
+    headers        jsonb       NOT NULL,  -- [[base64 name, base64 value], ...] as received
     payload        bytea,
     event_type     text,
     event_id       uuid,
