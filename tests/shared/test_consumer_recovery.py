@@ -86,6 +86,15 @@ class Rig:
     async def dead(self) -> list[asyncpg.Record]:
         return await self.pool.fetch("SELECT * FROM dead_letters ORDER BY id")
 
+    async def consume_until(self, **rows: int) -> None:
+        """Run the consumer until each table named has at least that many rows."""
+        task = asyncio.create_task(self.consumer.run())
+        try:
+            for table, n in rows.items():
+                await _until(lambda: _count(self.pool, table, n))
+        finally:
+            await cancel(task)
+
 
 @pytest_asyncio.fixture
 async def rig(new_database, kafka_bootstrap, topic_prefix):
@@ -152,11 +161,7 @@ async def test_transient_failures_are_retried_and_never_set_aside(rig: Rig) -> N
 
     rig.fail = fail
     await produce(rig.bootstrap, [_raw(rig.topic, Step(n=n)) for n in range(1, 5)])
-    task = asyncio.create_task(rig.consumer.run())
-    try:
-        await _until(lambda: _count(rig.pool, "applied", 4))
-    finally:
-        await cancel(task)
+    await rig.consume_until(applied=4)
     assert await rig.applied() == [1, 2, 3, 4]
     assert await rig.dead() == []
     assert rig.tries[2] > 3 and rig.tries[3] > 3  # more tries than the deterministic bound (3)
@@ -166,11 +171,7 @@ async def test_transient_failures_are_retried_and_never_set_aside(rig: Rig) -> N
 async def test_a_record_that_fails_once_then_succeeds_is_not_set_aside(rig: Rig) -> None:
     rig.fail = lambda n, tries: ValueError("flaky") if n == 2 and tries <= 2 else None
     await produce(rig.bootstrap, [_raw(rig.topic, Step(n=n)) for n in range(1, 4)])
-    task = asyncio.create_task(rig.consumer.run())
-    try:
-        await _until(lambda: _count(rig.pool, "applied", 3))
-    finally:
-        await cancel(task)
+    await rig.consume_until(applied=3)
     assert await rig.applied() == [1, 2, 3]
     assert await rig.dead() == []
 
@@ -255,12 +256,7 @@ async def test_a_record_with_nul_characters_is_set_aside_as_received(rig: Rig) -
     """PostgreSQL text and jsonb refuse NUL: storing the record must not fail on it."""
     hostile = (rig.topic, b"same-key\x00", b"\x00", [("event-type", b"Step\x00"), ("x\x00", b"\xff\x00")])
     await produce(rig.bootstrap, [hostile, _raw(rig.topic, Step(n=1))])
-    task = asyncio.create_task(rig.consumer.run())
-    try:
-        await _until(lambda: _count(rig.pool, "applied", 1))
-        await _until(lambda: _count(rig.pool, "dead_letters", 1))
-    finally:
-        await cancel(task)
+    await rig.consume_until(applied=1, dead_letters=1)
     letter = (await rig.store.page(10))[0]
     assert letter.record.key == b"same-key\x00" and letter.record.value == b"\x00"
     assert list(letter.record.headers) == [("event-type", b"Step\x00"), ("x\x00", b"\xff\x00")]
