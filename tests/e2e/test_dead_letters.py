@@ -8,7 +8,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
+from shared.messaging.topics import DEFAULT_PARTITIONS
 from tests.e2e.conftest import Api, Cluster, eventually
 from tests.support.kafka import produce
 
@@ -65,3 +67,41 @@ async def test_dead_letters_are_listed_and_replayed_through_the_gateway(api: Api
     assert len([i for i in await _letters(api, "&service=coupon") if i["event_id"] == event_id]) == 2
     status, data, _ = await api.call("POST", "/api/v1/admin/dead-letters/coupon-999999999/replay", headers=api.admin)
     assert status == 404 and data["code"] == "NOT_FOUND"
+
+
+@pytest.mark.asyncio
+async def test_a_poisoned_deduct_command_does_not_stop_payments(api: Api, cluster: Cluster) -> None:
+    """Issue 14's reproduction: a DeductBalance that decodes but overflows int64 written to the
+    balance commands topic (on the partition real orders use). It is set aside; orders still pay."""
+    user = await api.user(100_000)
+    product = await api.product(price=1000, stock=100)
+    event_id = str(uuid.uuid4())
+    body = {"event_id": event_id, "occurred_at": datetime.now(UTC).isoformat(), "order_id": str(uuid.uuid4()),
+            "user_id": user, "amount": 1180591620717411303424}
+    headers = [("event-type", b"DeductBalance"), ("event-version", b"1"), ("event-id", event_id.encode())]
+    topic = f"{cluster.topic_prefix}saga.balance.commands"
+    await produce(cluster.kafka_bootstrap, [(topic, body["order_id"].encode(), json.dumps(body).encode(), headers)])
+    poisoned = _partition(body["order_id"])
+    same_partition = 0
+    for placed in range(1, 41):  # until two orders' commands went behind the poison on its partition
+        status, order, _ = await api.call("POST", "/api/v1/orders",
+                                          {"user_id": user, "items": [{"product_id": product, "quantity": 1}]})
+        assert status == 201 and order["status"] == "COMPLETED", order
+        same_partition += _partition(order["order_id"]) == poisoned
+        if same_partition == 2:
+            break
+    assert same_partition == 2
+
+    async def set_aside() -> list[dict]:
+        return [i for i in await _letters(api, "&service=balance") if i["event_id"] == event_id]
+
+    letter = (await eventually(set_aside, timeout=60))[0]
+    assert letter["event_type"] == "DeductBalance" and "int64" in letter["error"]
+    assert letter["partition"] == poisoned  # the orders counted above went behind it
+    assert await api.balance(user) == 100_000 - 1000 * placed
+
+
+def _partition(key: str) -> int:
+    """The partition Kafka's default partitioner gives a key (the topics' partition count)."""
+    every = list(range(DEFAULT_PARTITIONS))
+    return DefaultPartitioner()(key.encode(), every, every)
