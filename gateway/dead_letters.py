@@ -27,7 +27,7 @@ from aiohttp import web
 from gateway.proxy import Forwarder, Guard
 from gateway.routes import Route
 from gateway.upstreams import Upstream
-from shared.web.dead_letters import DeadLetterQuery, encode_cursor, position_of
+from shared.web.dead_letter_models import DeadLetterQuery, encode_cursor, position_of
 from shared.web.problems import Problem, ValidationProblem
 from shared.web.validation import parse_query
 

@@ -11,7 +11,8 @@ from prometheus_client import Histogram
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
 from balance_service.service import payments
-from shared.db.dead_letters import DeadLetterHook, failure_reply_hook
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.pool import PG_POOL
 from shared.events.saga import (
     BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance, SagaReply,

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from catalog_service.service.stock import apply_stock_commands
 from shared.db.consume import message_context, split_on_conflict
-from shared.db.dead_letters import DeadLetterHook, failure_reply_hook
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.inbox import claim_new
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork

@@ -9,7 +9,8 @@ import asyncpg
 from coupon_service.service import saga
 from coupon_service.service.users import project_registered
 from shared.db.consume import apply_batch
-from shared.db.dead_letters import DeadLetterHook, failure_reply_hook
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.uow import UnitOfWork
 from shared.events.saga import ConfirmCoupon, CouponReservationFailed, ReleaseCoupon, ReserveCoupon
 from shared.events.users import UserRegistered

@@ -29,6 +29,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from shared.db.dead_letters import DeadLetterHook, DeadLetterStore, RawRecord, raw_of
 from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, rfc3339, utcnow
+from shared.messaging.lag import ConsumerLag
 from shared.messaging.producer import KafkaPublisher
 from shared.messaging.recovery import Recovery
 from shared.web.metrics import Metrics
@@ -86,7 +87,7 @@ class BatchConsumer:
             group_id, handler, dead_letters, hook, metrics, max_attempts=max_attempts,
             backoff_max_s=retry_backoff_max_s,
         )
-        self._lag_at = 0.0
+        self._lag = ConsumerLag(metrics.consumer_lag, group_id) if metrics is not None else None
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._max_records = max_records
         self._client_id = client_id or group_id
@@ -138,7 +139,8 @@ class BatchConsumer:
                 if batches:
                     async with self._lock:
                         await self._process(consumer, batches)
-                self._observe_lag(consumer, batches)
+                if self._lag is not None:
+                    self._lag.observe(consumer, batches)
         finally:
             try:
                 await asyncio.wait_for(asyncio.shield(self._settle_commit()), 5)
@@ -208,27 +210,6 @@ class BatchConsumer:
             except Exception as exc:  # noqa: BLE001 - classified and recovered from below
                 await self._recovery.recover([item], exc)
 
-    def _observe_lag(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
-        """``kafka_consumer_lag_records``: the partition's high watermark (known locally from the
-        last fetch) minus the next offset to process; every batch for its partitions, and at most
-        every few seconds for all the assigned ones (no broker round trip either way)."""
-        if self._metrics is None:
-            return
-        now = time.monotonic()
-        if now - self._lag_at >= 5.0:
-            self._lag_at = now
-            partitions = {tp: None for tp in consumer.assignment()}
-        else:
-            partitions = {}
-        partitions.update({tp: records[-1].offset + 1 for tp, records in batches.items()})
-        for tp, position in partitions.items():
-            high = consumer.highwater(tp)
-            if position is None:
-                position = _fetch_position(consumer, tp)
-            if high is None or position is None:
-                continue
-            self._metrics.consumer_lag.labels(self.group_id, tp.topic, str(tp.partition)).set(max(high - position, 0))
-
     async def _send_to_dead_letter(self, poison: list[tuple[Any, str]]) -> None:
         for record, reason in poison:
             log.error(
@@ -247,16 +228,6 @@ class BatchConsumer:
             [(topic, record.key, record.value, _dead_letter_headers(record, reason, self.group_id))
              for record, reason in poison]
         )
-
-
-def _fetch_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    """The next offset the consumer will fetch, if known locally (``position()`` may wait on the
-    broker; this never does)."""
-    try:
-        state = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
-        return state.position if state is not None and state.has_valid_position else None
-    except AttributeError:  # no assignment right now
-        return None
 
 
 def _dead_letter_headers(record: Any, reason: str, group: str) -> list[tuple[str, bytes]]:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.config import SERVICES, Settings
-from shared.web.dead_letters import decode_cursor, position_of
+from shared.web.dead_letter_models import decode_cursor, position_of
 from shared.web.problems import Problem, problem_middleware
 from tests.gateway.stubs import free_port, running
 
