@@ -22,7 +22,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.routes import ROUTES, Route
+from gateway.config import SERVICES
+from gateway.routes import EVERY_SERVICE, ROUTES, Route
 from shared.web.openapi import ProblemDocument, problem_schema, response_headers, to_openapi30
 from shared.web.problems import PROBLEM_CONTENT_TYPE
 
@@ -70,6 +71,10 @@ def _decorate(operation: dict[str, Any], route: Route) -> dict[str, Any]:
     codes = dict(_GATEWAY_ERRORS)
     if route.method not in {"POST", "PATCH", "PUT"}:
         codes.pop(413)
+    if route.service == EVERY_SERVICE:  # the gateway knows which services there are
+        for param in op.get("parameters", []):
+            if param.get("in") == "query" and param.get("name") == "service":
+                param["schema"] = {"type": "string", "enum": list(SERVICES)}
     if route.admin:
         codes[401] = _UNAUTHORIZED
         op["parameters"] = [p for p in op.get("parameters", []) if p.get("name") != "X-Admin-Token"]
@@ -100,8 +105,10 @@ def merge(documents: dict[str, dict[str, Any]], title: str = "E-commerce order A
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"ProblemDocument": to_openapi30(ProblemDocument.model_json_schema())}
     for route in ROUTES:
-        doc = documents.get(route.service)
-        found = _find(doc or {}, route)
+        if route.service == EVERY_SERVICE:  # every service documents it alike: take the first found
+            found = next(filter(None, (_find(doc, route) for doc in documents.values())), None)
+        else:
+            found = _find(documents.get(route.service) or {}, route)
         if found is None:
             continue
         path, operation = found

@@ -83,6 +83,8 @@ def test_path_parameters_are_bounded(spec: dict[str, Any]) -> None:
             schema = param["schema"]
             if param["name"] == "order_id":
                 assert schema["format"] == "uuid" and schema["maxLength"] == 36, path
+            elif param["name"] == "dead_letter_id":
+                assert schema["pattern"] == "^[a-z][a-z0-9_]{0,31}-[0-9]{1,18}$", path
             else:
                 assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, 2**63 - 1), path
 
