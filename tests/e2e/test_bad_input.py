@@ -125,12 +125,15 @@ async def test_huge_integers_and_nul_everywhere_are_400_through_the_gateway(api:
         ("GET", f"/api/v1/users/{user}/orders", {"limit": "5", "cursor": "o1." + "0" * 32}),
         ("GET", "/api/v1/rankings/top-products", {"days": "3", "limit": "5"}),
         ("POST", "/api/v1/admin/rankings/rebuild", {"day": "2026-01-01"}),
+        ("GET", "/api/v1/admin/dead-letters", {"service": "balance", "limit": "5", "cursor": "d1.balance.1"}),
+        ("GET", "/api/v1/admin/dead-letters", {"limit": "5", "cursor": "d1.balance.1"}),
     ]
     paths = [f"/api/v1/users/{bad}" for bad in (f"{user}%00", 2**63)]
     paths += [f"/api/v1/users/{bad}/{tail}" for bad in (f"{user}%00", 2**63) for tail in ("balance", "coupons", "orders")]
     paths += [f"/api/v1/products/{bad}" for bad in (f"{product}%00", 2**63)]
     paths += [f"/api/v1/coupons/{bad}" for bad in (f"{coupon}%00", 2**63)]
     paths += [f"/api/v1/orders/{uuid.uuid4()}%00"]
+    posts = [f"/api/v1/admin/dead-letters/{bad}/replay" for bad in ("balance-1%00", "balance%00-1")]
     failures = []
     for method, path, body in bodies:
         for field, bad in body_mutations(body):
@@ -146,6 +149,10 @@ async def test_huge_integers_and_nul_everywhere_are_400_through_the_gateway(api:
         status, problem, _ = await api.call("GET", path)
         if status != 400 or problem.get("code") != "VALIDATION_ERROR":
             failures.append(("GET", path, status, problem))
+    for path in posts:
+        status, problem, _ = await api.call("POST", path, headers=api.admin)
+        if status != 400 or problem.get("code") != "VALIDATION_ERROR":
+            failures.append(("POST", path, status, problem))
     for header in (b"Idempotency-Key: a\x00b", b"X-Request-ID: a\x00b"):
         answer = _raw_request(api.base, "POST", f"/api/v1/users/{user}/balance/charge", header, b'{"amount": 1}')
         status_line, _, rest = answer.partition(b"\r\n")

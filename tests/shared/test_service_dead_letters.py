@@ -27,6 +27,7 @@ from shared.messaging import topics
 from shared.messaging.envelope import Message, Outgoing
 from shared.wiring import CONSUMERS
 from tests.order_service.support import eventually
+from tests.support.bad_input import names_field, query_mutations
 from tests.support.kafka import produce, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -261,3 +262,15 @@ async def test_admin_routes_list_and_replay(services: dict[str, Service], kafka_
 
 async def _replayed(svc: Service, event_id: uuid.UUID) -> bool:
     return await svc.pool.fetchval("SELECT replayed_at IS NOT NULL FROM dead_letters WHERE event_id = $1", event_id)
+
+
+async def test_huge_integers_and_nul_in_the_admin_routes_are_400_naming_them(services: dict[str, Service]) -> None:
+    client = services["ranking"].client
+    for name, query in query_mutations({"service": "ranking", "limit": "5", "cursor": "d1.ranking.1"}):
+        resp = await client.get(f"/api/v1/admin/dead-letters?{query}")
+        assert resp.status == 400 and names_field(await resp.json(), name), query
+    assert (await client.get("/api/v1/admin/dead-letters", params={"cursor": "d1.ranking.1"})).status == 200
+    for bad in ("ranking-1%00", "ranking%00-1"):
+        resp = await client.post(f"/api/v1/admin/dead-letters/{bad}/replay")
+        assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR", bad
+    assert (await client.post(f"/api/v1/admin/dead-letters/ranking-{2**63}/replay")).status == 404
