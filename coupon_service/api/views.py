@@ -64,7 +64,11 @@ async def get_coupon(request: web.Request) -> web.Response:
 
 @operation(summary="Issue a copy to a user (first come, first served)", tags=TAGS, body=s.IssueCoupon,
            responses={201: s.IssuedOut, 400: "Invalid request", 404: "USER_NOT_FOUND or COUPON_NOT_FOUND",
-                      409: "COUPON_ALREADY_ISSUED, COUPON_NOT_ISSUABLE or COUPON_SOLD_OUT"})
+                      409: "COUPON_ALREADY_ISSUED, COUPON_NOT_ISSUABLE or COUPON_SOLD_OUT"},
+           description="When several outcomes apply, the first of this order is answered: "
+                       "USER_NOT_FOUND, COUPON_NOT_FOUND, COUPON_ALREADY_ISSUED (also outside the issue "
+                       "window or sold out), COUPON_NOT_ISSUABLE (outside the issue window, also when sold "
+                       "out), COUPON_SOLD_OUT.")
 async def issue_coupon(request: web.Request) -> web.Response:
     coupon_id = path_id(request, "coupon_id")
     body = await read_json(request, s.IssueCoupon)
