@@ -259,6 +259,19 @@ async def test_idempotency_key(env: Env) -> None:
     assert status == 201 and again["order_id"] == results[0][1]["order_id"]
 
 
+async def test_idempotency_keys_are_scoped_to_the_user(env: Env) -> None:
+    """Two users who pick the same key each get their own order; each replays their own."""
+    key = f"key-{uuid.uuid4()}"
+    first, second = env.user(), env.user()
+    status, mine, _ = await place(env.client, order_body(first, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201, mine
+    status, theirs, _ = await place(env.client, order_body(second, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201 and theirs["user_id"] == second and theirs["order_id"] != mine["order_id"], theirs
+    status, again, _ = await place(env.client, order_body(second, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201 and again["order_id"] == theirs["order_id"]
+    assert await _count(env, "SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 2
+
+
 async def test_a_keyed_retry_replays_even_when_the_order_could_no_longer_be_placed(env: Env) -> None:
     """The key is only looked up when needed, yet a retry gets the first answer when the product
     was discontinued since or the catalog is unreachable; a new key gets the refusal."""

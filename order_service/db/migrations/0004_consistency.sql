@@ -1,0 +1,8 @@
+-- Idempotency keys are scoped to the user (API.md "Conventions"): two users who pick the same
+-- key do not collide. Existing keys take their order's user.
+ALTER TABLE idempotency_keys ADD COLUMN user_id bigint;
+UPDATE idempotency_keys k SET user_id = o.user_id FROM orders o WHERE o.order_id = k.order_id;
+DELETE FROM idempotency_keys WHERE user_id IS NULL;
+ALTER TABLE idempotency_keys ALTER COLUMN user_id SET NOT NULL;
+ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
+ALTER TABLE idempotency_keys ADD PRIMARY KEY (user_id, key);
