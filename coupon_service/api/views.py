@@ -80,7 +80,12 @@ async def issue_coupon(request: web.Request) -> web.Response:
 
 
 @operation(summary="A user's coupons (usable ones by default)", tags=TAGS, query=s.OwnedQuery,
-           responses={200: s.OwnedPage, 400: "Invalid query", 404: "USER_NOT_FOUND"})
+           responses={200: s.OwnedPage, 400: "Invalid query", 404: "USER_NOT_FOUND"},
+           description="A coupon is USED (with used_at) from the moment an order takes it: so it reads "
+                       "USED as soon as the order is COMPLETED, and no other order can use it while that "
+                       "order is in flight. If the order fails, the coupon is AVAILABLE again (used_at "
+                       "null) by the time the order reads FAILED. RESERVED is only shown by coupons "
+                       "reserved by orders placed before this rule.")
 async def user_coupons(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, s.OwnedQuery)
