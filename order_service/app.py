@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from order_service.api.admin import setup_admin_routes
 from order_service.api.errors import ERROR_MAP
 from order_service.api.keys import ORDER_DEPS, WAIT_TIMEOUT, WAITER
 from order_service.api.views import setup_routes
@@ -81,5 +82,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
         a[PG_POOL], settings.retention_hours)))
     setup_routes(app)
+    setup_admin_routes(app)
     setup_openapi(app, title="Order service")
     return app

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from order_service.db import repository as repo
-from order_service.domain import saga
+from order_service.domain import history, saga
 from order_service.domain.errors import (
     IdempotencyKeyReusedError, OrderNotFoundError, ProductNotFoundError, ProductNotSellableError,
     UpstreamUnavailableError, UserNotFoundError,
@@ -93,11 +93,12 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
     request_id = current_request_id()
     messages = [Outgoing(deps.topics(topic), order.order_id, command, request_id)
                 for topic, command in decision.commands]
+    entries = history.sent(decision)
     if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
-        await repo.insert_order(deps.pool, order, decision.state, messages)
+        await repo.insert_order(deps.pool, order, decision.state, messages, entries)
         return order.order_id, order
     if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
-                                        cmd.request_hash):
+                                        cmd.request_hash, entries):
         # READ COMMITTED: this statement sees the row the racing (or earlier) request committed.
         winner = await _replayed(deps.pool, cmd)
         assert winner is not None
@@ -106,7 +107,7 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
 
 
 async def get_order(pool: asyncpg.Pool, order_id: str) -> Order:
-    order = await repo.get_order(pool, order_id) if _is_uuid(order_id) else None
+    order = await repo.get_order(pool, order_id) if is_uuid(order_id) else None
     if order is None:
         raise OrderNotFoundError(f"order {order_id} does not exist")
     return order
@@ -117,7 +118,7 @@ async def user_orders(deps: OrderDeps, user_id: int, limit: int, after: tuple[da
     return await repo.list_orders(deps.pool, user_id, limit, after)
 
 
-def _is_uuid(text: str) -> bool:
+def is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)
     except ValueError:

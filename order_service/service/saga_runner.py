@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from order_service.db import repository as repo
-from order_service.domain import saga
+from order_service.domain import history, saga
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
@@ -33,11 +33,13 @@ class SagaContext:
     policy: saga.Policy
 
 
-async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Decision], now: datetime,
+async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
                  lines: dict[str, list] | None = None) -> None:
-    """Persist changed sagas, finish decided orders, queue every command and public event: one
-    statement (``lines``: order lines already read, by order id; the others are read here)."""
-    if not decisions:
+    """Persist changed sagas, finish decided orders, queue every command and public event, add the
+    history: one statement (``lines``: order lines already read, by order id; the others are read
+    here)."""
+    decisions = run.decisions
+    if not decisions and not run.history:
         return
     finished = [(d.state, d.outcome.status, d.outcome.failure_code) for d in decisions if d.outcome]
     completed = [d.state.order_id for d in decisions if d.outcome and d.outcome.status == "COMPLETED"]
@@ -53,7 +55,7 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Dec
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
             messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id))
-    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages)
+    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages, run.history)
 
 
 def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):
@@ -68,15 +70,26 @@ def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now
         order_id=state.order_id, user_id=state.user_id, failure_code=outcome.failure_code or "", failed_at=now)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What folding a batch of events decided: one decision per saga that changed, and the
+    history of every event applied (a reply that changed nothing included)."""
+
+    decisions: list[saga.Decision]
+    history: list[history.Entry]
+
+
 def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime,
-         policy: saga.Policy) -> list[saga.Decision]:
+         policy: saga.Policy) -> _Run:
     """Fold every event into its saga; one decision per saga that changed, commands concatenated."""
     decisions: dict[str, saga.Decision] = {}
+    entries: list[history.Entry] = []
     for order_id, event in events:
         state = states.get(order_id)
         if state is None:
             continue
         decision = saga.transition(state, event, now, policy)
+        entries.extend(history.applied(state, event, decision))
         if decision.state == state and not decision.commands:
             continue
         states[order_id] = decision.state
@@ -85,7 +98,7 @@ def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Eve
             decision = saga.Decision(decision.state, before.commands + decision.commands,
                                      decision.outcome or before.outcome)
         decisions[order_id] = decision
-    return list(decisions.values())
+    return _Run(list(decisions.values()), entries)
 
 
 async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
