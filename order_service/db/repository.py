@@ -158,25 +158,26 @@ WITH new AS (
     INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
     ON CONFLICT DO NOTHING RETURNING message_id
 ), locked AS (
-    SELECT order_id, deadline, data, step FROM sagas WHERE order_id = ANY($3::uuid[])
+    SELECT order_id, deadline, data, step, started_at, updated_at FROM sagas WHERE order_id = ANY($3::uuid[])
     ORDER BY order_id FOR UPDATE
 )
-SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.data,
+SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.data, l.started_at, l.updated_at,
        CASE WHEN l.step = $4 THEN (
            SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
            FROM order_items i WHERE i.order_id = l.order_id) END AS items
 FROM locked l
 UNION ALL
-SELECT message_id, NULL, NULL, NULL, NULL FROM new
+SELECT message_id, NULL, NULL, NULL, NULL, NULL, NULL FROM new
 """
 
 
 async def claim_and_lock(
     conn: asyncpg.Connection, consumer: str, message_ids: Sequence[object], order_ids: Sequence[str],
-    completing_step: str,
+    completing_step: str, times: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> tuple[set[object], dict[str, SagaState], dict[str, list[OrderLine]]]:
     """Record ``message_ids`` in the inbox and lock the sagas of ``order_ids``: the new message ids,
-    the sagas, and the lines of the orders whose saga is in ``completing_step``."""
+    the sagas, and the lines of the orders whose saga is in ``completing_step``; ``times`` gets each
+    saga's (started_at, updated_at), for the flow metrics."""
     rows = await conn.fetch(_CLAIM_AND_LOCK, consumer, list(dict.fromkeys(message_ids)), list(order_ids),
                             completing_step)
     new: set[object] = set()
@@ -188,16 +189,22 @@ async def claim_and_lock(
             continue
         order_id = str(row["order_id"])
         states[order_id] = _saga(row)
+        if times is not None:
+            times[order_id] = (row["started_at"], row["updated_at"])
         if row["items"] is not None:
             lines[order_id] = [OrderLine(int(p), n, int(u), int(q)) for p, n, u, q in row["items"]]
     return new, states, lines
 
 
-async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int) -> list[SagaState]:
-    """Sagas past their deadline not locked by anyone else (several sweepers share the work)."""
+async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int,
+                         times: dict[str, tuple[datetime, datetime]] | None = None) -> list[SagaState]:
+    """Sagas past their deadline not locked by anyone else (several sweepers share the work);
+    ``times`` gets each one's (started_at, updated_at)."""
     rows = await conn.fetch(
-        "SELECT order_id, deadline, data FROM sagas WHERE deadline <= $1"
+        "SELECT order_id, deadline, data, started_at, updated_at FROM sagas WHERE deadline <= $1"
         " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit)
+    if times is not None:
+        times.update((str(row["order_id"]), (row["started_at"], row["updated_at"])) for row in rows)
     return [_saga(row) for row in rows]
 
 
@@ -285,6 +292,15 @@ async def unfinished_sagas(
         " AND ($3::timestamptz IS NULL OR (s.started_at, s.order_id) > ($3, $4::uuid))"
         " ORDER BY s.started_at, s.order_id LIMIT $5",
         step, started_before, after[0] if after else None, after[1] if after else None, limit)
+
+
+async def unfinished_by_step(conn: asyncpg.Connection) -> tuple[dict[str, int], float]:
+    """Unfinished sagas per step and the age in seconds of the oldest (0 when none): one query on
+    ``sagas_unfinished_idx``, for the periodic gauges."""
+    rows = await conn.fetch(
+        "SELECT step, count(*) AS n, extract(epoch FROM now() - min(started_at)) AS age FROM sagas"
+        " WHERE step NOT IN ('DONE', 'FAILED') GROUP BY step")
+    return {r["step"]: r["n"] for r in rows}, max((float(r["age"]) for r in rows), default=0.0)
 
 
 # --- known users ------------------------------------------------------------------------------

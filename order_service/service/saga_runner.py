@@ -14,6 +14,7 @@ import asyncpg
 
 from order_service.db import repository as repo
 from order_service.domain import history, saga
+from order_service.service.flow_metrics import FlowMetrics
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
@@ -31,6 +32,7 @@ class SagaContext:
     pool: asyncpg.Pool
     topics: Topics
     policy: saga.Policy
+    metrics: FlowMetrics | None = None
 
 
 async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
@@ -77,6 +79,14 @@ class _Run:
 
     decisions: list[saga.Decision]
     history: list[history.Entry]
+    steps: list[tuple[str, str, str]]  # (order id, step, ok|failed|timeout) of events that moved a saga
+
+    def record(self, ctx: SagaContext, times: dict[str, tuple[datetime, datetime]], now: datetime) -> None:
+        """The flow metrics of a committed batch (nothing read for them: ``times`` came with the lock)."""
+        if ctx.metrics is not None:
+            outcomes = [(d.state.order_id, d.outcome.status, d.outcome.failure_code)
+                        for d in self.decisions if d.outcome is not None]
+            ctx.metrics.record(self.steps, outcomes, times, now)
 
 
 def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime,
@@ -84,6 +94,7 @@ def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Eve
     """Fold every event into its saga; one decision per saga that changed, commands concatenated."""
     decisions: dict[str, saga.Decision] = {}
     entries: list[history.Entry] = []
+    steps: list[tuple[str, str, str]] = []
     for order_id, event in events:
         state = states.get(order_id)
         if state is None:
@@ -92,13 +103,17 @@ def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Eve
         entries.extend(history.applied(state, event, decision))
         if decision.state == state and not decision.commands:
             continue
+        if isinstance(event, saga.Timeout):
+            steps.append((order_id, str(state.step), "timeout"))
+        elif order_id not in decisions:  # the first reply of the batch is timed from the last send
+            steps.append((order_id, str(state.step), "failed" if getattr(event, "code", None) else "ok"))
         states[order_id] = decision.state
         before = decisions.get(order_id)
         if before is not None:
             decision = saga.Decision(decision.state, before.commands + decision.commands,
                                      decision.outcome or before.outcome)
         decisions[order_id] = decision
-    return _Run(list(decisions.values()), entries)
+    return _Run(list(decisions.values()), entries, steps)
 
 
 async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
@@ -106,27 +121,36 @@ async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
     claim with the lock of the sagas, one write, COMMIT."""
     async with UnitOfWork(ctx.pool) as uow:
         order_ids = sorted({item.message.order_id for item in batch if isinstance(item.message, SagaReply)})
+        times: dict[str, tuple[datetime, datetime]] = {}
         new, states, lines = await repo.claim_and_lock(
-            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK))
+            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK),
+            times)
         replies = []
         for item in batch:
             if item.event_id in new and isinstance(item.message, SagaReply):
                 new.discard(item.event_id)
                 replies.append((item.message.order_id, item.message))
+        run = None
         if replies:
             now = utcnow()
-            await _write(uow, ctx, _run(states, replies, now, ctx.policy), now, lines)
+            run = _run(states, replies, now, ctx.policy)
+            await _write(uow, ctx, run, now, lines)
         await uow.commit()
+    if run is not None:
+        run.record(ctx, times, now)
 
 
 async def sweep(ctx: SagaContext, limit: int = 200) -> int:
     """Feed a timeout to each overdue saga nobody else holds; return how many were handled."""
     async with UnitOfWork(ctx.pool) as uow:
         now = utcnow()
-        due = await repo.lock_due_sagas(uow.conn, now, limit)
+        times: dict[str, tuple[datetime, datetime]] = {}
+        due = await repo.lock_due_sagas(uow.conn, now, limit, times)
         if not due:
             return 0
         states = {s.order_id: s for s in due}
-        await _write(uow, ctx, _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy), now)
+        run = _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy)
+        await _write(uow, ctx, run, now)
         await uow.commit()
-        return len(due)
+    run.record(ctx, times, now)
+    return len(due)
