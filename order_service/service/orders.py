@@ -17,6 +17,7 @@ from order_service.domain.errors import (
 from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
 from order_service.service.users import KnownUsers, ensure_user
+from shared import tracing
 from shared.context import current_request_id
 from shared.messaging.envelope import Outgoing, utcnow
 from shared.messaging.topics import Topics
@@ -88,7 +89,8 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
         raise
     state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
-                           user_coupon_id=order.user_coupon_id, request_id=current_request_id())
+                           user_coupon_id=order.user_coupon_id, request_id=current_request_id(),
+                           traceparent=tracing.current_traceparent())
     decision = saga.start(state, utcnow(), deps.policy)
     request_id = current_request_id()
     messages = [Outgoing(deps.topics(topic), order.order_id, command, request_id)

@@ -53,10 +53,12 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
     for d in decisions:
         state = d.state
         for topic, command in d.commands:
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id))
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id,
+                                     state.traceparent))
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id))
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id,
+                                     state.traceparent))
     await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages, run.history)
 
 

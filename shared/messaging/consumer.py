@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from shared import tracing
 from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, rfc3339, utcnow
 from shared.messaging.producer import KafkaPublisher
 from shared.web.metrics import Metrics
@@ -143,7 +144,8 @@ class BatchConsumer:
         if poison:
             await self._send_to_dead_letter(poison)
         if decoded:
-            await self._handler(decoded)
+            with tracing.consuming(self.group_id, decoded):
+                await self._handler(decoded)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         await self._settle_commit()
         self._commit_task = asyncio.create_task(self._commit(consumer, offsets))
