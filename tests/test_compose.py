@@ -99,6 +99,9 @@ def _expected_env(name: str, spec: dict[str, Any], app_services: dict[str, dict[
         env[f"{p}_{key}"] = f"http://{target}:{app_services[target]['base_port']}"
     for extra in spec.get("extra_env", []):
         env[f"{p}_{extra}"] = None
+    # the standard OpenTelemetry variables (shared/tracing.py): tracing off unless an endpoint is set
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     return env
 
 
