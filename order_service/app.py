@@ -26,6 +26,7 @@ from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import METRICS, create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import PROBES, TOPICS, background, cancel, consumer_ctx, messaging_ctx
 
@@ -86,5 +87,6 @@ def create_app(settings: Settings) -> web.Application:
         a[PG_POOL], settings.retention_hours)))
     setup_routes(app)
     setup_admin_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Order service")
     return app
