@@ -1,5 +1,5 @@
-"""Opaque page cursors: the last order's (created_at, order_id), in the grammar of
-:mod:`shared.web.cursors`."""
+"""Opaque page cursors: the last item's (time, order_id) (orders by creation, sagas by start), in
+the grammar of :mod:`shared.web.cursors`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ ORDERS = Cursor("o", MOMENT, UUID)
 
 
 def encode(order: Order) -> str:
-    return ORDERS.encode(order.created_at, order.order_id)
+    return encode_key(order.created_at, order.order_id)
+
+
+def encode_key(moment: datetime, order_id: str) -> str:
+    """A cursor after ``(moment, order_id)`` (orders by creation, sagas by start)."""
+    return ORDERS.encode(moment, order_id)
 
 
 def decode(cursor: str) -> tuple[datetime, str]:
