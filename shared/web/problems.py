@@ -20,6 +20,8 @@ from shared.context import current_request_id
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_S = "1"
+"""``Retry-After`` of a 503 that does not name its own: API.md promises one on every 503."""
 
 
 class Problem(Exception):
@@ -72,7 +74,8 @@ ErrorMap = Mapping[type[Exception], ProblemSpec]
 
 
 def problem_response(problem: Problem) -> web.Response:
-    """Render a :class:`Problem` as ``application/problem+json``."""
+    """Render a :class:`Problem` as ``application/problem+json``; a 503 always has ``Retry-After``
+    (a 503 means the request was refused before anything happened: the client may simply retry)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": problem.title,
@@ -82,11 +85,14 @@ def problem_response(problem: Problem) -> web.Response:
         "request_id": current_request_id(),
     }
     body.update(problem.members)
+    headers = problem.headers
+    if problem.status == 503 and not any(k.lower() == "retry-after" for k in headers):
+        headers = {**headers, "Retry-After": RETRY_AFTER_S}
     return web.Response(
         status=problem.status,
         body=orjson.dumps(body, default=str),
         content_type=PROBLEM_CONTENT_TYPE,
-        headers=problem.headers,
+        headers=headers,
     )
 
 
@@ -163,7 +169,7 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
                 log.warning("dependency unavailable: %r", exc, extra={"path": request.path})
                 return problem_response(Problem(
                     503, "SERVICE_UNAVAILABLE", "Service unavailable",
-                    "a backing service (database) is unavailable; retry shortly", headers={"Retry-After": "1"},
+                    "a backing service (database) is unavailable; retry shortly",
                 ))
             log.exception("unhandled error", extra={"path": request.path})
             return problem_response(

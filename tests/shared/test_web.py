@@ -63,6 +63,14 @@ async def stale_connection(_request: web.Request) -> web.Response:
     raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
 
 
+class DependencyDown(Exception):
+    """A service's own 'refused before doing anything' error, mapped to 503 (as order and coupon do)."""
+
+
+async def dependency_down(_request: web.Request) -> web.Response:
+    raise DependencyDown("the catalog is unreachable")
+
+
 async def crash(_request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail")
 
@@ -72,7 +80,8 @@ async def client() -> AsyncIterator[TestClient]:
     settings = BaseServiceSettings(port=0, access_log=False)
     app = create_base_app(
         settings, service="test",
-        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found")},
+        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found"),
+                   DependencyDown: ProblemSpec(503, "SERVICE_UNAVAILABLE", "Service unavailable")},
     )
     app.router.add_post("/charge", charge)
     app.router.add_get("/things/{thing_id}", thing)
@@ -80,6 +89,7 @@ async def client() -> AsyncIterator[TestClient]:
     app.router.add_get("/crash", crash)
     app.router.add_get("/database-down", database_down)
     app.router.add_get("/stale-connection", stale_connection)
+    app.router.add_get("/dependency-down", dependency_down)
     setup_openapi(app, title="Test API")
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -200,3 +210,10 @@ async def test_database_down_is_503_with_retry_after(client: TestClient, path: s
     resp = await client.get(path)
     await _problem(resp, 503, "SERVICE_UNAVAILABLE")
     assert resp.headers["Retry-After"] == "1"
+
+
+@pytest.mark.asyncio
+async def test_a_mapped_503_carries_retry_after(client: TestClient) -> None:
+    resp = await client.get("/dependency-down")
+    body = await _problem(resp, 503, "SERVICE_UNAVAILABLE")
+    assert resp.headers["Retry-After"] == "1" and body["detail"] == "the catalog is unreachable"
