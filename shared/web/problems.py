@@ -147,6 +147,25 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+# The connection broke while a statement was in flight: the database may have committed it.
+_BROKEN_MID_STATEMENT = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _unavailable_problem(request: web.Request, exc: BaseException) -> Problem:
+    """503 (nothing happened, retry) unless a write may have been carried out: a connection that broke
+    mid-statement during an unsafe method is ``502 UPSTREAM_FAILED`` (outcome unknown), never a 503
+    that would invite a plain retry of a POST that in fact went through."""
+    if request.method not in SAFE_METHODS and isinstance(exc, _BROKEN_MID_STATEMENT):
+        return Problem(
+            502, "UPSTREAM_FAILED", "Outcome unknown",
+            "the database connection broke during the request; it may or may not have taken effect:"
+            " look the result up, or retry with the same Idempotency-Key",
+        )
+    return Problem(503, "SERVICE_UNAVAILABLE", "Service unavailable",
+                   "a backing service (database) is unavailable; retry shortly")
+
+
 def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Turn every exception into a problem document; log unexpected ones with their trace."""
     mapping: ErrorMap = error_map or {}
@@ -167,10 +186,7 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
                 return problem_response(domain)
             if _unavailable(exc):
                 log.warning("dependency unavailable: %r", exc, extra={"path": request.path})
-                return problem_response(Problem(
-                    503, "SERVICE_UNAVAILABLE", "Service unavailable",
-                    "a backing service (database) is unavailable; retry shortly",
-                ))
+                return problem_response(_unavailable_problem(request, exc))
             log.exception("unhandled error", extra={"path": request.path})
             return problem_response(
                 Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")

@@ -71,6 +71,10 @@ async def dependency_down(_request: web.Request) -> web.Response:
     raise DependencyDown("the catalog is unreachable")
 
 
+async def connection_lost(_request: web.Request) -> web.Response:
+    raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+
 async def crash(_request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail")
 
@@ -90,6 +94,7 @@ async def client() -> AsyncIterator[TestClient]:
     app.router.add_get("/database-down", database_down)
     app.router.add_get("/stale-connection", stale_connection)
     app.router.add_get("/dependency-down", dependency_down)
+    app.router.add_route("*", "/connection-lost", connection_lost)
     setup_openapi(app, title="Test API")
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -217,3 +222,15 @@ async def test_a_mapped_503_carries_retry_after(client: TestClient) -> None:
     resp = await client.get("/dependency-down")
     body = await _problem(resp, 503, "SERVICE_UNAVAILABLE")
     assert resp.headers["Retry-After"] == "1" and body["detail"] == "the catalog is unreachable"
+
+
+@pytest.mark.asyncio
+async def test_a_write_whose_database_connection_broke_is_502_not_503(client: TestClient) -> None:
+    # the statement may have committed: a 503 ("nothing happened") would invite a duplicate
+    resp = await client.post("/connection-lost")
+    await _problem(resp, 502, "UPSTREAM_FAILED")
+    assert "Retry-After" not in resp.headers
+    # a read changed nothing whatever happened: plain 503, retry
+    resp = await client.get("/connection-lost")
+    await _problem(resp, 503, "SERVICE_UNAVAILABLE")
+    assert resp.headers["Retry-After"] == "1"
