@@ -26,7 +26,7 @@ from shared.messaging import topics
 from shared.messaging.topics import Topics
 from shared.web.app import create_base_app
 from shared.web.openapi import setup_openapi
-from shared.wiring import TOPICS, background, cancel, consumer_ctx, messaging_ctx
+from shared.wiring import RELAY, TOPICS, background, cancel, consumer_ctx, messaging_ctx
 
 SERVICE = "order"
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
@@ -74,7 +74,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services_ctx(settings))
     if settings.saga_workers:
         app.cleanup_ctx.append(background("saga-sweeper", lambda a: run_sweeper(
-            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch)))
+            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch,
+            hold=lambda: a[RELAY].failed_within(settings.saga_outage_grace_s))))
         app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
                                             registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
     app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],

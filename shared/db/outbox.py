@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -119,6 +120,12 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
+        self.last_failure: float | None = None
+        """``time.monotonic()`` of the last failed publish (the broker unreachable), None if none yet."""
+
+    def failed_within(self, seconds: float) -> bool:
+        """Whether a publish failed in the last ``seconds``: the broker was unreachable lately."""
+        return self.last_failure is not None and time.monotonic() - self.last_failure < seconds
 
     async def run(self) -> None:
         """Relay forever: publish while there is work, then wait for a notice or the poll."""
@@ -130,6 +137,8 @@ class OutboxRelay:
                 try:
                     sent = await self.publish_batch()
                 except (PublishError, OSError, asyncpg.PostgresError) as exc:
+                    if isinstance(exc, PublishError):
+                        self.last_failure = time.monotonic()
                     log.warning("outbox publish failed", extra={"error": str(exc), "backoff_s": backoff})
                     if self._metrics:
                         self._metrics.outbox_failures.inc()

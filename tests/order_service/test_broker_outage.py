@@ -25,11 +25,12 @@ MAX_ATTEMPTS = 2
 
 
 def _settings(dsn: str, prefix: str, bootstrap: str, stub_url: str) -> Settings:
+    # no outage grace: the sweeper runs throughout, so only the arming on ack keeps the saga alive
     return Settings(database_url=dsn, kafka_topic_prefix=prefix, kafka_bootstrap=bootstrap, port=0,
                     catalog_url=stub_url, balance_url=stub_url, saga_step_timeout_s=STEP_TIMEOUT_S,
                     saga_max_attempts=MAX_ATTEMPTS, saga_backoff_cap_s=2.0, saga_sweep_interval_s=0.1,
-                    outbox_poll_interval_s=0.2, kafka_send_timeout_s=1.0, access_log=False,
-                    order_wait_timeout_s=1.0)
+                    saga_outage_grace_s=0, outbox_poll_interval_s=0.2, kafka_send_timeout_s=1.0,
+                    access_log=False, order_wait_timeout_s=1.0)
 
 
 async def _saga(dsn: str, order_id: str) -> asyncpg.Record:

@@ -97,6 +97,7 @@ async def test_relay_keeps_rows_while_the_broker_is_unreachable(new_database, ka
         await cancel(task)
         await dead.close()
     assert row["n"] == 5 and row["attempts"] >= 1
+    assert relay.failed_within(60) and not relay.failed_within(0)  # what the order sweeper's hold reads
     # A healthy relay then delivers them.
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     live = KafkaPublisher(kafka_bootstrap, client_id="live")
