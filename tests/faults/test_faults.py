@@ -2,7 +2,8 @@
 
 After each fault: every order reaches COMPLETED or FAILED within a bound; money, stock and coupons
 add up; one ``order.completed`` per completed order (by order id and by event id); while a
-service was down, the gateway answered 503/504 within its timeout and never hung.
+service was down, the gateway answered 502/503/504 within its timeout and never hung. A broker
+outage fails no order; no order exists behind a 503; a frozen participant's orders time out.
 """
 
 from __future__ import annotations
