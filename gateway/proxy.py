@@ -31,7 +31,7 @@ from gateway.ratelimit import RateLimiter, retry_after
 from gateway.routes import Route
 from gateway.upstreams import Upstream
 from shared.context import current_request_id
-from shared.web.problems import Problem
+from shared.web.problems import SAFE_METHODS, Problem
 from shared.web.request_id import HEADER as REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ HOP_BY_HOP = frozenset({
 })
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "x-admin-token", "x-request-id", "accept-encoding"}
 _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "x-request-id", "date", "server"}
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Methods without effects: one whose connection broke may be sent again, to another instance."""
 
 
 def unavailable(service: str, seconds: int, detail: str | None = None) -> Problem:

@@ -150,6 +150,7 @@ def _unavailable(exc: BaseException) -> bool:
 # The connection broke while a statement was in flight: the database may have committed it.
 _BROKEN_MID_STATEMENT = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods without effects (RFC 9110 9.2.1): whatever broke during one, nothing happened."""
 
 
 def _unavailable_problem(request: web.Request, exc: BaseException) -> Problem:
