@@ -11,8 +11,8 @@ order, so one relay publishes in commit order per key.
 A service may pass ``on_sent``: a hook the relay runs with the batch just acknowledged by the
 broker, on the relay's connection, inside its transaction and before the COMMIT, so whatever the
 hook records commits exactly when the rows leave the outbox (a failed send, or a failing hook,
-rolls both back and the rows are sent again later). The order service arms its saga deadlines
-there; the relay itself knows nothing of what the hook does.
+rolls both back and the rows are sent again later, a duplicate the consumers drop by event id).
+The order service arms its saga deadlines there; the relay knows nothing of what the hook does.
 """
 
 from __future__ import annotations
