@@ -20,8 +20,8 @@ from tests.order_service.support import HOLD, LookupStub, ScriptedParticipants, 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 PRODUCTS = {10: {"name": "Apple", "price": 1000, "status": "SELLABLE"}}
-STEP_TIMEOUT_S = 1.0
-MAX_ATTEMPTS = 2
+STEP_TIMEOUT_S = 2.0
+MAX_ATTEMPTS = 3  # 6 s for the participants to be back once the broker is
 
 
 def _settings(dsn: str, prefix: str, bootstrap: str, stub_url: str) -> Settings:
@@ -79,7 +79,7 @@ async def test_orders_placed_while_the_broker_is_down_complete_once_it_is_back(
         assert resp.status == 202
         order_id = (await resp.json())["order_id"]
         # far past every deadline the saga could have had: it waits for its send, untouched
-        await asyncio.sleep(STEP_TIMEOUT_S * MAX_ATTEMPTS * 3 + 2)
+        await asyncio.sleep(STEP_TIMEOUT_S * MAX_ATTEMPTS + 2)
         waiting = await _saga(dsn, order_id)
         assert waiting["step"] == "DEDUCTING_BALANCE"
         assert waiting["attempts"] == 0 and waiting["deadline"] is None and waiting["send_id"] is not None
