@@ -20,8 +20,8 @@ from tests.order_service.support import HOLD, LookupStub, ScriptedParticipants, 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 PRODUCTS = {10: {"name": "Apple", "price": 1000, "status": "SELLABLE"}}
-STEP_TIMEOUT_S = 2.0
-MAX_ATTEMPTS = 3  # 6 s for the participants to be back once the broker is
+STEP_TIMEOUT_S = 3.0
+MAX_ATTEMPTS = 3  # 9 s for the participants to be back once the broker is
 
 
 def _settings(dsn: str, prefix: str, bootstrap: str, stub_url: str) -> Settings:
@@ -81,14 +81,14 @@ async def test_orders_placed_while_the_broker_is_down_complete_once_it_is_back(
         # far past every deadline the saga could have had: it waits for its send, untouched
         await asyncio.sleep(STEP_TIMEOUT_S * MAX_ATTEMPTS + 2)
         waiting = await _saga(dsn, order_id)
-        assert waiting["step"] == "DEDUCTING_BALANCE"
+        assert waiting["step"] == "DEDUCTING_BALANCE", dict(waiting)
         assert waiting["attempts"] == 0 and waiting["deadline"] is None and waiting["send_id"] is not None
         assert waiting["queued"] == 1  # no re-send was queued while the first one could not leave
         assert (await _order(client, order_id))["status"] == "PENDING"
 
         await asyncio.to_thread(private_broker.start)
         done = await eventually(lambda: _final(client, order_id), timeout=90)
-        assert done["status"] == "COMPLETED" and done["failure_code"] is None, done
+        assert done["status"] == "COMPLETED" and done["failure_code"] is None, (done, parts.commands(order_id))
         assert parts.commands(order_id)[:2] == ["DeductBalance", "DeductStock"]
     finally:
         await parts.stop()
