@@ -40,6 +40,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{PREFIX}/orders", "order", long_running=True),
     Route("GET", f"{PREFIX}/orders/{{order_id}}", "order"),
     Route("GET", f"{PREFIX}/users/{{user_id}}/orders", "order"),
+    Route("GET", f"{PREFIX}/admin/orders/{{order_id}}/saga", "order"),
+    Route("GET", f"{PREFIX}/admin/sagas", "order"),
     Route("GET", f"{PREFIX}/rankings/top-products", "ranking"),
     Route("POST", f"{PREFIX}/admin/rankings/rebuild", "ranking"),
     Route("GET", f"{PREFIX}/admin/dead-letters", EVERY_SERVICE),

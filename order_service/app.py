@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from order_service.api.admin import setup_admin_routes
 from order_service.api.errors import ERROR_MAP
 from order_service.api.keys import ORDER_DEPS, WAIT_TIMEOUT, WAITER
 from order_service.api.views import setup_routes
@@ -18,16 +19,17 @@ from order_service.messaging.consumers import replies_handler, users_handler
 from order_service.messaging.housekeeping import run_housekeeping
 from order_service.messaging.sweeper import run_sweeper
 from order_service.service.orders import OrderDeps
+from order_service.service.flow_metrics import FlowMetrics
 from order_service.service.saga_runner import CONSUMER, SagaContext, arm_on_send
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.messaging.topics import Topics
-from shared.web.app import create_base_app
+from shared.web.app import METRICS, create_base_app
 from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
-from shared.wiring import RELAY, TOPICS, background, cancel, consumer_ctx, messaging_ctx
+from shared.wiring import PROBES, RELAY, TOPICS, background, cancel, consumer_ctx, messaging_ctx
 
 SERVICE = "order"
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
@@ -51,7 +53,9 @@ def _services_ctx(settings: Settings):
         timeout = aiohttp.ClientTimeout(total=settings.http_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             pool = app[PG_POOL]
-            app[SAGA] = SagaContext(pool, app[TOPICS], _policy(settings))
+            flow = FlowMetrics(app[METRICS].registry)
+            app[PROBES].append(flow.probe())
+            app[SAGA] = SagaContext(pool, app[TOPICS], _policy(settings), flow)
             app[ORDER_DEPS] = OrderDeps(pool, app[TOPICS], _policy(settings),
                                         HttpCatalog(session, settings.catalog_url),
                                         HttpUserRegistry(session, settings.balance_url))
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
         a[PG_POOL], settings.retention_hours)))
     setup_routes(app)
+    setup_admin_routes(app)
     setup_dead_letter_routes(app)
     setup_openapi(app, title="Order service")
     return app

@@ -62,6 +62,8 @@ class ServiceSettings(BaseServiceSettings):
     outbox_batch_size: int = Field(default=500, ge=1)
     retention_hours: float = Field(default=72.0, gt=0)
     retention_interval_s: float = Field(default=300.0, gt=0)
+    # how often the gauges that need a query (outbox backlog, sagas by step) are refreshed
+    metrics_refresh_interval_s: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> "ServiceSettings":

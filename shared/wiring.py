@@ -16,6 +16,7 @@ from aiohttp import web
 
 from shared.config import ServiceSettings
 from shared.db.dead_letters import DeadLetterHook, DeadLetterStore
+from shared.db.gauges import Probe, outbox_probe, run_probes
 from shared.db.outbox import OutboxRelay, SentHook
 from shared.db.pool import PG_POOL
 from shared.db.retention import INBOX, RetentionRule, run_retention
@@ -31,6 +32,9 @@ PUBLISHER = web.AppKey("publisher", KafkaPublisher)
 RELAY = web.AppKey("outbox_relay", OutboxRelay)
 TOPICS = web.AppKey("topics", Topics)
 CONSUMERS = web.AppKey("consumers", list)
+PROBES = web.AppKey("metric_probes", list)
+"""Probes (``shared.db.gauges.Probe``) refreshed every ``metrics_refresh_interval_s``; a service
+may append its own (``order_service``: sagas by step) while it starts."""
 DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterStore)
 REPLAYS = web.AppKey("dead_letter_replays", set)
 """Replays of dead letters in progress (cancelled on shutdown; a replay not finished is not
@@ -88,6 +92,8 @@ def messaging_ctx(
         )
         app[RELAY] = relay
         app[CONSUMERS] = []
+        probes: list[Probe] = [outbox_probe(app[METRICS].registry)]
+        app[PROBES] = probes
         app[REPLAYS] = set()
         tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
@@ -97,6 +103,10 @@ def messaging_ctx(
                     settings.retention_interval_s,
                 ),
                 name="retention",
+            ),
+            asyncio.create_task(
+                run_probes(app[PG_POOL], probes, app[METRICS].registry, settings.metrics_refresh_interval_s),
+                name="metric-probes",
             ),
         ]
         yield

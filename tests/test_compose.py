@@ -29,6 +29,8 @@ KAFKA_POM = ROOT / "deploy" / "kafka" / "pom.xml"
 KAFKA_TEMPLATE = ROOT / "deploy" / "kafka" / "server.properties.template"
 
 INFRA_SERVICES = {"postgres", "kafka", "kafka-init"}
+# Profile "observability" (deploy/monitoring): not started by a plain `docker compose up`.
+OBSERVABILITY_SERVICES = {"prometheus", "grafana", "jaeger"}
 EXPECTED_APP_SERVICES = {"balance", "catalog", "coupon", "order", "ranking", "gateway"}
 
 
@@ -97,6 +99,9 @@ def _expected_env(name: str, spec: dict[str, Any], app_services: dict[str, dict[
         env[f"{p}_{key}"] = f"http://{target}:{app_services[target]['base_port']}"
     for extra in spec.get("extra_env", []):
         env[f"{p}_{extra}"] = None
+    # the standard OpenTelemetry variables (shared/tracing.py): tracing off unless an endpoint is set
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     return env
 
 
@@ -144,13 +149,14 @@ def test_services_toml_is_consistent(topology: dict[str, Any], app_services: dic
 
 
 def test_compose_names_every_service(compose_services: dict[str, Any], app_services: dict[str, Any]) -> None:
-    assert set(compose_services) == INFRA_SERVICES | set(app_services)
+    assert set(compose_services) == INFRA_SERVICES | set(app_services) | OBSERVABILITY_SERVICES
 
 
 def test_only_the_public_service_publishes_ports(
     compose_services: dict[str, Any], app_services: dict[str, dict[str, Any]]
 ) -> None:
-    publishing = {name for name, svc in compose_services.items() if svc.get("ports")}
+    publishing = {name for name, svc in compose_services.items()
+                  if svc.get("ports") and name not in OBSERVABILITY_SERVICES}
     public = {name for name, spec in app_services.items() if spec.get("public")}
     assert publishing == public == {"gateway"}
     port = app_services["gateway"]["base_port"]
@@ -294,3 +300,16 @@ def test_dockerfile_runs_the_service_package() -> None:
     assert re.search(r"^ARG SERVICE\b", text, re.MULTILINE)
     assert re.search(r"python -m \$\{?SERVICE\}?", text), "the container must run `python -m ${SERVICE}`"
     assert "-c requirements.lock" in text
+
+
+def test_observability_profile_is_wired_to_deploy_monitoring(compose_services: dict[str, Any]) -> None:
+    for name in OBSERVABILITY_SERVICES:
+        assert compose_services[name]["profiles"] == ["observability"], name
+    mounts = {name: [str(v).split(":")[0] for v in compose_services[name].get("volumes", [])]
+              for name in OBSERVABILITY_SERVICES}
+    for mount in mounts["prometheus"] + mounts["grafana"]:
+        assert (ROOT / mount).exists(), mount
+    assert "./deploy/monitoring/prometheus/prometheus.yml" in mounts["prometheus"]
+    assert "./deploy/monitoring/prometheus/rules" in mounts["prometheus"]
+    assert {"./deploy/monitoring/grafana/provisioning", "./deploy/monitoring/grafana/dashboards"} <= set(mounts["grafana"])
+    assert _env(compose_services["jaeger"])["COLLECTOR_OTLP_ENABLED"] == "true"

@@ -1,4 +1,4 @@
-"""Opaque page cursors: urlsafe base64 of the last order's (created_at, order_id)."""
+"""Opaque page cursors: urlsafe base64 of the last item's (time, order_id)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from shared.web.problems import ValidationProblem
 
 
 def encode(order: Order) -> str:
-    raw = f"{order.created_at.isoformat()}|{order.order_id}".encode()
+    return encode_key(order.created_at, order.order_id)
+
+
+def encode_key(moment: datetime, order_id: str) -> str:
+    """A cursor after ``(moment, order_id)`` (orders by creation, sagas by start)."""
+    raw = f"{moment.isoformat()}|{order_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -8,12 +8,29 @@ from datetime import datetime
 import asyncpg
 import orjson
 
+from order_service.domain.history import Entry
 from order_service.domain.order import Order, OrderLine, OrderStatus
 from order_service.domain.saga import SagaState
 from shared.db import outbox
 from shared.messaging.envelope import Outgoing
 
 OUTCOME_CHANNEL = "order_outcome"
+
+
+def _history_sql(first: int, at: str, where: str = "") -> str:
+    """The saga_history INSERT reading four arrays from ``$first`` (see :func:`_history_args`), all
+    rows at ``at``; a CTE of the statement that saves the sagas, so the history costs no round trip."""
+    return (
+        "INSERT INTO saga_history (order_id, at, kind, name, detail)"
+        f" SELECT ho, {at}, hk, hn, hd::jsonb FROM unnest(${first}::uuid[], ${first + 1}::text[],"
+        f" ${first + 2}::text[], ${first + 3}::text[]) WITH ORDINALITY AS h(ho, hk, hn, hd, hi) {where} ORDER BY hi"
+    )
+
+
+def _history_args(entries: Sequence[Entry]) -> tuple[list, ...]:
+    return ([e.order_id for e in entries], [e.kind for e in entries], [e.name for e in entries],
+            [orjson.dumps(e.detail).decode() for e in entries])
+
 
 _INSERT_ORDER = """
 WITH o AS (
@@ -24,9 +41,11 @@ WITH o AS (
     SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
 ), m AS (
     """ + outbox.insert_sql(14) + """
+), h AS (
+    """ + _history_sql(20, "$5::timestamptz") + """
 )
-INSERT INTO sagas (order_id, step, attempts, deadline, data, send_id, wait_s)
-SELECT order_id, $10, $11, $12, $13::jsonb, $20, $21 FROM o
+INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
+SELECT order_id, $10, $11, $12, $13::jsonb, $5, $24, $25 FROM o
 """
 # The same, only when the user's Idempotency-Key is new: the key, the order, its lines, saga and messages
 # in one statement. A key taken before (or by a racing request, whose commit ON CONFLICT waits
@@ -44,9 +63,11 @@ WITH k AS (
     WHERE EXISTS (SELECT 1 FROM k)
 ), m AS (
     """ + outbox.insert_sql(14) + """ WHERE EXISTS (SELECT 1 FROM k)
+), h AS (
+    """ + _history_sql(22, "$5::timestamptz", "WHERE EXISTS (SELECT 1 FROM k)") + """
 )
-INSERT INTO sagas (order_id, step, attempts, deadline, data, send_id, wait_s)
-SELECT order_id, $10, $11, $12, $13::jsonb, $22, $23 FROM o
+INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
+SELECT order_id, $10, $11, $12, $13::jsonb, $5, $26, $27 FROM o
 RETURNING 1
 """
 _SELECT_ORDERS = """
@@ -68,7 +89,8 @@ def _order(row: asyncpg.Record) -> Order:
 
 
 async def insert_order(
-    conn: asyncpg.Connection | asyncpg.Pool, order: Order, saga: SagaState, messages: Sequence[Outgoing]
+    conn: asyncpg.Connection | asyncpg.Pool, order: Order, saga: SagaState, messages: Sequence[Outgoing],
+    history: Sequence[Entry] = (),
 ) -> None:
     """The order, its lines, its saga and its outbox messages in one statement (one round trip).
 
@@ -79,12 +101,12 @@ async def insert_order(
         _INSERT_ORDER, order.order_id, order.user_id, order.total_amount, order.user_coupon_id, order.created_at,
         [line.product_id for line in lines], [line.name for line in lines], [line.unit_price for line in lines],
         [line.quantity for line in lines], str(saga.step), saga.attempts, saga.deadline, saga.to_json(),
-        *outbox.insert_args(messages), saga.send_id, saga.wait_s)
+        *outbox.insert_args(messages), *_history_args(history), saga.send_id, saga.wait_s)
 
 
 async def insert_order_once(
     conn: asyncpg.Connection | asyncpg.Pool, order: Order, saga: SagaState, messages: Sequence[Outgoing],
-    key: str, request_hash: str,
+    key: str, request_hash: str, history: Sequence[Entry] = (),
 ) -> bool:
     """:func:`insert_order` under an Idempotency-Key, in one statement; ``False`` (nothing written)
     when the key was taken, by an earlier request or a racing one that committed meanwhile."""
@@ -93,7 +115,8 @@ async def insert_order_once(
         _INSERT_ORDER_ONCE, order.order_id, order.user_id, order.total_amount, order.user_coupon_id,
         order.created_at, [line.product_id for line in lines], [line.name for line in lines],
         [line.unit_price for line in lines], [line.quantity for line in lines], str(saga.step), saga.attempts,
-        saga.deadline, saga.to_json(), *outbox.insert_args(messages), key, request_hash, saga.send_id, saga.wait_s)
+        saga.deadline, saga.to_json(), *outbox.insert_args(messages), key, request_hash, *_history_args(history),
+        saga.send_id, saga.wait_s)
     return done is not None
 
 
@@ -145,25 +168,27 @@ WITH new AS (
     INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
     ON CONFLICT DO NOTHING RETURNING message_id
 ), locked AS (
-    SELECT order_id, deadline, attempts, send_id, wait_s, data, step FROM sagas WHERE order_id = ANY($3::uuid[])
-    ORDER BY order_id FOR UPDATE
+    SELECT order_id, deadline, attempts, send_id, wait_s, data, step, started_at, updated_at FROM sagas
+    WHERE order_id = ANY($3::uuid[]) ORDER BY order_id FOR UPDATE
 )
-SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.attempts, l.send_id, l.wait_s, l.data,
+SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.attempts, l.send_id, l.wait_s, l.data, l.started_at,
+       l.updated_at,
        CASE WHEN l.step = $4 THEN (
            SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
            FROM order_items i WHERE i.order_id = l.order_id) END AS items
 FROM locked l
 UNION ALL
-SELECT message_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
+SELECT message_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
 """
 
 
 async def claim_and_lock(
     conn: asyncpg.Connection, consumer: str, message_ids: Sequence[object], order_ids: Sequence[str],
-    completing_step: str,
+    completing_step: str, times: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> tuple[set[object], dict[str, SagaState], dict[str, list[OrderLine]]]:
     """Record ``message_ids`` in the inbox and lock the sagas of ``order_ids``: the new message ids,
-    the sagas, and the lines of the orders whose saga is in ``completing_step``."""
+    the sagas, and the lines of the orders whose saga is in ``completing_step``; ``times`` gets each
+    saga's (started_at, updated_at), for the flow metrics."""
     rows = await conn.fetch(_CLAIM_AND_LOCK, consumer, list(dict.fromkeys(message_ids)), list(order_ids),
                             completing_step)
     new: set[object] = set()
@@ -175,18 +200,25 @@ async def claim_and_lock(
             continue
         order_id = str(row["order_id"])
         states[order_id] = _saga(row)
+        if times is not None:
+            times[order_id] = (row["started_at"], row["updated_at"])
         if row["items"] is not None:
             lines[order_id] = [OrderLine(int(p), n, int(u), int(q)) for p, n, u, q in row["items"]]
     return new, states, lines
 
 
-async def lock_due_sagas(conn: asyncpg.Connection, limit: int) -> tuple[datetime, list[SagaState]]:
+async def lock_due_sagas(conn: asyncpg.Connection, limit: int,
+                         times: dict[str, tuple[datetime, datetime]] | None = None,
+                         ) -> tuple[datetime | None, list[SagaState]]:
     """Sagas past their deadline not locked by anyone else (several sweepers share the work), and the
     database's ``now()`` they were compared with: every instance reads deadlines on that one clock.
-    A saga whose command still waits in the outbox has no deadline and is left alone."""
+    A saga whose command still waits in the outbox has no deadline and is left alone. ``times``
+    gets each one's (started_at, updated_at)."""
     rows = await conn.fetch(
-        f"SELECT now() AS now, order_id, {_TIMING}, data FROM sagas WHERE deadline <= now()"
-        " ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+        f"SELECT now() AS now, order_id, {_TIMING}, data, started_at, updated_at FROM sagas"
+        " WHERE deadline <= now() ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+    if times is not None:
+        times.update((str(row["order_id"]), (row["started_at"], row["updated_at"])) for row in rows)
     now = rows[0]["now"] if rows else None
     return now, [_saga(row) for row in rows]
 
@@ -219,7 +251,7 @@ _WRITE = """
 WITH s AS (
     UPDATE sagas s SET step = u.step, attempts = u.attempts, deadline = u.deadline,
         data = u.data::jsonb, send_id = u.send_id, wait_s = u.wait_s, updated_at = now()
-    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $18::uuid[], $19::float8[])
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $22::uuid[], $23::float8[])
         AS u(order_id, step, attempts, deadline, data, send_id, wait_s)
     WHERE s.order_id = u.order_id
 ), f AS (
@@ -231,7 +263,9 @@ WITH s AS (
     WHERE o.order_id = u.order_id AND o.status = 'PENDING'
     RETURNING o.order_id, o.status, o.failure_code, o.discount_amount, o.paid_amount, o.completed_at
 ), m AS (
-    """ + outbox.insert_sql(12) + f"""
+    """ + outbox.insert_sql(12) + """
+), h AS (
+    """ + _history_sql(18, "$11::timestamptz") + f"""
 )
 SELECT count(pg_notify('{OUTCOME_CHANNEL}', json_build_object(
     'order_id', order_id, 'status', status, 'failure_code', failure_code, 'discount_amount', discount_amount,
@@ -241,18 +275,19 @@ SELECT count(pg_notify('{OUTCOME_CHANNEL}', json_build_object(
 
 async def write_decisions(
     conn: asyncpg.Connection, states: Sequence[SagaState], finished: Sequence[tuple[SagaState, str, str | None]],
-    at: datetime, messages: Sequence[Outgoing],
+    at: datetime, messages: Sequence[Outgoing], history: Sequence[Entry] = (),
 ) -> None:
     """Save the changed sagas, set each finished order's final status and amounts (and notify the
     waiting requests of every instance, the notice carrying the outcome: see ``db.outcomes``), and
-    add ``messages`` to the outbox: one statement of the caller's transaction."""
+    add ``messages`` to the outbox and ``history`` to the sagas' history: one statement of the
+    caller's transaction."""
     await conn.execute(
         _WRITE,
         [s.order_id for s in states], [str(s.step) for s in states], [s.attempts for s in states],
         [s.deadline for s in states], [orjson.dumps(s.to_json()).decode() for s in states],
         [s.order_id for s, _, _ in finished], [status for _, status, _ in finished],
         [code for _, _, code in finished], [s.discount_amount for s, _, _ in finished],
-        [s.paid_amount for s, _, _ in finished], at, *outbox.insert_args(messages),
+        [s.paid_amount for s, _, _ in finished], at, *outbox.insert_args(messages), *_history_args(history),
         [s.send_id for s in states], [s.wait_s for s in states])
 
 
@@ -265,6 +300,47 @@ async def order_lines(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dic
         lines.setdefault(str(row["order_id"]), []).append(
             OrderLine(row["product_id"], row["name"], row["unit_price"], row["quantity"]))
     return lines
+
+
+# --- the saga view (admin) -------------------------------------------------------------------
+
+_SAGA_ROW = """
+SELECT s.order_id, o.status, s.step, s.attempts, s.deadline, s.started_at, s.updated_at
+FROM sagas s JOIN orders o ON o.order_id = s.order_id
+"""
+
+
+async def saga_view(conn: asyncpg.Pool | asyncpg.Connection, order_id: str) -> tuple[asyncpg.Record, list[asyncpg.Record]] | None:
+    """An order's saga row and its history, oldest first (two reads of an admin route)."""
+    row = await conn.fetchrow(_SAGA_ROW + " WHERE s.order_id = $1", order_id)
+    if row is None:
+        return None
+    history = await conn.fetch(
+        "SELECT at, kind, name, detail FROM saga_history WHERE order_id = $1 ORDER BY id", order_id)
+    return row, history
+
+
+async def unfinished_sagas(
+    conn: asyncpg.Pool | asyncpg.Connection, *, step: str | None, started_before: datetime | None, limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[asyncpg.Record]:
+    """Sagas not DONE nor FAILED, oldest first (``sagas_unfinished_idx``); ``after`` is the
+    (started_at, order_id) of the last saga of the previous page."""
+    return await conn.fetch(
+        _SAGA_ROW + " WHERE s.step NOT IN ('DONE', 'FAILED')"
+        " AND ($1::text IS NULL OR s.step = $1) AND ($2::timestamptz IS NULL OR s.started_at < $2)"
+        " AND ($3::timestamptz IS NULL OR (s.started_at, s.order_id) > ($3, $4::uuid))"
+        " ORDER BY s.started_at, s.order_id LIMIT $5",
+        step, started_before, after[0] if after else None, after[1] if after else None, limit)
+
+
+async def unfinished_by_step(conn: asyncpg.Connection) -> tuple[dict[str, int], float]:
+    """Unfinished sagas per step and the age in seconds of the oldest (0 when none): one query on
+    ``sagas_unfinished_idx``, for the periodic gauges."""
+    rows = await conn.fetch(
+        "SELECT step, count(*) AS n, extract(epoch FROM now() - min(started_at)) AS age FROM sagas"
+        " WHERE step NOT IN ('DONE', 'FAILED') GROUP BY step")
+    return {r["step"]: r["n"] for r in rows}, max((float(r["age"]) for r in rows), default=0.0)
 
 
 # --- known users ------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ class SagaState:
     balance_deducted: bool = False
     failure_code: str | None = None
     pending: tuple[Comp, ...] = ()
+    traceparent: str | None = None  # the order's trace (W3C), for commands sent after a timeout
 
     @property
     def amount_due(self) -> int:

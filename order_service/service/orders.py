@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from order_service.db import repository as repo
-from order_service.domain import saga
+from order_service.domain import history, saga
 from order_service.domain.errors import (
     IdempotencyKeyReusedError, OrderNotFoundError, ProductNotFoundError, ProductNotSellableError,
     UpstreamUnavailableError, UserNotFoundError,
@@ -17,6 +17,7 @@ from order_service.domain.errors import (
 from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
 from order_service.service.users import KnownUsers, ensure_user
+from shared import tracing
 from shared.context import current_request_id
 from shared.messaging.envelope import Outgoing, utcnow
 from shared.messaging.topics import Topics
@@ -88,16 +89,18 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
         raise
     state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
                            lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
-                           user_coupon_id=order.user_coupon_id, request_id=current_request_id())
+                           user_coupon_id=order.user_coupon_id, request_id=current_request_id(),
+                           traceparent=tracing.current_traceparent())
     decision = saga.start(state, utcnow(), deps.policy)
     request_id = current_request_id()
     messages = [Outgoing(deps.topics(topic), order.order_id, command, request_id)
                 for topic, command in decision.commands]
+    entries = history.sent(decision)
     if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
-        await repo.insert_order(deps.pool, order, decision.state, messages)
+        await repo.insert_order(deps.pool, order, decision.state, messages, entries)
         return order.order_id, order
     if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
-                                        cmd.request_hash):
+                                        cmd.request_hash, entries):
         # READ COMMITTED: this statement sees the row the racing (or earlier) request committed.
         winner = await _replayed(deps.pool, cmd)
         assert winner is not None
@@ -106,7 +109,7 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
 
 
 async def get_order(pool: asyncpg.Pool, order_id: str) -> Order:
-    order = await repo.get_order(pool, order_id) if _is_uuid(order_id) else None
+    order = await repo.get_order(pool, order_id) if is_uuid(order_id) else None
     if order is None:
         raise OrderNotFoundError(f"order {order_id} does not exist")
     return order
@@ -117,7 +120,7 @@ async def user_orders(deps: OrderDeps, user_id: int, limit: int, after: tuple[da
     return await repo.list_orders(deps.pool, user_id, limit, after)
 
 
-def _is_uuid(text: str) -> bool:
+def is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)
     except ValueError:

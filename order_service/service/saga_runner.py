@@ -13,8 +13,9 @@ from datetime import datetime
 import asyncpg
 
 from order_service.db import repository as repo
-from order_service.domain import saga
+from order_service.domain import history, saga
 from order_service.domain.order import kept_amounts
+from order_service.service.flow_metrics import FlowMetrics
 from shared.db.outbox import Sent, SentHook
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
@@ -33,13 +34,16 @@ class SagaContext:
     pool: asyncpg.Pool
     topics: Topics
     policy: saga.Policy
+    metrics: FlowMetrics | None = None
 
 
-async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Decision], now: datetime,
+async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
                  lines: dict[str, list] | None = None) -> None:
-    """Persist changed sagas, finish decided orders, queue every command and public event: one
-    statement (``lines``: order lines already read, by order id; the others are read here)."""
-    if not decisions:
+    """Persist changed sagas, finish decided orders, queue every command and public event, add the
+    history: one statement (``lines``: order lines already read, by order id; the others are read
+    here)."""
+    decisions = run.decisions
+    if not decisions and not run.history:
         return
     finished = [(_kept(d.state, d.outcome.status), d.outcome.status, d.outcome.failure_code)
                 for d in decisions if d.outcome]
@@ -52,11 +56,13 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Dec
     for d in decisions:
         state = d.state
         for topic, command in d.commands:
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id))
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id,
+                                     state.traceparent))
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id))
-    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages)
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id,
+                                     state.traceparent))
+    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages, run.history)
 
 
 def _kept(state: saga.SagaState, status: str) -> saga.SagaState:
@@ -77,24 +83,48 @@ def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now
         order_id=state.order_id, user_id=state.user_id, failure_code=outcome.failure_code or "", failed_at=now)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What folding a batch of events decided: one decision per saga that changed, and the
+    history of every event applied (a reply that changed nothing included)."""
+
+    decisions: list[saga.Decision]
+    history: list[history.Entry]
+    steps: list[tuple[str, str, str]]  # (order id, step, ok|failed|timeout) of events that moved a saga
+
+    def record(self, ctx: SagaContext, times: dict[str, tuple[datetime, datetime]], now: datetime) -> None:
+        """The flow metrics of a committed batch (nothing read for them: ``times`` came with the lock)."""
+        if ctx.metrics is not None:
+            outcomes = [(d.state.order_id, d.outcome.status, d.outcome.failure_code)
+                        for d in self.decisions if d.outcome is not None]
+            ctx.metrics.record(self.steps, outcomes, times, now)
+
+
 def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime,
-         policy: saga.Policy) -> list[saga.Decision]:
+         policy: saga.Policy) -> _Run:
     """Fold every event into its saga; one decision per saga that changed, commands concatenated."""
     decisions: dict[str, saga.Decision] = {}
+    entries: list[history.Entry] = []
+    steps: list[tuple[str, str, str]] = []
     for order_id, event in events:
         state = states.get(order_id)
         if state is None:
             continue
         decision = saga.transition(state, event, now, policy)
+        entries.extend(history.applied(state, event, decision))
         if decision.state == state and not decision.commands:
             continue
+        if isinstance(event, saga.Timeout):
+            steps.append((order_id, str(state.step), "timeout"))
+        elif order_id not in decisions:  # the first reply of the batch is timed from the last send
+            steps.append((order_id, str(state.step), "failed" if getattr(event, "code", None) else "ok"))
         states[order_id] = decision.state
         before = decisions.get(order_id)
         if before is not None:
             decision = saga.Decision(decision.state, before.commands + decision.commands,
                                      decision.outcome or before.outcome)
         decisions[order_id] = decision
-    return list(decisions.values())
+    return _Run(list(decisions.values()), entries, steps)
 
 
 async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
@@ -102,17 +132,23 @@ async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
     claim with the lock of the sagas, one write, COMMIT."""
     async with UnitOfWork(ctx.pool) as uow:
         order_ids = sorted({item.message.order_id for item in batch if isinstance(item.message, SagaReply)})
+        times: dict[str, tuple[datetime, datetime]] = {}
         new, states, lines = await repo.claim_and_lock(
-            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK))
+            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK),
+            times)
         replies = []
         for item in batch:
             if item.event_id in new and isinstance(item.message, SagaReply):
                 new.discard(item.event_id)
                 replies.append((item.message.order_id, item.message))
+        run = None
         if replies:
             now = utcnow()
-            await _write(uow, ctx, _run(states, replies, now, ctx.policy), now, lines)
+            run = _run(states, replies, now, ctx.policy)
+            await _write(uow, ctx, run, now, lines)
         await uow.commit()
+    if run is not None:
+        run.record(ctx, times, now)
 
 
 async def sweep(ctx: SagaContext, limit: int = 200) -> int:
@@ -120,13 +156,16 @@ async def sweep(ctx: SagaContext, limit: int = 200) -> int:
 
     Overdue on the database's clock (the one the relay's hook armed the deadlines with)."""
     async with UnitOfWork(ctx.pool) as uow:
-        now, due = await repo.lock_due_sagas(uow.conn, limit)
+        times: dict[str, tuple[datetime, datetime]] = {}
+        now, due = await repo.lock_due_sagas(uow.conn, limit, times)
         if not due or now is None:
             return 0
         states = {s.order_id: s for s in due}
-        await _write(uow, ctx, _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy), now)
+        run = _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy)
+        await _write(uow, ctx, run, now)
         await uow.commit()
-        return len(due)
+    run.record(ctx, times, now)
+    return len(due)
 
 
 COMMAND_TOPICS = (topics.COUPON_COMMANDS, topics.BALANCE_COMMANDS, topics.STOCK_COMMANDS)

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from shared.config import ServiceSettings
 from shared.db.migrations import MigrationSource, migrate
-from shared.web.app import HEALTH
+from shared.db.gauges import PoolCollector
+from shared.web.app import HEALTH, METRICS
 
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def postgres_ctx(
             log.info("migrations applied", extra={"migrations": applied})
         pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
         app[PG_POOL] = pool
+        app[METRICS].registry.register(PoolCollector(pool))
 
         async def check() -> None:
             await pool.fetchval("SELECT 1")

@@ -59,6 +59,14 @@ class UnitOfWork:
         try:
             if not self._done and self._tx is not None and not self.conn.is_closed():
                 await self._tx.rollback()
+        except Exception:
+            # A COMMIT interrupted (a cancellation at shutdown, a lost connection) leaves asyncpg's
+            # transaction "in error state" and its rollback raises; that must not replace the
+            # reason we are leaving, above all a CancelledError, which the consumer would take for
+            # a transient failure and retry forever instead of stopping. The connection goes back
+            # suspect and is reset or discarded by the pool (shared.db.pool).
+            if exc is None:
+                raise
         finally:
             if self._conn is not None:
                 await self._pool.release(self._conn)

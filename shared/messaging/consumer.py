@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from shared import tracing
 from shared.db.dead_letters import DeadLetterHook, DeadLetterStore, RawRecord, raw_of
 from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, rfc3339, utcnow
 from shared.messaging.lag import ConsumerLag
@@ -164,10 +165,11 @@ class BatchConsumer:
         if poison:
             await self._send_to_dead_letter(poison)
         if decoded:
-            try:
-                await self._handler(decoded)
-            except Exception as exc:  # noqa: BLE001 - classified and recovered from below
-                await self._recovery.recover(decoded, exc)
+            with tracing.consuming(self.group_id, decoded):
+                try:
+                    await self._handler(decoded)
+                except Exception as exc:  # noqa: BLE001 - classified and recovered from below
+                    await self._recovery.recover(decoded, exc)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         await self._settle_commit()
         self._commit_task = asyncio.create_task(self._commit(consumer, offsets))

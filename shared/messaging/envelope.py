@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import tracing
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
@@ -48,6 +50,8 @@ class Outgoing:
     key: str
     message: Message
     request_id: str | None = None
+    traceparent: str | None = None
+    """A saved trace context, the parent when nothing better is current (``shared.tracing``)."""
 
     def headers(self) -> dict[str, str]:
         msg = self.message
@@ -59,6 +63,8 @@ class Outgoing:
         }
         if self.request_id:
             headers["request-id"] = self.request_id
+        if tracing.ENABLED:
+            headers.update(tracing.message_headers(self.key, self.traceparent))
         return headers
 
     def value(self) -> bytes:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared import tracing
 from shared.messaging.envelope import Outgoing
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,13 @@ class KafkaPublisher:
         try:
             async with asyncio.timeout(self._timeout):
                 producer = await self._ensure()
-                futures = [
-                    await producer.send(topic, value, key=key, headers=headers)
-                    for topic, key, value, headers in records
-                ]
+                if tracing.ENABLED:
+                    futures = await _send_traced(producer, records)
+                else:
+                    futures = [
+                        await producer.send(topic, value, key=key, headers=headers)
+                        for topic, key, value, headers in records
+                    ]
                 await asyncio.gather(*futures)
         except (TimeoutError, KafkaError, OSError) as exc:
             await self._reset()
@@ -95,3 +99,14 @@ class KafkaPublisher:
 
     async def close(self) -> None:
         await self._reset()
+
+
+async def _send_traced(producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes | None,
+                                                                         list[tuple[str, bytes]]]]) -> list:
+    """Each record sent under the trace context stored in its headers (``shared.tracing.sending``)."""
+    futures = []
+    for topic, key, value, headers in records:
+        headers = list(headers)
+        with tracing.sending(headers):
+            futures.append(await producer.send(topic, value, key=key, headers=headers))
+    return futures

@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from shared import tracing
 from shared.config import BaseServiceSettings
 from shared.logging import configure_logging
 from shared.web.health import Health
@@ -47,6 +48,7 @@ def create_base_app(
     The service adds its routes and resources, then calls ``shared.web.openapi.setup_openapi``.
     """
     configure_logging(service, settings.instance_id, settings.log_level)
+    tracing.configure(service, settings.instance_id)  # before web.Application: its instrumentation
     metrics = Metrics(service)
     app = web.Application(
         client_max_size=settings.max_body_bytes,

@@ -6,6 +6,9 @@ import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 from shared.web.problems import Handler
 
@@ -42,6 +45,10 @@ class Metrics:
             "outbox_publish_failures_total", "Outbox batches that failed to publish",
             registry=self.registry,
         )
+        # The standard process_*, python_info and python_gc_* series, on this registry.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.dead_letters = Counter(
             "dead_letters_total", "Consumed records set aside as dead letters",
             ["topic", "error_kind"], registry=self.registry,

@@ -7,6 +7,7 @@ import uuid
 
 from aiohttp import web
 
+from shared import tracing
 from shared.context import request_id_var
 from shared.web.problems import Handler
 
@@ -29,6 +30,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     """Bind the request id to the context for logs and messages, and return it to the client."""
     request_id = pick_request_id(request.headers.get(HEADER))
     token = request_id_var.set(request_id)
+    tracing.tag_request(request_id)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from shared import tracing
 from shared.config import BaseServiceSettings
 from shared.web.app import JsonAccessLogger, access_logger
 
@@ -41,6 +42,7 @@ def serve(app: web.Application, settings: BaseServiceSettings) -> None:
         shutdown_timeout=5.0,
         backlog=LISTEN_BACKLOG,
     )
+    tracing.shutdown()  # flush the spans still buffered (nothing when tracing is off)
 
 
 def main(

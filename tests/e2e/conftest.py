@@ -4,6 +4,7 @@ and databases, and stopped at the end. Every test talks to the gateway only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -49,11 +50,13 @@ class Cluster:
 
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(*extra: str) -> Iterator[Cluster]:
+    """A private cluster through deploy/cluster.py (``extra``: more ``up`` arguments, e.g.
+    ``--env KEY=VALUE``), stopped and its databases dropped on exit."""
     run_id = uuid.uuid4().hex[:8]
     state_dir = ROOT / ".local" / f"e2e-{run_id}"
-    args = ["--no-seed", "--detach", "--topic-prefix", f"e2e{run_id}.", "--db-suffix", f"e2e{run_id}"]
+    args = ["--no-seed", "--detach", "--topic-prefix", f"e2e{run_id}.", "--db-suffix", f"e2e{run_id}", *extra]
     result = None
     for _ in range(3):  # a random port range; try another if one is taken
         offset = random.randrange(10, 40) * 1000
@@ -76,6 +79,12 @@ def cluster() -> Iterator[Cluster]:
             asyncio.run(drop_databases(info["pg_admin_dsn"], f"e2e{run_id}"))
         if not os.environ.get("E2E_KEEP_LOGS"):
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster() as running:
+        yield running
 
 
 class Api:

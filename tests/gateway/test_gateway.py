@@ -293,6 +293,25 @@ async def test_admin_routes_need_the_token(cluster: Cluster) -> None:
 
 
 @pytest.mark.asyncio
+async def test_saga_view_routes_go_to_the_order_service_with_the_token(cluster: Cluster) -> None:
+    await cluster.stub("order")
+    gw = await cluster.gateway()
+    paths = ("/api/v1/admin/orders/0b8e2d47-8f1c-4c1e-9d43-3f8f5a1f0e11/saga",
+             "/api/v1/admin/sagas?step=COMPENSATING&older_than_s=60&limit=5")
+    for path in paths:
+        for headers in ({}, {"X-Admin-Token": "wrong"}):
+            resp = await gw.get(path, headers=headers)
+            assert resp.status == 401 and (await resp.json())["code"] == "UNAUTHORIZED"
+    assert cluster.apps["order"][0]["calls"] == []
+    for path in paths:
+        resp = await gw.get(path, headers={"X-Admin-Token": TOKEN})
+        assert resp.status == 200
+        got = await resp.json()
+        assert got["path"] + ("?" + got["query"] if got["query"] else "") == path
+        assert "x-admin-token" not in {k.lower() for k in got["headers"]}
+
+
+@pytest.mark.asyncio
 async def test_rate_limit_is_429_with_retry_after(cluster: Cluster) -> None:
     await cluster.stub("catalog")
     gw = await cluster.gateway(rate_limit_rps=1.0, rate_limit_burst=3)
