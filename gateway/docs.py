@@ -1,7 +1,7 @@
 """``/api/docs/openapi.json``: the services' OpenAPI documents merged into one public document.
 
 Only the operations of the route table are kept (internal routes stay hidden). The gateway adds
-what it answers itself: 401 and ``X-Admin-Token`` on admin routes, 413, 429, 503 and 504. The
+what it answers itself: 401 and ``X-Admin-Token`` on admin routes, 413, 429, 502, 503 and 504. The
 document is cached once every service answered; a partial one is rebuilt on the next request.
 """
 
@@ -29,8 +29,12 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDocument"}
 _GATEWAY_ERRORS = {
     "413": "Request body over the size limit (PAYLOAD_TOO_LARGE)",
     "429": "Too many requests from this client (RATE_LIMITED); see Retry-After",
-    "503": "The service behind the gateway is down (SERVICE_UNAVAILABLE); see Retry-After",
-    "504": "The service behind the gateway did not answer in time (UPSTREAM_TIMEOUT)",
+    "502": "The connection to the service broke after the request was sent (UPSTREAM_FAILED): it may or"
+           " may not have taken effect; look the result up, or retry with the same Idempotency-Key",
+    "503": "The request reached no service instance, or the service refused it before doing anything"
+           " (SERVICE_UNAVAILABLE): nothing happened; retry after Retry-After seconds",
+    "504": "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown; look the"
+           " result up, or retry with the same Idempotency-Key",
 }
 _ADMIN_HEADER = {
     "in": "header", "name": "X-Admin-Token", "required": True, "schema": {"type": "string"},

@@ -54,7 +54,8 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
     summary="Place an order and pay it (waits for the outcome up to the server limit)",
     tags=TAGS, body=PlaceOrderRequest,
     responses={201: OrderOut, 202: OrderOut, 400: "invalid request", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
-               409: FAILED_DOC, 503: "SERVICE_UNAVAILABLE: catalog or user registry unreachable"},
+               409: FAILED_DOC,
+               503: "SERVICE_UNAVAILABLE (with Retry-After): catalog or user registry unreachable; nothing was done"},
     headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars); keys are scoped to "
                                  "the user: another user's identical key does not collide"),
              ("Prefer", "respond-async: answer 202 at once without waiting for the payment")],
