@@ -29,6 +29,10 @@ def session_ctx(settings: Settings):
             keepalive_timeout=30, ttl_dns_cache=300,
         )
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+        # aiohttp silently re-sends GET/PUT/DELETE... once to the SAME instance when the connection
+        # drops; the Forwarder decides retries itself (a safe method once, on another instance), so
+        # one request is never sent more than twice. No public switch exists for this (aiohttp 3.14).
+        session._retry_connection = False  # noqa: SLF001
         app[SESSION] = session
         app[FORWARDER] = Forwarder(session, settings)
         yield

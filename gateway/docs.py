@@ -39,11 +39,13 @@ _GATEWAY_ERRORS = {
     400: ("VALIDATION_ERROR", "Invalid request (VALIDATION_ERROR), e.g. a NUL in the path or query"),
     413: ("PAYLOAD_TOO_LARGE", "Request body over the size limit (PAYLOAD_TOO_LARGE)"),
     429: ("RATE_LIMITED", "Too many requests from this client (RATE_LIMITED); see Retry-After"),
-    502: ("UPSTREAM_FAILED", "The service's connection broke after the request reached it (UPSTREAM_FAILED): "
-                             "the outcome is unknown; retry with the same Idempotency-Key or look it up"),
-    503: ("SERVICE_UNAVAILABLE", "Nothing happened: no service instance was reached, or it refused before doing "
-                                 "anything (SERVICE_UNAVAILABLE); retry after Retry-After"),
-    504: ("UPSTREAM_TIMEOUT", "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown"),
+    502: ("UPSTREAM_FAILED", "The connection to the service broke after the request was sent (UPSTREAM_FAILED): "
+                             "it may or may not have taken effect; look the result up, or retry with the same "
+                             "Idempotency-Key"),
+    503: ("SERVICE_UNAVAILABLE", "The request reached no service instance, or the service refused it before doing "
+                                 "anything (SERVICE_UNAVAILABLE): nothing happened; retry after Retry-After seconds"),
+    504: ("UPSTREAM_TIMEOUT", "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown; look "
+                              "the result up, or retry with the same Idempotency-Key"),
 }
 _UNAUTHORIZED = ("UNAUTHORIZED", "Missing or wrong X-Admin-Token (UNAUTHORIZED)")
 

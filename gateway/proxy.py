@@ -1,4 +1,18 @@
-"""Forwarding one public request to an instance of its service and relaying the answer as it is."""
+"""Forwarding one public request to an instance of its service and relaying the answer as it is.
+
+What the gateway answers when forwarding fails says what the client may assume (API.md "Errors"):
+
+- ``503 SERVICE_UNAVAILABLE`` + ``Retry-After``: the request reached no instance (every connect was
+  refused or timed out), so nothing happened and a plain retry is safe. A service's own 503 (it
+  refused before doing anything) is relayed, with ``Retry-After`` added if it had none.
+- ``502 UPSTREAM_FAILED``: the connection broke after the request was sent; the service may or may
+  not have carried it out. Never a 503 there: a client that retried a POST would pay twice.
+- ``504 UPSTREAM_TIMEOUT``: no answer in time; the outcome is unknown as well.
+
+A connect failure moves on to the next instance for any method (nothing was sent). A safe method
+(GET, HEAD, OPTIONS) whose connection broke after sending is retried once on another instance; any
+other method never is.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +31,7 @@ from gateway.ratelimit import RateLimiter, retry_after
 from gateway.routes import Route
 from gateway.upstreams import Upstream
 from shared.context import current_request_id
-from shared.web.problems import Problem
+from shared.web.problems import SAFE_METHODS, Problem
 from shared.web.request_id import HEADER as REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -37,6 +51,15 @@ def unavailable(service: str, seconds: int, detail: str | None = None) -> Proble
         503, "SERVICE_UNAVAILABLE", "Service unavailable",
         detail or f"the {service} service is not available; retry later",
         headers={"Retry-After": str(seconds)},
+    )
+
+
+def upstream_failed(service: str) -> Problem:
+    """``502 UPSTREAM_FAILED``: the request reached the service, whose connection then broke."""
+    return Problem(
+        502, "UPSTREAM_FAILED", "Upstream failed",
+        f"the connection to the {service} service broke after the request was sent; it may or may not"
+        " have taken effect: look the result up, or retry with the same Idempotency-Key",
     )
 
 
@@ -101,6 +124,8 @@ class Forwarder:
     async def forward(self, request: web.Request, route: Route, upstream: Upstream) -> web.Response:
         body = await request.read()
         headers = request_headers(request.headers, current_request_id() or "", request.remote)
+        retries = 1 if request.method in SAFE_METHODS else 0
+        reached = False  # some instance got the request: never answer 503 then
         for instance in upstream.candidates():
             url = URL(instance.url + request.raw_path, encoded=True)
             try:
@@ -119,8 +144,23 @@ class Forwarder:
                     f"the {upstream.service} service did not answer in time",
                 ) from None
             except aiohttp.ClientError as exc:
-                log.warning("upstream failed", extra={"upstream": instance.url, "error": repr(exc)})
-                raise unavailable(upstream.service, self.settings.retry_after_s) from None
+                instance.breaker.failed()
+                reached = True
+                log.warning("upstream connection broke after sending",
+                            extra={"upstream": instance.url, "error": repr(exc), "retry": retries > 0})
+                if retries:
+                    retries -= 1
+                    continue
+                raise upstream_failed(upstream.service) from None
             instance.breaker.succeeded()
-            return web.Response(status=answer.status, body=payload, headers=response_headers(answer.headers))
+            return web.Response(status=answer.status, body=payload, headers=self._answer_headers(answer))
+        if reached:
+            raise upstream_failed(upstream.service)
         raise unavailable(upstream.service, self.settings.retry_after_s)
+
+    def _answer_headers(self, answer: aiohttp.ClientResponse) -> CIMultiDict[str]:
+        """The service's headers; its 503 (refused before doing anything) gets a ``Retry-After``."""
+        headers = response_headers(answer.headers)
+        if answer.status == 503 and "Retry-After" not in headers:
+            headers["Retry-After"] = str(self.settings.retry_after_s)
+        return headers

@@ -20,15 +20,16 @@ from order_service.messaging.housekeeping import run_housekeeping
 from order_service.messaging.sweeper import run_sweeper
 from order_service.service.orders import OrderDeps
 from order_service.service.flow_metrics import FlowMetrics
-from order_service.service.saga_runner import CONSUMER, SagaContext
+from order_service.service.saga_runner import CONSUMER, SagaContext, arm_on_send
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
+from shared.messaging.topics import Topics
 from shared.web.app import METRICS, create_base_app
 from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
-from shared.wiring import PROBES, TOPICS, background, cancel, consumer_ctx, messaging_ctx
+from shared.wiring import PROBES, RELAY, TOPICS, background, cancel, consumer_ctx, messaging_ctx
 
 SERVICE = "order"
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
@@ -73,11 +74,13 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
-    app.cleanup_ctx.append(messaging_ctx(settings))
+    # saga deadlines start when the broker acknowledged their command (domain/saga.py ``arm``)
+    app.cleanup_ctx.append(messaging_ctx(settings, on_sent=arm_on_send(Topics(settings.kafka_topic_prefix))))
     app.cleanup_ctx.append(_services_ctx(settings))
     if settings.saga_workers:
         app.cleanup_ctx.append(background("saga-sweeper", lambda a: run_sweeper(
-            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch)))
+            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch,
+            hold=lambda: a[RELAY].failed_within(settings.saga_outage_grace_s))))
         app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
                                             registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
     app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],

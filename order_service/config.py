@@ -22,5 +22,7 @@ class Settings(ServiceSettings):
     saga_backoff_cap_s: float = Field(default=30.0, gt=0)
     saga_sweep_interval_s: float = Field(default=0.3, gt=0)
     saga_sweep_batch: int = Field(default=200, ge=1)
+    saga_outage_grace_s: float = Field(default=10.0, ge=0)
+    """No saga times out until this long after this instance last failed to reach the broker."""
     saga_workers: bool = True
     """Run the reply consumer and the sweeper here (False: an API-only instance)."""

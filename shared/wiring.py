@@ -17,7 +17,7 @@ from aiohttp import web
 from shared.config import ServiceSettings
 from shared.db.dead_letters import DeadLetterHook, DeadLetterStore
 from shared.db.gauges import Probe, outbox_probe, run_probes
-from shared.db.outbox import OutboxRelay
+from shared.db.outbox import OutboxRelay, SentHook
 from shared.db.pool import PG_POOL
 from shared.db.retention import INBOX, RetentionRule, run_retention
 from shared.messaging import topics as topic_names
@@ -63,8 +63,11 @@ def messaging_ctx(
     *,
     topics: Iterable[str] = topic_names.ALL,
     retention: Iterable[RetentionRule] = (),
+    on_sent: SentHook | None = None,
 ) -> CleanupCtx:
     """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start.
+
+    ``on_sent``: the relay's hook on each acknowledged batch (see :class:`OutboxRelay`).
 
     A retention job purges inbox rows (and any extra ``retention`` rules, such as a service's
     idempotency keys) older than ``settings.retention_hours``.
@@ -85,7 +88,7 @@ def messaging_ctx(
         relay = OutboxRelay(
             app[PG_POOL], settings.database_url, publisher,
             batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
-            metrics=app[METRICS],
+            metrics=app[METRICS], on_sent=on_sent,
         )
         app[RELAY] = relay
         app[CONSUMERS] = []

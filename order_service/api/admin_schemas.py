@@ -32,9 +32,10 @@ class SagaHistoryItem(BaseModel):
 
 class SagaSummary(BaseModel):
     """A saga: the order's ``status``, the saga's ``step`` (DONE and FAILED are finished; an order
-    can be COMPLETED while the saga still confirms its coupon), how many times the current step was
-    sent (``attempts``), when it times out (``deadline``, null when nothing is awaited) and when
-    it started (``started_at``, the order's creation)."""
+    can be COMPLETED while the saga still confirms its coupon), how many sends of the current step
+    the broker acknowledged (``attempts``), when it times out (``deadline``, null when nothing is
+    awaited or while its command still waits for the broker) and when it started (``started_at``,
+    the order's creation)."""
 
     order_id: str
     status: Literal["PENDING", "COMPLETED", "FAILED"]

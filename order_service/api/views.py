@@ -55,7 +55,8 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
     summary="Place an order and pay it (waits for the outcome up to the server limit)",
     tags=TAGS, body=PlaceOrderRequest,
     responses={201: OrderOut, 202: OrderOut, 400: "VALIDATION_ERROR", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
-               409: FAILED_DOC, 503: "SERVICE_UNAVAILABLE: catalog or user registry unreachable"},
+               409: FAILED_DOC,
+               503: "SERVICE_UNAVAILABLE (with Retry-After): catalog or user registry unreachable; nothing was done"},
     location=True, problems={409: OrderFailedProblem},
     headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars); keys are scoped to "
                                  "the user: another user's identical key does not collide", IDEMPOTENCY_KEY_SCHEMA),

@@ -44,8 +44,8 @@ WITH o AS (
 ), h AS (
     """ + _history_sql(20, "$5::timestamptz") + """
 )
-INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at)
-SELECT order_id, $10, $11, $12, $13::jsonb, $5 FROM o
+INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
+SELECT order_id, $10, $11, $12, $13::jsonb, $5, $24, $25 FROM o
 """
 # The same, only when the user's Idempotency-Key is new: the key, the order, its lines, saga and messages
 # in one statement. A key taken before (or by a racing request, whose commit ON CONFLICT waits
@@ -66,8 +66,8 @@ WITH k AS (
 ), h AS (
     """ + _history_sql(22, "$5::timestamptz", "WHERE EXISTS (SELECT 1 FROM k)") + """
 )
-INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at)
-SELECT order_id, $10, $11, $12, $13::jsonb, $5 FROM o
+INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
+SELECT order_id, $10, $11, $12, $13::jsonb, $5, $26, $27 FROM o
 RETURNING 1
 """
 _SELECT_ORDERS = """
@@ -101,7 +101,7 @@ async def insert_order(
         _INSERT_ORDER, order.order_id, order.user_id, order.total_amount, order.user_coupon_id, order.created_at,
         [line.product_id for line in lines], [line.name for line in lines], [line.unit_price for line in lines],
         [line.quantity for line in lines], str(saga.step), saga.attempts, saga.deadline, saga.to_json(),
-        *outbox.insert_args(messages), *_history_args(history))
+        *outbox.insert_args(messages), *_history_args(history), saga.send_id, saga.wait_s)
 
 
 async def insert_order_once(
@@ -115,7 +115,8 @@ async def insert_order_once(
         _INSERT_ORDER_ONCE, order.order_id, order.user_id, order.total_amount, order.user_coupon_id,
         order.created_at, [line.product_id for line in lines], [line.name for line in lines],
         [line.unit_price for line in lines], [line.quantity for line in lines], str(saga.step), saga.attempts,
-        saga.deadline, saga.to_json(), *outbox.insert_args(messages), key, request_hash, *_history_args(history))
+        saga.deadline, saga.to_json(), *outbox.insert_args(messages), key, request_hash, *_history_args(history),
+        saga.send_id, saga.wait_s)
     return done is not None
 
 
@@ -150,8 +151,13 @@ async def find_idempotency_key(
 
 # --- sagas ------------------------------------------------------------------------------------
 
+_TIMING = "deadline, attempts, send_id, wait_s"
+
+
 def _saga(row: asyncpg.Record) -> SagaState:
-    return SagaState.from_json(row["data"], row["deadline"])
+    send_id = row["send_id"]
+    return SagaState.from_json(row["data"], deadline=row["deadline"], attempts=row["attempts"],
+                               send_id=str(send_id) if send_id is not None else None, wait_s=row["wait_s"])
 
 
 # The inbox claim of a consumed batch and the lock of its sagas in one round trip: the sagas are
@@ -162,16 +168,17 @@ WITH new AS (
     INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
     ON CONFLICT DO NOTHING RETURNING message_id
 ), locked AS (
-    SELECT order_id, deadline, data, step, started_at, updated_at FROM sagas WHERE order_id = ANY($3::uuid[])
-    ORDER BY order_id FOR UPDATE
+    SELECT order_id, deadline, attempts, send_id, wait_s, data, step, started_at, updated_at FROM sagas
+    WHERE order_id = ANY($3::uuid[]) ORDER BY order_id FOR UPDATE
 )
-SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.data, l.started_at, l.updated_at,
+SELECT NULL::uuid AS message_id, l.order_id, l.deadline, l.attempts, l.send_id, l.wait_s, l.data, l.started_at,
+       l.updated_at,
        CASE WHEN l.step = $4 THEN (
            SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
            FROM order_items i WHERE i.order_id = l.order_id) END AS items
 FROM locked l
 UNION ALL
-SELECT message_id, NULL, NULL, NULL, NULL, NULL, NULL FROM new
+SELECT message_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
 """
 
 
@@ -200,24 +207,52 @@ async def claim_and_lock(
     return new, states, lines
 
 
-async def lock_due_sagas(conn: asyncpg.Connection, now: datetime, limit: int,
-                         times: dict[str, tuple[datetime, datetime]] | None = None) -> list[SagaState]:
-    """Sagas past their deadline not locked by anyone else (several sweepers share the work);
-    ``times`` gets each one's (started_at, updated_at)."""
+async def lock_due_sagas(conn: asyncpg.Connection, limit: int,
+                         times: dict[str, tuple[datetime, datetime]] | None = None,
+                         ) -> tuple[datetime | None, list[SagaState]]:
+    """Sagas past their deadline not locked by anyone else (several sweepers share the work), and the
+    database's ``now()`` they were compared with: every instance reads deadlines on that one clock.
+    A saga whose command still waits in the outbox has no deadline and is left alone. ``times``
+    gets each one's (started_at, updated_at)."""
     rows = await conn.fetch(
-        "SELECT order_id, deadline, data, started_at, updated_at FROM sagas WHERE deadline <= $1"
-        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit)
+        f"SELECT now() AS now, order_id, {_TIMING}, data, started_at, updated_at FROM sagas"
+        " WHERE deadline <= now() ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
     if times is not None:
         times.update((str(row["order_id"]), (row["started_at"], row["updated_at"])) for row in rows)
-    return [_saga(row) for row in rows]
+    now = rows[0]["now"] if rows else None
+    return now, [_saga(row) for row in rows]
+
+
+# The outbox relay's hook (``arm_sent``): the saga commands of a batch the broker has just
+# acknowledged arm their sagas' deadlines, in the relay's transaction before its COMMIT (a failed
+# send rolls back and arms nothing). Only the send a saga waits for counts (``send_id``): an older
+# send of the same order, or a command of a saga that moved on meanwhile, changes nothing.
+# ``clock_timestamp()``, not ``now()``: the relay's transaction began before the send, which may
+# have waited for the broker. Locks in order-id order like the reply batches (no deadlock).
+# ``saga.arm`` is the same rule in the pure domain.
+ARM_SENT = """
+WITH acked AS (
+    SELECT s.order_id FROM sagas s JOIN unnest($1::uuid[], $2::uuid[]) AS u(order_id, event_id)
+        ON s.order_id = u.order_id AND s.send_id = u.event_id
+    ORDER BY s.order_id FOR UPDATE OF s
+)
+UPDATE sagas s SET attempts = s.attempts + 1, send_id = NULL,
+    deadline = clock_timestamp() + make_interval(secs => s.wait_s)
+FROM acked WHERE s.order_id = acked.order_id
+"""
+
+
+async def arm_sent(conn: asyncpg.Connection, order_ids: Sequence[str], event_ids: Sequence[object]) -> None:
+    """Arm the deadlines of the sagas whose awaited command (``event_ids``, by order) was acknowledged."""
+    await conn.execute(ARM_SENT, list(order_ids), list(event_ids))
 
 
 _WRITE = """
 WITH s AS (
     UPDATE sagas s SET step = u.step, attempts = u.attempts, deadline = u.deadline,
-        data = u.data::jsonb, updated_at = now()
-    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
-        AS u(order_id, step, attempts, deadline, data)
+        data = u.data::jsonb, send_id = u.send_id, wait_s = u.wait_s, updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $22::uuid[], $23::float8[])
+        AS u(order_id, step, attempts, deadline, data, send_id, wait_s)
     WHERE s.order_id = u.order_id
 ), f AS (
     UPDATE orders o SET status = u.status, failure_code = u.code, discount_amount = u.discount,
@@ -252,7 +287,8 @@ async def write_decisions(
         [s.deadline for s in states], [orjson.dumps(s.to_json()).decode() for s in states],
         [s.order_id for s, _, _ in finished], [status for _, status, _ in finished],
         [code for _, _, code in finished], [s.discount_amount for s, _, _ in finished],
-        [s.paid_amount for s, _, _ in finished], at, *outbox.insert_args(messages), *_history_args(history))
+        [s.paid_amount for s, _, _ in finished], at, *outbox.insert_args(messages), *_history_args(history),
+        [s.send_id for s in states], [s.wait_s for s in states])
 
 
 async def order_lines(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:

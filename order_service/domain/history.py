@@ -38,7 +38,8 @@ def sent(decision: Decision) -> list[Entry]:
     for _topic, command in decision.commands:
         kind = COMPENSATION if command.event_type in _COMPENSATIONS else COMMAND
         detail = command.model_dump(mode="json", exclude=_ENVELOPE)
-        detail.update(step=str(state.step), attempt=state.attempts)
+        # the send's number: attempts counts the sends the broker acknowledged, this one not yet
+        detail.update(step=str(state.step), attempt=state.attempts + 1)
         entries.append(Entry(state.order_id, kind, command.event_type, detail))
     if decision.outcome is not None:
         entries.append(Entry(state.order_id, OUTCOME, decision.outcome.status,

@@ -10,6 +10,13 @@ A step without a reply by its deadline is re-sent (participants are idempotent p
 applied is a no-op that fences a late forward command. Compensations and the coupon confirmation
 are re-sent with a capped backoff until acknowledged, never given up.
 Replies that do not match what the saga awaits (stale, duplicate) change nothing.
+
+A deadline runs from the broker's acknowledgement of the command, not from the decision to send
+it: a transition that sends leaves the saga *waiting for its send* (``deadline`` None, ``send_id``
+the event id of its last command, ``wait_s`` the timeout to arm), and :func:`arm` (mirrored in SQL
+by the outbox relay's hook, ``db.repository.ARM_SENT``) starts the deadline and counts the attempt
+once that command was acknowledged. So a broker outage, during which nothing leaves the outbox,
+neither runs a deadline down nor counts re-sends: it delays the order, it does not fail it.
 """
 
 from __future__ import annotations
@@ -72,8 +79,10 @@ class SagaState:
     user_coupon_id: int | None = None
     request_id: str | None = None
     step: Step = Step.DEDUCTING_BALANCE
-    attempts: int = 0
-    deadline: datetime | None = None
+    attempts: int = 0  # sends of the current step (or compensations) acknowledged by the broker
+    deadline: datetime | None = None  # None: nothing awaited, or the command still waits for its send
+    send_id: str | None = None  # event id of the command whose acknowledgement arms the deadline
+    wait_s: float = 0.0  # seconds from that acknowledgement to the deadline
     discount_amount: int = 0
     paid_amount: int = 0
     coupon_reserved: bool = False
@@ -87,19 +96,26 @@ class SagaState:
         return self.total_amount - self.discount_amount
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "deadline"}
+        """The ``data`` column: everything but the timing fields, which are columns of their own (the
+        relay's hook updates them without reading ``data``)."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in TIMING}
         data["lines"] = [list(line) for line in self.lines]
         data["pending"] = [str(c) for c in self.pending]
         data["step"] = str(self.step)
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], deadline: datetime | None) -> SagaState:
-        values = dict(data)
+    def from_json(cls, data: dict[str, Any], *, deadline: datetime | None, attempts: int,
+                  send_id: str | None = None, wait_s: float = 0.0) -> SagaState:
+        values = {k: v for k, v in data.items() if k not in TIMING}
         values["lines"] = tuple((int(p), int(q)) for p, q in data["lines"])
         values["pending"] = tuple(Comp(c) for c in data["pending"])
         values["step"] = Step(data["step"])
-        return cls(**values, deadline=deadline)
+        return cls(**values, deadline=deadline, attempts=attempts, send_id=send_id, wait_s=wait_s)
+
+
+TIMING = frozenset({"attempts", "deadline", "send_id", "wait_s"})
+"""The fields stored as columns of ``sagas`` rather than in ``data``."""
 
 
 @dataclass(frozen=True)
@@ -165,24 +181,41 @@ def start(state: SagaState, now: datetime, policy: Policy) -> Decision:
     return _send_step(replace(state, step=step, attempts=0), now, policy)
 
 
+def _sending(state: SagaState, commands: list[tuple[str, ev.SagaCommand]], wait: timedelta) -> Decision:
+    """Send ``commands``; the deadline (``wait`` after the last one's acknowledgement) is not armed yet."""
+    new = replace(state, deadline=None, send_id=str(commands[-1][1].event_id), wait_s=wait.total_seconds())
+    return Decision(new, commands)
+
+
+def _idle(state: SagaState, **changes: Any) -> SagaState:
+    """Nothing awaited any more: no deadline, no send to wait for."""
+    return replace(state, attempts=0, deadline=None, send_id=None, wait_s=0.0, **changes)
+
+
 def _send_step(state: SagaState, now: datetime, policy: Policy) -> Decision:
-    attempts = state.attempts + 1
     if state.step is Step.CONFIRMING_COUPON:
-        deadline = now + policy.retry_delay(attempts)
+        wait = policy.retry_delay(state.attempts + 1)
     else:
-        deadline = now + timedelta(seconds=policy.step_timeout_s)
-    new = replace(state, attempts=attempts, deadline=deadline)
-    return Decision(new, [forward_command(new)])
+        wait = timedelta(seconds=policy.step_timeout_s)
+    return _sending(state, [forward_command(state)], wait)
 
 
 def _compensate(state: SagaState, code: str, comps: list[Comp], now: datetime, policy: Policy) -> Decision:
     """Undo ``comps`` (already in reverse order); fail at once when there is nothing to undo."""
     if not comps:
-        failed = replace(state, step=Step.FAILED, attempts=0, deadline=None, failure_code=code)
-        return Decision(failed, [], Outcome("FAILED", code))
-    new = replace(state, step=Step.COMPENSATING, attempts=1, failure_code=code, pending=tuple(comps),
-                  deadline=now + policy.retry_delay(1))
-    return Decision(new, [compensation_command(state.order_id, c) for c in comps])
+        return Decision(_idle(state, step=Step.FAILED, failure_code=code), [], Outcome("FAILED", code))
+    new = replace(state, step=Step.COMPENSATING, attempts=0, failure_code=code, pending=tuple(comps))
+    return _sending(new, [compensation_command(state.order_id, c) for c in comps], policy.retry_delay(1))
+
+
+def arm(state: SagaState, sent_id: str, now: datetime) -> SagaState:
+    """The broker acknowledged the command ``sent_id`` at ``now`` (the database's clock): when it is
+    the one the saga waits to send, count the attempt and start the deadline; otherwise (an older
+    send, the saga moved on) nothing changes. ``ARM_SENT`` in ``db.repository`` is this rule in SQL."""
+    if state.send_id is None or state.send_id != sent_id:
+        return state
+    return replace(state, attempts=state.attempts + 1, deadline=now + timedelta(seconds=state.wait_s),
+                   send_id=None)
 
 
 def _done_so_far(state: SagaState, *, including_current: bool) -> list[Comp]:
@@ -208,7 +241,7 @@ def _on_success(state: SagaState, reply: ev.SagaReply, now: datetime, policy: Po
     if state.coupon_reserved:
         decision = _send_step(replace(state, step=Step.CONFIRMING_COUPON, attempts=0), now, policy)
         return replace(decision, outcome=Outcome("COMPLETED"))
-    return Decision(replace(state, step=Step.DONE, attempts=0, deadline=None), [], Outcome("COMPLETED"))
+    return Decision(_idle(state, step=Step.DONE), [], Outcome("COMPLETED"))
 
 
 _AWAITED = {
@@ -239,17 +272,15 @@ def _on_ack(state: SagaState, reply: ev.SagaReply) -> Decision:
     pending = tuple(c for c in state.pending if c is not comp)
     if pending:
         return Decision(replace(state, pending=pending), [])
-    failed = replace(state, step=Step.FAILED, pending=(), attempts=0, deadline=None)
-    return Decision(failed, [], Outcome("FAILED", state.failure_code))
+    return Decision(_idle(state, step=Step.FAILED, pending=()), [], Outcome("FAILED", state.failure_code))
 
 
 def _on_timeout(state: SagaState, now: datetime, policy: Policy) -> Decision:
     if state.deadline is None or now < state.deadline:
-        return Decision(state)  # stale: the saga moved on since the sweeper looked
+        return Decision(state)  # stale (the saga moved on since the sweeper looked) or not sent yet
     if state.step is Step.COMPENSATING:
-        attempts = state.attempts + 1
-        new = replace(state, attempts=attempts, deadline=now + policy.retry_delay(attempts))
-        return Decision(new, [compensation_command(state.order_id, c) for c in state.pending])
+        commands = [compensation_command(state.order_id, c) for c in state.pending]
+        return _sending(state, commands, policy.retry_delay(state.attempts + 1))
     if state.step is Step.CONFIRMING_COUPON or state.attempts < policy.max_attempts:
         return _send_step(state, now, policy)
     return _compensate(state, TIMEOUT_CODE, _done_so_far(state, including_current=True), now, policy)
@@ -266,5 +297,5 @@ def transition(state: SagaState, event: Event, now: datetime, policy: Policy) ->
     if state.step is Step.COMPENSATING:
         return _on_ack(state, event)
     if isinstance(event, ev.CouponConfirmed):  # CONFIRMING_COUPON
-        return Decision(replace(state, step=Step.DONE, attempts=0, deadline=None), [])
+        return Decision(_idle(state, step=Step.DONE), [])
     return Decision(state)

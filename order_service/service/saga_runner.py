@@ -6,7 +6,7 @@ events it emits commit together, so a crash anywhere leaves either all of it or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from order_service.db import repository as repo
 from order_service.domain import history, saga
 from order_service.domain.order import kept_amounts
 from order_service.service.flow_metrics import FlowMetrics
+from shared.db.outbox import Sent, SentHook
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
@@ -151,12 +152,13 @@ async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
 
 
 async def sweep(ctx: SagaContext, limit: int = 200) -> int:
-    """Feed a timeout to each overdue saga nobody else holds; return how many were handled."""
+    """Feed a timeout to each overdue saga nobody else holds; return how many were handled.
+
+    Overdue on the database's clock (the one the relay's hook armed the deadlines with)."""
     async with UnitOfWork(ctx.pool) as uow:
-        now = utcnow()
         times: dict[str, tuple[datetime, datetime]] = {}
-        due = await repo.lock_due_sagas(uow.conn, now, limit, times)
-        if not due:
+        now, due = await repo.lock_due_sagas(uow.conn, limit, times)
+        if not due or now is None:
             return 0
         states = {s.order_id: s for s in due}
         run = _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy)
@@ -164,3 +166,19 @@ async def sweep(ctx: SagaContext, limit: int = 200) -> int:
         await uow.commit()
     run.record(ctx, times, now)
     return len(due)
+
+
+COMMAND_TOPICS = (topics.COUPON_COMMANDS, topics.BALANCE_COMMANDS, topics.STOCK_COMMANDS)
+
+
+def arm_on_send(names: Topics, command_topics: Iterable[str] = COMMAND_TOPICS) -> SentHook:
+    """The outbox relay's hook: the saga commands of an acknowledged batch start their sagas' deadlines
+    (one statement per batch that holds any, in the relay's transaction; none for other batches)."""
+    wanted = frozenset(names(t) for t in command_topics)
+
+    async def on_sent(conn: asyncpg.Connection, sent: Sequence[Sent]) -> None:
+        commands = [s for s in sent if s.topic in wanted]
+        if commands:
+            await repo.arm_sent(conn, [s.key for s in commands], [s.event_id for s in commands])
+
+    return on_sent

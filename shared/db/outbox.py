@@ -7,6 +7,12 @@ instances share the work) inside a transaction, sends them as one batch, and com
 only when the broker acknowledged them; when the send fails the transaction rolls back, the rows
 stay and the relay backs off while Kafka is down. Rows are claimed oldest first and sent in id
 order, so one relay publishes in commit order per key.
+
+A service may pass ``on_sent``: a hook the relay runs with the batch just acknowledged by the
+broker, on the relay's connection, inside its transaction and before the COMMIT, so whatever the
+hook records commits exactly when the rows leave the outbox (a failed send, or a failing hook,
+rolls both back and the rows are sent again later, a duplicate the consumers drop by event id).
+The order service arms its saga deadlines there; the relay knows nothing of what the hook does.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -36,8 +43,19 @@ _CLAIM = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, topic, msg_key, headers, payload
+RETURNING id, topic, msg_key, event_id, headers, payload
 """
+
+
+class Sent(NamedTuple):
+    """One outbox row the broker acknowledged, as the ``on_sent`` hook sees it."""
+
+    topic: str
+    key: str
+    event_id: Any  # uuid.UUID
+
+
+SentHook = Callable[[asyncpg.Connection, Sequence[Sent]], Awaitable[None]]
 
 
 def insert_sql(first: int) -> str:
@@ -91,8 +109,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         metrics: Metrics | None = None,
+        on_sent: SentHook | None = None,
     ) -> None:
         self._pool = pool
+        self._on_sent = on_sent
         self._dsn = dsn
         self._publisher = publisher
         self._batch_size = batch_size
@@ -100,6 +120,12 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
+        self.last_failure: float | None = None
+        """``time.monotonic()`` of the last failed publish (the broker unreachable), None if none yet."""
+
+    def failed_within(self, seconds: float) -> bool:
+        """Whether a publish failed in the last ``seconds``: the broker was unreachable lately."""
+        return self.last_failure is not None and time.monotonic() - self.last_failure < seconds
 
     async def run(self) -> None:
         """Relay forever: publish while there is work, then wait for a notice or the poll."""
@@ -111,6 +137,8 @@ class OutboxRelay:
                 try:
                     sent = await self.publish_batch()
                 except (PublishError, OSError, asyncpg.PostgresError) as exc:
+                    if isinstance(exc, PublishError):
+                        self.last_failure = time.monotonic()
                     log.warning("outbox publish failed", extra={"error": str(exc), "backoff_s": backoff})
                     if self._metrics:
                         self._metrics.outbox_failures.inc()
@@ -132,8 +160,8 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Claim, publish and delete one batch; return how many rows were published.
 
-        BEGIN, claim-and-delete, send, COMMIT: the delete becomes visible only once the broker
-        acknowledged the batch; a failed send rolls it back (and counts an attempt on the rows)."""
+        BEGIN, claim-and-delete, send, [``on_sent``], COMMIT: the delete becomes visible only once the
+        broker acknowledged the batch; a failed send rolls it back (and counts an attempt on the rows)."""
         failure: PublishError | None = None
         async with self._pool.acquire() as conn:
             tx = conn.transaction()
@@ -142,6 +170,8 @@ class OutboxRelay:
                 rows = sorted(await conn.fetch(_CLAIM, self._batch_size), key=lambda row: row["id"])
                 if rows:
                     await self._publisher.send_raw([_record(row) for row in rows])
+                    if self._on_sent is not None:
+                        await self._on_sent(conn, [Sent(r["topic"], r["msg_key"], r["event_id"]) for r in rows])
             except PublishError as exc:
                 failure = exc
                 await tx.rollback()

@@ -20,6 +20,8 @@ from shared.context import current_request_id
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_S = "1"
+"""``Retry-After`` of a 503 that does not name its own: API.md promises one on every 503."""
 
 
 class Problem(Exception):
@@ -72,7 +74,8 @@ ErrorMap = Mapping[type[Exception], ProblemSpec]
 
 
 def problem_response(problem: Problem) -> web.Response:
-    """Render a :class:`Problem` as ``application/problem+json``."""
+    """Render a :class:`Problem` as ``application/problem+json``; a 503 always has ``Retry-After``
+    (a 503 means the request was refused before anything happened: the client may simply retry)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": problem.title,
@@ -82,11 +85,14 @@ def problem_response(problem: Problem) -> web.Response:
         "request_id": current_request_id(),
     }
     body.update(problem.members)
+    headers = problem.headers
+    if problem.status == 503 and not any(k.lower() == "retry-after" for k in headers):
+        headers = {**headers, "Retry-After": RETRY_AFTER_S}
     return web.Response(
         status=problem.status,
         body=orjson.dumps(body, default=str),
         content_type=PROBLEM_CONTENT_TYPE,
-        headers=problem.headers,
+        headers=headers,
     )
 
 
@@ -141,6 +147,26 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+# The connection broke while a statement was in flight: the database may have committed it.
+_BROKEN_MID_STATEMENT = (asyncpg.ConnectionDoesNotExistError, ConnectionResetError, BrokenPipeError)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods without effects (RFC 9110 9.2.1): whatever broke during one, nothing happened."""
+
+
+def _unavailable_problem(request: web.Request, exc: BaseException) -> Problem:
+    """503 (nothing happened, retry) unless a write may have been carried out: a connection that broke
+    mid-statement during an unsafe method is ``502 UPSTREAM_FAILED`` (outcome unknown), never a 503
+    that would invite a plain retry of a POST that in fact went through."""
+    if request.method not in SAFE_METHODS and isinstance(exc, _BROKEN_MID_STATEMENT):
+        return Problem(
+            502, "UPSTREAM_FAILED", "Outcome unknown",
+            "the database connection broke during the request; it may or may not have taken effect:"
+            " look the result up, or retry with the same Idempotency-Key",
+        )
+    return Problem(503, "SERVICE_UNAVAILABLE", "Service unavailable",
+                   "a backing service (database) is unavailable; retry shortly")
+
+
 def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Turn every exception into a problem document; log unexpected ones with their trace."""
     mapping: ErrorMap = error_map or {}
@@ -161,10 +187,7 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
                 return problem_response(domain)
             if _unavailable(exc):
                 log.warning("dependency unavailable: %r", exc, extra={"path": request.path})
-                return problem_response(Problem(
-                    503, "SERVICE_UNAVAILABLE", "Service unavailable",
-                    "a backing service (database) is unavailable; retry shortly", headers={"Retry-After": "1"},
-                ))
+                return problem_response(_unavailable_problem(request, exc))
             log.exception("unhandled error", extra={"path": request.path})
             return problem_response(
                 Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")

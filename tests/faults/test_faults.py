@@ -2,7 +2,8 @@
 
 After each fault: every order reaches COMPLETED or FAILED within a bound; money, stock and coupons
 add up; one ``order.completed`` per completed order (by order id and by event id); while a
-service was down, the gateway answered 503/504 within its timeout and never hung.
+service was down, the gateway answered 502/503/504 within its timeout and never hung. A broker
+outage fails no order; no order exists behind a 503; a frozen participant's orders time out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
 
 from shared.events.saga import (
@@ -20,7 +22,7 @@ from shared.events.saga import (
 )
 from shared.messaging.envelope import Message, Outgoing
 from tests.faults.conftest import SAGA_ENV
-from bench.invariants import check_invariants
+from bench.invariants import Targets, check_invariants
 from bench.load import Api, OrderLoad, RunData
 from tests.faults.harness import (
     GATEWAY_TIMEOUT_S, ORDER_CREATE_TIMEOUT_S, SERVICES, FaultCluster, Probe, Row, read_events, settle,
@@ -34,14 +36,17 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 RATE = 4.0  # orders/s through the gateway
 SETTLE_BOUND_S = 60.0  # every order finished within this after the fault ends
 GATEWAY_SLACK_S = 1.5
-FAULT_STATUSES = {200, 503, 504}  # what the gateway may answer for a service that is down or frozen
-ORDER_STATUSES = {201, 202, 409, 503, 504}
+# what the gateway may answer for a service that is down or frozen: 502 when an instance died with
+# the request in hand (outcome unknown), 503 when none could be reached, 504 when none answered
+FAULT_STATUSES = {200, 502, 503, 504}
+ORDER_STATUSES = {201, 202, 409, 502, 503, 504}
 
 Fault = Callable[[FaultCluster, RunData], Awaitable[None]]
 
 
 async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row], fault: Fault, *,
-                    watched: tuple[str, ...], before_s: float = 3.0, after_s: float = 2.0) -> None:
+                    watched: tuple[str, ...], before_s: float = 3.0, after_s: float = 2.0) -> RunData:
+    """Run ``fault`` under order load; assert nothing is lost; return the run (its orders) for more checks."""
     load = OrderLoad(cluster.gateway, cluster.admin_token, users=6, products=3, rate=RATE, max_in_flight=40,
                      coupon_kinds=1, items_per_order=2, stock=100_000, balance=5_000_000,
                      settle_timeout=SETTLE_BOUND_S, request_timeout=ORDER_CREATE_TIMEOUT_S + 10)
@@ -91,6 +96,19 @@ async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row],
     assert records, "the load placed no order"
     assert completed > 0, "no order completed at all"
     assert not problems + gateway_problems, "\n".join(problems + gateway_problems)
+    return load.run_data()
+
+
+async def stored_orders(cluster: FaultCluster, run: RunData) -> list[asyncpg.Record]:
+    """Every order of the run's users as the order database has it, with its Idempotency-Key."""
+    conn = await asyncpg.connect(Targets.from_cluster(cluster.state_dir / "cluster.json").order_dsn)
+    try:
+        return await conn.fetch(
+            "SELECT o.order_id::text AS order_id, o.user_id, o.status, o.failure_code, k.key"
+            " FROM orders o LEFT JOIN idempotency_keys k ON k.order_id = o.order_id"
+            " WHERE o.user_id = ANY($1::bigint[])", run.user_ids)
+    finally:
+        await conn.close()
 
 
 def kill(service: str) -> Fault:
@@ -121,7 +139,14 @@ async def test_kafka_broker_down_20s(fault_api: Api, fault_cluster: FaultCluster
         await asyncio.to_thread(faults_broker.start)
 
     # the HTTP routes need no broker: every service keeps answering (200), none hangs
-    await run_fault("Kafka broker stopped 20 s", fault_api, fault_cluster, rows, fault, watched=SERVICES)
+    run = await run_fault("Kafka broker stopped 20 s", fault_api, fault_cluster, rows, fault, watched=SERVICES)
+    # an outage delays orders, it fails none (ample balance and stock): the saga deadlines (2 s here,
+    # 2 attempts) only start once a command reached the broker
+    orders = await stored_orders(fault_cluster, run)
+    assert orders
+    failed = sorted({(o["failure_code"], o["status"]) for o in orders if o["status"] != "COMPLETED"}, key=str)
+    timeouts = sum(1 for o in orders if o["failure_code"] == "PAYMENT_TIMEOUT")
+    assert timeouts == 0 and not failed, f"{timeouts} PAYMENT_TIMEOUT; not completed: {failed}"
 
 
 @pytest.mark.asyncio
@@ -205,5 +230,38 @@ async def test_participant_slower_than_saga_deadline(fault_api: Api, fault_clust
         finally:
             await asyncio.to_thread(cluster.signal, "balance", "CONT")
 
-    await run_fault("balance frozen past the saga deadline", fault_api, fault_cluster, rows, fault,
-                    watched=("balance",))
+    run = await run_fault("balance frozen past the saga deadline", fault_api, fault_cluster, rows, fault,
+                          watched=("balance",))
+    # the frozen participant had the commands delivered and never answered in time: those orders
+    # end FAILED PAYMENT_TIMEOUT (run_fault's invariants already checked every effect was undone)
+    orders = await stored_orders(fault_cluster, run)
+    codes = {o["failure_code"] for o in orders if o["status"] == "FAILED"}
+    assert any(o["failure_code"] == "PAYMENT_TIMEOUT" for o in orders), "no order timed out behind the frozen balance"
+    assert codes <= {"PAYMENT_TIMEOUT"}, codes
+
+
+def kill_order_repeatedly(times: int = 3) -> Fault:
+    """SIGKILL an order instance while it holds requests, start it again; then the other one."""
+    async def fault(cluster: FaultCluster, run: RunData) -> None:
+        for n in range(times):
+            name = f"order-{n % 2}"
+            await asyncio.to_thread(cluster.signal, name, "KILL")
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(cluster.start, name)
+            await asyncio.sleep(2.5)
+
+    return fault
+
+
+@pytest.mark.asyncio
+async def test_order_service_killed_under_load_never_answers_503_for_an_order_it_made(
+        fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]) -> None:
+    run = await run_fault("SIGKILL order 3x under load", fault_api, fault_cluster, rows, kill_order_repeatedly(),
+                          watched=("order",))
+    # a 503 means nothing happened: count, per user, orders that exist although their POST got 503
+    made = {o["key"] for o in await stored_orders(fault_cluster, run) if o["key"]}
+    behind_503: dict[int, int] = {}
+    for rec in run.orders:
+        if rec["http_status"] == 503 and rec["idempotency_key"] in made:
+            behind_503[rec["user_id"]] = behind_503.get(rec["user_id"], 0) + 1
+    assert not behind_503, f"orders carried out behind a 503, per user: {behind_503}"

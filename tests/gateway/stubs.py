@@ -44,6 +44,8 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
         app["calls"].append(request)
         if delay_s:
             await asyncio.sleep(delay_s)
+        if request.match_info.get("user_id") == "503":  # a bare 503, as a non-conforming service might send
+            return web.json_response({"code": "SERVICE_UNAVAILABLE"}, status=503)
         if request.match_info.get("user_id") == "404":
             raise Problem(404, "USER_NOT_FOUND", "Not found", "user 404 does not exist", extra="kept")
         return web.json_response(
@@ -78,6 +80,37 @@ def _copy(func):  # each route needs its own function object for its docs
 
 async def _ok(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+class Dropper:
+    """An instance that reads each request whole, then closes the connection without answering
+    (a service killed while handling it): the request reached it, the outcome is unknown."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            self.requests.append(head.split(b"\r\n", 1)[0])
+        finally:
+            writer.transport.abort()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.close()
+            await server.wait_closed()
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.config import SERVICES, Settings
 from gateway.routes import ROUTES
-from tests.gateway.stubs import free_port, running, stub_app
+from tests.gateway.stubs import Dropper, free_port, running, stub_app
 
 TOKEN = "test-admin-token-0123456789"
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -156,6 +156,75 @@ async def test_all_instances_down_is_503_fast_with_retry_after(cluster: Cluster)
         assert body["code"] == "SERVICE_UNAVAILABLE"
         assert int(resp.headers["Retry-After"]) >= 1
         assert elapsed < 1.0
+
+
+@pytest.mark.asyncio
+async def test_post_to_no_reachable_instance_is_503_with_retry_after(cluster: Cluster) -> None:
+    cluster.urls["order"] = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    gw = await cluster.gateway()
+    resp = await gw.post("/api/v1/orders", json={"user_id": 1})
+    assert resp.status == 503 and (await resp.json())["code"] == "SERVICE_UNAVAILABLE"
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def dropper(cluster: Cluster, service: str) -> Dropper:
+    """An instance of ``service`` (listed first) that drops each connection after reading the request."""
+    found = Dropper()
+    url = await cluster.stack.enter_async_context(found.running())
+    cluster.urls[service] = [url, *cluster.urls.get(service, [])]
+    return found
+
+
+@pytest.mark.asyncio
+async def test_connection_broken_after_the_request_was_sent_is_502_not_503(cluster: Cluster) -> None:
+    dropped = await dropper(cluster, "order")
+    gw = await cluster.gateway()
+    resp = await gw.post("/api/v1/orders", json={"user_id": 1})
+    assert resp.status == 502, await resp.text()
+    body = await resp.json()
+    assert body["code"] == "UPSTREAM_FAILED" and "Retry-After" not in resp.headers
+    assert dropped.requests == [b"POST /api/v1/orders HTTP/1.1"]  # it did reach the service
+
+
+@pytest.mark.asyncio
+async def test_post_is_never_retried_on_another_instance(cluster: Cluster) -> None:
+    await cluster.stub("order", count=1)
+    dropped = await dropper(cluster, "order")  # first in turn: the first request goes there
+    gw = await cluster.gateway()
+    resp = await gw.post("/api/v1/orders", json={"user_id": 1})
+    assert resp.status == 502
+    assert len(dropped.requests) == 1 and cluster.apps["order"][0]["calls"] == []
+
+
+@pytest.mark.asyncio
+async def test_get_whose_connection_broke_is_retried_once_on_another_instance(cluster: Cluster) -> None:
+    await cluster.stub("order", count=1)
+    dropped = await dropper(cluster, "order")
+    gw = await cluster.gateway(circuit_failures=100)  # keep the dropper in turn
+    resp = await gw.get("/api/v1/orders/abc")  # the dropper's turn first
+    assert resp.status == 200 and (await resp.json())["instance"] == "order-0"
+    assert dropped.requests == [b"GET /api/v1/orders/abc HTTP/1.1"]
+    assert len(cluster.apps["order"][0]["calls"]) == 1
+
+
+@pytest.mark.asyncio
+async def test_get_retried_only_once(cluster: Cluster) -> None:
+    first = await dropper(cluster, "order")
+    second = await dropper(cluster, "order")
+    third = await dropper(cluster, "order")
+    gw = await cluster.gateway(circuit_failures=100)
+    resp = await gw.get("/api/v1/orders/abc")
+    assert resp.status == 502 and (await resp.json())["code"] == "UPSTREAM_FAILED"
+    assert [len(d.requests) for d in (third, second, first)] == [1, 1, 0]
+
+
+@pytest.mark.asyncio
+async def test_a_service_503_is_relayed_with_retry_after(cluster: Cluster) -> None:
+    await cluster.stub("balance")
+    gw = await cluster.gateway()
+    resp = await gw.get("/api/v1/users/503/balance")
+    assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1
+    assert (await resp.json())["code"] == "SERVICE_UNAVAILABLE"
 
 
 @pytest.mark.asyncio
@@ -308,8 +377,8 @@ async def test_merged_openapi_document(cluster: Cluster) -> None:
     for path, method in contract_routes():
         op = doc["paths"][path][method]
         assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/StubBody")
-        assert "200" in op["responses"] and "503" in op["responses"] and "504" in op["responses"]
-        assert "502" in op["responses"]
+        assert {"200", "502", "503", "504"} <= op["responses"].keys()
+        assert "UPSTREAM_FAILED" in op["responses"]["502"]["description"]
         if path.startswith("/api/v1/admin/"):
             # the token is the adminToken apiKey scheme (X-Admin-Token), so Swagger UI offers Authorize
             assert "401" in op["responses"] and op["security"] == [{"adminToken": []}]

@@ -55,15 +55,17 @@ def test_a_reply_that_changes_nothing_is_kept_as_ignored() -> None:
 
 
 def test_timeouts_resend_then_compensate_and_a_stale_timeout_leaves_no_trace() -> None:
-    state = started(coupon=False).state
+    waiting = started(coupon=False).state
+    state = saga.arm(waiting, waiting.send_id, NOW)  # the broker acknowledged the first send at NOW
     assert history.applied(state, Timeout(), saga.transition(state, Timeout(), NOW, POLICY)) == []
     late = NOW + timedelta(seconds=6)
     decision = saga.transition(state, Timeout(), late, POLICY)
     entries = history.applied(state, Timeout(), decision)
     assert kinds(entries) == [("timeout", "DEDUCTING_BALANCE"), ("command", "DeductBalance")]
     assert entries[0].detail == {"step": "DEDUCTING_BALANCE", "attempts": 1} and entries[1].detail["attempt"] == 2
-    again = saga.transition(decision.state, Timeout(), late + timedelta(seconds=6), POLICY)
-    assert kinds(history.applied(decision.state, Timeout(), again)) == [
+    resent = saga.arm(decision.state, decision.state.send_id, late)
+    again = saga.transition(resent, Timeout(), late + timedelta(seconds=6), POLICY)
+    assert kinds(history.applied(resent, Timeout(), again)) == [
         ("timeout", "DEDUCTING_BALANCE"), ("compensation", "RefundBalance")]
 
 

@@ -429,8 +429,9 @@ async def test_catalog_unreachable_is_503_and_creates_nothing(env: Env) -> None:
     await consumers_ready(client.app)
     try:
         user = env.user()
-        status, body, _ = await place(client, order_body(user))
+        status, body, headers = await place(client, order_body(user))
         assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE", body
+        assert int(headers["Retry-After"]) >= 1  # nothing happened: the client may simply retry
         assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 0
     finally:
         await client.close()

@@ -53,7 +53,16 @@ def test_start_with_coupon_reserves_it_first() -> None:
     topic, cmd = decision.commands[0]
     assert topic == "saga.coupon.commands" and isinstance(cmd, ev.ReserveCoupon)
     assert (cmd.user_coupon_id, cmd.order_amount, cmd.user_id) == (5, 3000, 7)
-    assert decision.state.deadline == NOW + timedelta(seconds=5) and decision.state.attempts == 1
+    # the deadline waits for the broker's acknowledgement of the command, which counts the attempt
+    assert decision.state.deadline is None and decision.state.attempts == 0
+    assert decision.state.send_id == str(cmd.event_id) and decision.state.wait_s == 5
+    armed = saga.arm(decision.state, str(cmd.event_id), LATE)
+    assert armed.deadline == LATE + timedelta(seconds=5) and armed.attempts == 1 and armed.send_id is None
+
+
+def acked(decision: saga.Decision, now: datetime) -> SagaState:
+    """The decision's state once the broker acknowledged its last command at ``now``."""
+    return saga.arm(decision.state, str(decision.commands[-1][1].event_id), now)
 
 
 def test_start_without_coupon_deducts_the_whole_total() -> None:
@@ -122,11 +131,48 @@ def test_amount_due_is_total_minus_discount_and_discount_is_capped() -> None:
     assert capped.commands[0][1].amount == 0 and capped.state.discount_amount == 3000
 
 
-def test_resend_counts_attempts_and_moves_the_deadline() -> None:
+def test_resend_counts_attempts_and_moves_the_deadline_once_acknowledged() -> None:
     decision = saga.transition(at(Step.DEDUCTING_BALANCE), Timeout(), LATE, POLICY)
-    assert decision.state.attempts == 2 and decision.state.deadline == LATE + timedelta(seconds=5)
+    assert decision.state.attempts == 1 and decision.state.deadline is None  # not left yet
+    sent = LATE + timedelta(seconds=20)  # the broker was down for 20 s meanwhile
+    state = acked(decision, sent)
+    assert state.attempts == 2 and state.deadline == sent + timedelta(seconds=5)
     first = at(Step.DEDUCTING_BALANCE)
     assert decision.commands[0][1].event_id != saga.forward_command(first)[1].event_id
+
+
+def test_a_saga_whose_command_waits_for_its_send_never_times_out() -> None:
+    waiting = saga.start(base(coupon=False), NOW, POLICY).state
+    much_later = NOW + timedelta(hours=1)
+    assert saga.transition(waiting, Timeout(), much_later, POLICY).state == waiting
+    # then the command leaves: the full step timeout runs from there
+    state = saga.arm(waiting, waiting.send_id, much_later)
+    assert saga.transition(state, Timeout(), much_later + timedelta(seconds=4), POLICY).state == state
+    assert names(saga.transition(state, Timeout(), much_later + timedelta(seconds=5), POLICY)) == ["DeductBalance"]
+
+
+def test_only_the_awaited_send_arms_the_deadline() -> None:
+    first = saga.transition(at(Step.DEDUCTING_BALANCE), Timeout(), LATE, POLICY)
+    second = saga.transition(acked(first, LATE), Timeout(), LATE + timedelta(seconds=5), POLICY)
+    old_id = str(first.commands[0][1].event_id)
+    assert saga.arm(second.state, old_id, LATE) == second.state  # an older send of the same step
+    moved_on = saga.transition(second.state, reply(ev.BalanceDeducted, amount=2500, balance_after=0), LATE,
+                               POLICY).state
+    assert saga.arm(moved_on, str(second.commands[0][1].event_id), LATE) == moved_on  # the saga moved on
+    assert moved_on.step is Step.DEDUCTING_STOCK and moved_on.attempts == 0 and moved_on.deadline is None
+
+
+def test_payment_timeout_after_max_acknowledged_sends_only() -> None:
+    decision = saga.start(base(coupon=False), NOW, POLICY)
+    now = NOW
+    for attempt in range(1, POLICY.max_attempts + 1):
+        state = acked(decision, now)
+        assert state.attempts == attempt
+        now = state.deadline
+        decision = saga.transition(state, Timeout(), now, POLICY)
+        assert decision.outcome is None
+    assert decision.state.step is Step.COMPENSATING and decision.state.failure_code == saga.TIMEOUT_CODE
+    assert names(decision) == ["RefundBalance"] and decision.state.deadline is None
 
 
 def test_early_timeout_is_stale_and_ignored() -> None:
@@ -157,17 +203,18 @@ def test_unacknowledged_compensations_are_resent_forever_with_capped_backoff() -
         now = state.deadline
         decision = saga.transition(state, Timeout(), now, POLICY)
         assert names(decision) == ["RefundBalance", "ReleaseCoupon"] and decision.outcome is None
-        state = decision.state
+        assert decision.state.deadline is None and decision.state.attempts == state.attempts
+        state = acked(decision, now)
         delays.append((state.deadline - now).total_seconds())
     assert delays[:3] == [10, 20, 30] and max(delays) == 30 and state.step is Step.COMPENSATING
 
 
 def test_coupon_confirmation_is_resent_until_acknowledged() -> None:
-    state = saga.transition(at(Step.DEDUCTING_STOCK), reply(ev.StockDeducted), NOW, POLICY).state
+    state = acked(saga.transition(at(Step.DEDUCTING_STOCK), reply(ev.StockDeducted), NOW, POLICY), NOW)
     for _ in range(5):
         decision = saga.transition(state, Timeout(), state.deadline, POLICY)
         assert names(decision) == ["ConfirmCoupon"] and decision.outcome is None
-        state = decision.state
+        state = acked(decision, state.deadline)
     done = saga.transition(state, reply(ev.CouponConfirmed), NOW, POLICY)
     assert done.state.step is Step.DONE and done.state.deadline is None and done.outcome is None
 
@@ -195,8 +242,10 @@ def test_replies_not_awaited_change_nothing(state, event) -> None:
 
 def test_state_round_trips_through_json() -> None:
     state = base(step=Step.COMPENSATING, attempts=2, deadline=NOW, pending=(Comp.REFUND_BALANCE,),
-                 failure_code="OUT_OF_STOCK", request_id="r1")
-    assert SagaState.from_json(state.to_json(), NOW) == state
+                 failure_code="OUT_OF_STOCK", request_id="r1", send_id=str(CID), wait_s=10.0)
+    data = state.to_json()
+    assert not saga.TIMING & data.keys()  # columns of their own: the relay's hook updates them alone
+    assert SagaState.from_json(data, deadline=NOW, attempts=2, send_id=str(CID), wait_s=10.0) == state
 
 
 @pytest.mark.parametrize(

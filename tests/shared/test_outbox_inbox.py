@@ -97,6 +97,7 @@ async def test_relay_keeps_rows_while_the_broker_is_unreachable(new_database, ka
         await cancel(task)
         await dead.close()
     assert row["n"] == 5 and row["attempts"] >= 1
+    assert relay.failed_within(60) and not relay.failed_within(0)  # what the order sweeper's hold reads
     # A healthy relay then delivers them.
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     live = KafkaPublisher(kafka_bootstrap, client_id="live")
@@ -297,3 +298,39 @@ async def test_outbox_rows_in_the_same_statement_as_the_state_change(
     assert [dict(r.headers)["event-id"].decode() for r in records] == [str(m.message.event_id) for m in first]
     assert all(dict(r.headers)["request-id"] == b"req-one" for r in records)
     assert remaining == 0
+
+
+async def test_relay_runs_its_sent_hook_in_the_publishing_transaction(
+    new_database, kafka_bootstrap, topic_prefix
+) -> None:
+    """The hook sees exactly the acknowledged rows and commits with their delete; a failing hook
+    rolls the delete back (the rows stay and are sent again)."""
+    dsn = await _database(new_database)
+    topic = f"{topic_prefix}outbox.hook"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    pool = await create_pool(dsn, 1, 4)
+    await pool.execute("CREATE TABLE acked (event_id uuid PRIMARY KEY, topic text, key text)")
+    publisher = KafkaPublisher(kafka_bootstrap, client_id="hook")
+
+    async def broken(conn, sent) -> None:
+        await conn.execute("INSERT INTO acked SELECT unnest($1::uuid[])", [s.event_id for s in sent])
+        raise asyncpg.PostgresError("the hook failed")
+
+    async def record(conn, sent) -> None:
+        await conn.execute("INSERT INTO acked SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
+                           [s.event_id for s in sent], [s.topic for s in sent], [s.key for s in sent])
+
+    try:
+        ids = await _write(pool, topic, 12)
+        with pytest.raises(asyncpg.PostgresError):
+            await OutboxRelay(pool, dsn, publisher, on_sent=broken).publish_batch()
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 12
+        assert await pool.fetchval("SELECT count(*) FROM acked") == 0
+        assert await OutboxRelay(pool, dsn, publisher, on_sent=record).publish_batch() == 12
+        rows = await pool.fetch("SELECT event_id, topic, key FROM acked")
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await publisher.close()
+        await close_pool(pool)
+    assert {r["event_id"] for r in rows} == set(ids)
+    assert {(r["topic"], r["key"]) for r in rows} == {(topic, f"k{n % 7}") for n in range(12)}

@@ -274,3 +274,36 @@ async def test_huge_integers_and_nul_in_the_admin_routes_are_400_naming_them(ser
         resp = await client.post(f"/api/v1/admin/dead-letters/{bad}/replay")
         assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR", bad
     assert (await client.post(f"/api/v1/admin/dead-letters/ranking-{2**63}/replay")).status == 404
+
+
+async def test_balance_orders_consumer_sets_aside_what_it_cannot_release(
+    services: dict[str, Service], kafka_bootstrap: str
+) -> None:
+    """``balance-orders`` (order.completed -> release held money) has no inbox: its effect is the
+    release itself. Orders before and after the poisoned event are released."""
+    svc = services["balance"]
+    resp = await svc.client.post("/api/v1/users", json={"name": "holder"})
+    user = (await resp.json())["user_id"]
+    assert (await svc.client.post(f"/api/v1/users/{user}/balance/charge", json={"amount": 10_000})).status == 200
+    first, second = _order_id(), _order_id()
+    await produce(kafka_bootstrap, [
+        _raw(svc.topic(topics.BALANCE_COMMANDS), ev.DeductBalance(order_id=o, user_id=user, amount=100))
+        for o in (first, second)])
+
+    async def held(amount: int) -> bool:
+        rows = await svc.pool.fetch("SELECT held FROM order_payments WHERE order_id = ANY($1::text[])", [first, second])
+        return len(rows) == 2 and all(row["held"] == amount for row in rows)
+
+    await eventually(lambda: held(100), timeout=60)
+    topic = svc.topic(topics.ORDER_COMPLETED)
+    bad = _completed()
+    await produce(kafka_bootstrap, [
+        _raw(topic, _completed_for(first)), _raw(topic, bad, _set("order_id", "bad\x00id")),
+        _raw(topic, _completed_for(second))])
+    letter = await eventually(lambda: _dead_letter(svc, bad.event_id), timeout=60)
+    await eventually(lambda: held(0), timeout=60)
+    assert letter["topic"] == topic and letter["error_kind"] == "deterministic"
+
+
+def _completed_for(order_id: str) -> OrderCompleted:
+    return _completed().model_copy(update={"order_id": order_id})

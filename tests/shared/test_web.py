@@ -67,6 +67,18 @@ async def stale_connection(_request: web.Request) -> web.Response:
     raise asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
 
 
+class DependencyDown(Exception):
+    """A service's own 'refused before doing anything' error, mapped to 503 (as order and coupon do)."""
+
+
+async def dependency_down(_request: web.Request) -> web.Response:
+    raise DependencyDown("the catalog is unreachable")
+
+
+async def connection_lost(_request: web.Request) -> web.Response:
+    raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+
 async def crash(_request: web.Request) -> web.Response:
     raise RuntimeError("secret internal detail")
 
@@ -76,7 +88,8 @@ async def client() -> AsyncIterator[TestClient]:
     settings = BaseServiceSettings(port=0, access_log=False)
     app = create_base_app(
         settings, service="test",
-        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found")},
+        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found"),
+                   DependencyDown: ProblemSpec(503, "SERVICE_UNAVAILABLE", "Service unavailable")},
     )
     app.router.add_post("/charge", charge)
     app.router.add_get("/things/{thing_id}", thing)
@@ -84,6 +97,8 @@ async def client() -> AsyncIterator[TestClient]:
     app.router.add_get("/crash", crash)
     app.router.add_get("/database-down", database_down)
     app.router.add_get("/stale-connection", stale_connection)
+    app.router.add_get("/dependency-down", dependency_down)
+    app.router.add_route("*", "/connection-lost", connection_lost)
     setup_openapi(app, title="Test API")
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -308,3 +323,21 @@ def test_a_view_can_declare_a_path_parameter_that_is_not_a_bigint_id() -> None:
     assert doc["paths"]["/letters/{letter_id}"]["get"]["parameters"] == [
         {"in": "path", "name": "letter_id", "required": True, "schema": name}]
     assert doc["paths"]["/things/{thing_id}"]["post"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
+
+
+async def test_a_mapped_503_carries_retry_after(client: TestClient) -> None:
+    resp = await client.get("/dependency-down")
+    body = await _problem(resp, 503, "SERVICE_UNAVAILABLE")
+    assert resp.headers["Retry-After"] == "1" and body["detail"] == "the catalog is unreachable"
+
+
+@pytest.mark.asyncio
+async def test_a_write_whose_database_connection_broke_is_502_not_503(client: TestClient) -> None:
+    # the statement may have committed: a 503 ("nothing happened") would invite a duplicate
+    resp = await client.post("/connection-lost")
+    await _problem(resp, 502, "UPSTREAM_FAILED")
+    assert "Retry-After" not in resp.headers
+    # a read changed nothing whatever happened: plain 503, retry
+    resp = await client.get("/connection-lost")
+    await _problem(resp, 503, "SERVICE_UNAVAILABLE")
+    assert resp.headers["Retry-After"] == "1"
