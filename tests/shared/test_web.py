@@ -325,6 +325,7 @@ def test_a_view_can_declare_a_path_parameter_that_is_not_a_bigint_id() -> None:
     assert doc["paths"]["/things/{thing_id}"]["post"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
 
 
+@pytest.mark.asyncio
 async def test_a_mapped_503_carries_retry_after(client: TestClient) -> None:
     resp = await client.get("/dependency-down")
     body = await _problem(resp, 503, "SERVICE_UNAVAILABLE")
