@@ -6,13 +6,14 @@ import io
 import re
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import BaseServiceSettings
@@ -20,7 +21,9 @@ from shared.web.app import create_base_app
 from shared.web.cursors import ID, MOMENT, UUID, Cursor
 from shared.web.openapi import camel, codes_of, openapi_document, operation, response_headers, setup_openapi
 from shared.web.problems import Problem, ProblemSpec, ValidationProblem
-from shared.web.validation import Id, Int32, Int64, not_nullable, path_id, read_json, text, validate_json
+from shared.web.validation import (
+    Id, Int32, Int64, not_nullable, parse_query, path_id, read_json, text, validate_json,
+)
 
 
 class ThingError(Exception):
@@ -342,3 +345,17 @@ async def test_a_write_whose_database_connection_broke_is_502_not_503(client: Te
     resp = await client.get("/connection-lost")
     await _problem(resp, 503, "SERVICE_UNAVAILABLE")
     assert resp.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("value", ["5.0", "5e0", "0x5", " 5", "5 ", "", "٥"])
+def test_an_integer_query_parameter_must_be_written_as_one(value: str) -> None:
+    class Query(BaseModel):
+        limit: int = Field(default=20, ge=1, le=100)
+        older_than_s: int | None = None
+        cursor: str | None = None
+
+    request = make_mocked_request("GET", f"/x?limit={quote(value)}&older_than_s={quote(value)}&cursor=5.0")
+    with pytest.raises(ValidationProblem) as caught:
+        parse_query(request, Query)
+    assert {e["field"] for e in caught.value.members["errors"]} == {"limit", "older_than_s"}
+    assert parse_query(make_mocked_request("GET", "/x?limit=5&older_than_s=0&cursor=5.0"), Query).limit == 5
