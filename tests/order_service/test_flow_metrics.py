@@ -30,7 +30,17 @@ async def test_outcomes_durations_and_steps_are_counted(env: Env) -> None:
     env.parts.script(failing_user, DeductStock=fail("OUT_OF_STOCK"))
     assert (await place(env.client, order_body(ok_user, coupon=None)))[0] == 201
     assert (await place(env.client, order_body(failing_user, coupon=None)))[0] == 409
-    after = await scrape(env.client)
+
+    # The consumer records the metrics right after its COMMIT, which is also when the waiting POST is
+    # woken: the scrape may come first, so wait until both outcomes are in, then check every count.
+    async def settled() -> dict | None:
+        samples = await scrape(env.client)
+        outcomes = (("COMPLETED", ""), ("FAILED", "OUT_OF_STOCK"))
+        done = [value(samples, "orders_finished_total", status=status, failure_code=code)
+                > value(before, "orders_finished_total", status=status, failure_code=code)
+                for status, code in outcomes]
+        return samples if all(done) else None
+    after = await eventually(settled)
 
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
