@@ -89,7 +89,13 @@ async def test_orders_placed_while_the_broker_is_down_complete_once_it_is_back(
         await asyncio.to_thread(private_broker.start)
         done = await eventually(lambda: _final(client, order_id), timeout=90)
         assert done["status"] == "COMPLETED" and done["failure_code"] is None, (done, parts.commands(order_id))
-        assert parts.commands(order_id)[:2] == ["DeductBalance", "DeductStock"]
+        # Forward only, nothing compensated. Once the broker is back, the balance step may arrive more
+        # than once (a send retried as the broker came back, or a re-send after its armed deadline):
+        # at-least-once delivery, and the participant is idempotent per order.
+        sent = parts.commands(order_id)
+        first_stock = sent.index("DeductStock")
+        assert first_stock >= 1 and set(sent[:first_stock]) == {"DeductBalance"}, sent
+        assert not {"RefundBalance", "RestoreStock"} & set(sent), sent
     finally:
         await parts.stop()
         await client.close()
