@@ -38,6 +38,7 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
     """Echoes what it received on every route of ``service``; special paths misbehave."""
     app = web.Application(middlewares=[problem_middleware()])
     app["calls"] = []
+    app["state"] = {"database_down": False}
 
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
@@ -65,6 +66,7 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
             app.router.add_route(route.method, route.path, handler)
     app.router.add_get("/internal/secret", _copy(echo))
     app.router.add_get("/health", _ok)
+    app.router.add_get("/health/ready", _ready)
     setup_openapi(app, title=service)
     return app
 
@@ -78,6 +80,13 @@ def _copy(func):  # each route needs its own function object for its docs
 
 async def _ok(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Like a service's readiness: 503 while ``app["state"]["database_down"]`` (the process still answers)."""
+    if request.app["state"]["database_down"]:
+        return web.json_response({"status": "unavailable", "checks": {"postgres": "down"}}, status=503)
+    return web.json_response({"status": "ok", "checks": {"postgres": "up"}})
 
 
 @asynccontextmanager
