@@ -23,6 +23,7 @@ from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer, BatchHandler
 from shared.messaging.envelope import MessageRegistry
 from shared.messaging.producer import KafkaPublisher
+from shared.messaging.security import kafka_security
 from shared.messaging.topics import Topics
 from shared.web.app import HEALTH, METRICS
 
@@ -55,7 +56,8 @@ def messaging_ctx(
     topics: Iterable[str] = topic_names.ALL,
     retention: Iterable[RetentionRule] = (),
 ) -> CleanupCtx:
-    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start.
+    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics checked at start
+    (created when missing only in development and test: ``shared.messaging.admin``).
 
     A retention job purges inbox rows (and any extra ``retention`` rules, such as a service's
     idempotency keys) older than ``settings.retention_hours``.
@@ -64,12 +66,15 @@ def messaging_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         names = Topics(settings.kafka_topic_prefix)
         app[TOPICS] = names
-        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics])
+        security = kafka_security(settings)
+        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics],
+                            create=settings.creates_topics, security=security)
         publisher = KafkaPublisher(
             settings.kafka_bootstrap,
             client_id=f"{app[HEALTH].service}-{settings.instance_id}",
             send_timeout_s=settings.kafka_send_timeout_s,
             linger_ms=settings.kafka_linger_ms,
+            security=security,
         )
         app[PUBLISHER] = publisher
         relay = OutboxRelay(
@@ -125,6 +130,7 @@ def consumer_ctx(
             fetch_max_wait_ms=wait_ms,
             max_records=settings.kafka_max_batch,
             client_id=f"{group}-{settings.instance_id}",
+            security=kafka_security(settings),
         )
         app[CONSUMERS].append(consumer)
         task = asyncio.create_task(consumer.run(), name=f"consumer-{group}")
