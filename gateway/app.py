@@ -71,7 +71,10 @@ def create_app(settings: Settings) -> web.Application:
         view = forwarding_view(route, upstreams[route.service], guard, lambda: app[FORWARDER])
         app.router.add_route(route.method, route.path, view)
     session = lambda: app[SESSION]  # noqa: E731 - the session exists once the app runs
-    monitor = ReadinessMonitor(upstreams.values(), session, settings.health_timeout_s)
+    monitor = ReadinessMonitor(
+        upstreams.values(), session,
+        poll_timeout_s=settings.readiness_timeout_s, check_timeout_s=settings.health_timeout_s,
+    )
     app[MONITOR] = monitor
     for name in SERVICES:
         app[HEALTH].add_check(name, monitor.check(name))

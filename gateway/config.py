@@ -55,8 +55,10 @@ class Settings(BaseServiceSettings):
     # pods), comma-separated. Only a request from one of them has its X-Forwarded-For believed for
     # the rate limit; empty: the client is the peer address, and X-Forwarded-For is ignored.
     trusted_proxies: str = ""
-    # how often each service instance's /health/ready is polled (its routes answer 503 while down)
+    # how often each service instance's /health/ready is polled (its routes answer 503 while down),
+    # and how long a poll may take: above the services' own 2 s check, so a busy pool is not "down"
     readiness_interval_s: float = Field(default=2.0, gt=0)
+    readiness_timeout_s: float = Field(default=3.0, gt=0)
     # merged OpenAPI document
     docs_cache_s: float = Field(default=300.0, ge=0)
 

@@ -32,21 +32,24 @@ class ReadinessMonitor:
     """Probes ``/health/ready`` of every instance and keeps ``Instance.ready`` up to date."""
 
     def __init__(
-        self, upstreams: Iterable[Upstream], session: Callable[[], aiohttp.ClientSession], timeout_s: float
+        self, upstreams: Iterable[Upstream], session: Callable[[], aiohttp.ClientSession], *,
+        poll_timeout_s: float, check_timeout_s: float,
     ) -> None:
         self.upstreams = {u.service: u for u in upstreams}
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._poll_timeout = aiohttp.ClientTimeout(total=poll_timeout_s)
+        self._check_timeout = aiohttp.ClientTimeout(total=check_timeout_s)
         self._failed: dict[str, int] = {}
 
-    async def _probe(self, instance: Instance) -> bool:
+    async def _ready(self, instance: Instance, timeout: aiohttp.ClientTimeout) -> bool:
         try:
-            async with self._session().get(f"{instance.url}/health/ready", timeout=self._timeout) as answer:
-                ok = answer.status == 200
+            async with self._session().get(f"{instance.url}/health/ready", timeout=timeout) as answer:
+                return answer.status == 200
         except (aiohttp.ClientError, TimeoutError):
-            ok = False
-        self._record(instance, ok)
-        return ok
+            return False
+
+    async def _poll(self, instance: Instance) -> None:
+        self._record(instance, await self._ready(instance, self._poll_timeout))
 
     def _record(self, instance: Instance, ok: bool) -> None:
         failed = 0 if ok else self._failed.get(instance.url, 0) + 1
@@ -58,12 +61,18 @@ class ReadinessMonitor:
         instance.ready = ready
 
     async def probe(self, service: str) -> bool:
-        """Probe every instance of ``service`` now; ``True`` when one of them is ready."""
+        """Probe every instance of ``service`` now (``/health/ready`` of the gateway, with the
+        shorter ``check_timeout_s``); ``True`` when one of them is ready. A success puts an
+        instance back in rotation at once; failures are left to the poller (its longer timeout)."""
         instances = self.upstreams[service].instances
-        return any(await asyncio.gather(*(self._probe(i) for i in instances)))
+        results = await asyncio.gather(*(self._ready(i, self._check_timeout) for i in instances))
+        for instance, ok in zip(instances, results, strict=True):
+            if ok:
+                self._record(instance, True)
+        return any(results)
 
     async def probe_all(self) -> None:
-        await asyncio.gather(*(self.probe(name) for name in self.upstreams))
+        await asyncio.gather(*(self._poll(i) for u in self.upstreams.values() for i in u.instances))
 
     async def run(self, interval_s: float) -> None:
         """Poll until cancelled."""

@@ -7,6 +7,7 @@ cluster (each carries CLUSTER_STATE_DIR in its environment).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -18,14 +19,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.support.infra import Servers
+from tests.support.infra import Servers, drop_databases
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "deploy" / "cluster.py"
-DATABASES = ("balance", "catalog", "coupon", "orders", "ranking")
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +72,7 @@ def runner(infra: Servers, tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     yield args, state
     for pid in _cluster_pids(state):  # only if a test failed: never leave them running
         os.kill(pid, signal.SIGKILL)
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(infra.pg_admin_dsn)
-        try:
-            for name in DATABASES:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}_{suffix}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    import asyncio
-
-    asyncio.run(drop())
+    asyncio.run(drop_databases(infra.pg_admin_dsn, suffix))
 
 
 def _interrupt_during_start(args: list[str], state: Path, log: Path) -> tuple[int, str]:
