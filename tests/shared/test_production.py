@@ -60,7 +60,8 @@ def test_a_service_refuses_to_start_in_production_without_its_settings() -> None
     gateway = _start("gateway", {"GATEWAY_ENVIRONMENT": "production", "GATEWAY_PORT": "0",
                                  "GATEWAY_ADMIN_TOKEN": "change-me-admin-token"})
     assert gateway.returncode != 0
-    assert "placeholder" in gateway.stderr
+    assert "refusing to start" in gateway.stderr and "placeholder" in gateway.stderr
+    assert "Traceback" not in gateway.stderr
     balance = _start("balance_service", {"BALANCE_ENVIRONMENT": "production", "BALANCE_PORT": "0"})
     assert balance.returncode != 0
     assert "BALANCE_DATABASE_URL, BALANCE_KAFKA_BOOTSTRAP must be set" in balance.stderr
