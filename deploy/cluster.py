@@ -476,7 +476,10 @@ def infra_hint() -> None:
 
 def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.Popen[bytes]]) -> None:
     """Stop whatever was started (pid files and children both, so nothing is left) and forget the
-    state, so the next `up` does not think a cluster runs."""
+    state, so the next `up` does not think a cluster runs. Further Ctrl-Cs are ignored: the
+    runner is on its way out and must finish this."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with signals_held():
         stop_procs(procs, state)
         for child in children.values():
