@@ -18,8 +18,8 @@ process's environment (e.g. ORDER_SAGA_STEP_TIMEOUT_S=2); each service reads onl
 The topology (packages, env prefixes, ports, databases, upstreams) comes from deploy/services.toml.
 State (cluster.json, pid files, logs) lives in .local/cluster/ unless --state-dir says otherwise.
 
-Ctrl-C (or SIGTERM) during start-up stops every process started so far and forgets the state, so
-the next `up` starts cleanly; after start-up it stops the services and the gateway and says how to
+Ctrl-C (or SIGTERM) during start-up stops every process started so far, so the next `up` starts
+cleanly; after start-up it stops the services and the gateway and says how to
 stop PostgreSQL and Kafka, which keep running for the next start.
 """
 
@@ -475,9 +475,9 @@ def infra_hint() -> None:
 
 
 def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Stop whatever was started (pid files and children both, so nothing is left) and forget the
-    state, so the next `up` does not think a cluster runs. Further Ctrl-Cs are ignored: the
-    runner is on its way out and must finish this."""
+    """Stop whatever was started (pid files and children both, so nothing is left, and the next
+    `up` sees no live process of this cluster). cluster.json stays (test harnesses read it to
+    drop their databases). Further Ctrl-Cs are ignored: the runner must finish this."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with signals_held():
@@ -485,7 +485,8 @@ def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.
         for child in children.values():
             if child.poll() is None:
                 stop_pid(child.pid)
-        state.file.unlink(missing_ok=True)
+        for proc in procs:
+            (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
