@@ -124,3 +124,39 @@ def test_an_infra_failure_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
     assert "[infra] ERROR: PostgreSQL did not start" in done.stderr
     assert "deploy/infra.sh up failed (exit 1)" in done.stderr, done.stderr
+
+
+def test_ctrl_c_after_start_up_stops_the_services_and_says_what_still_runs(
+    runner: tuple[list[str], Path], tmp_path: Path, infra: Servers
+) -> None:
+    """Through an infra script (as deploy/infra.sh), so the runner owns PostgreSQL and Kafka and
+    must say they keep running and how to stop them."""
+    args, state = runner
+    fake = tmp_path / "infra.sh"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = env ] && echo "export PG_ADMIN_DSN={infra.pg_admin_dsn}" '
+        f'&& echo "export KAFKA_BOOTSTRAP={infra.kafka_bootstrap}"\nexit 0\n'
+    )
+    fake.chmod(0o755)
+    own = [a for a in args if a not in (infra.pg_admin_dsn, infra.kafka_bootstrap,
+                                        "--pg-admin-dsn", "--kafka-bootstrap")]
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(own, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                              env=os.environ | {"CLUSTER_INFRA_SH": str(fake)})
+    try:
+        deadline = time.monotonic() + 180
+        while "running; Ctrl-C" not in log.read_text():
+            assert up.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+    output = log.read_text()
+    assert _cluster_pids(state) == [], output
+    assert "PostgreSQL and Kafka (deploy/infra.sh) keep running" in output
+    assert "deploy/infra.sh down" in output
