@@ -1,9 +1,11 @@
 """Instances of each service, used in turn (round robin), with a small circuit breaker each.
 
 The breaker only counts *connection* failures (refused, unreachable): a slow or failing answer
-is the service's business. Separately, ``Instance.ready`` is the instance's own readiness (its
-``/health/ready``, kept by ``gateway.readiness``): an instance that is not ready is not tried. After ``failures`` in a row the instance is skipped for ``cooldown_s``;
+is the service's business. After ``failures`` in a row the instance is skipped for ``cooldown_s``;
 then one request is let through (half-open) and its outcome closes or re-opens the circuit.
+
+Separately, ``Instance.ready`` is the instance's own readiness (its ``/health/ready``, kept up to
+date by ``gateway.readiness``): an instance that is not ready is not tried at all.
 """
 
 from __future__ import annotations
