@@ -16,6 +16,7 @@ from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import background, consumer_ctx, messaging_ctx
 
@@ -49,12 +50,13 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     setup_routes(app)
+    setup_dead_letter_routes(app)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(_charges_ctx)
     app.cleanup_ctx.append(messaging_ctx(settings))
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,
-        handler=saga.from_app,
+        handler=saga.from_app, hook=saga.dead_letter_hook,
     ))
     app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
     setup_openapi(app, title="Balance service")

@@ -7,11 +7,12 @@ from aiohttp import web
 from catalog_service.api.errors import ERROR_MAP
 from catalog_service.api.routes import setup_routes
 from catalog_service.config import Settings
-from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, stock_commands_handler
+from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, dead_letter_hook, stock_commands_handler
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import consumer_ctx, messaging_ctx
 
@@ -32,9 +33,11 @@ def create_app(settings: Settings) -> web.Application:
     if settings.consume_saga:
         app.cleanup_ctx.append(
             consumer_ctx(
-                settings, group=GROUP, topics=TOPICS_CONSUMED, registry=REGISTRY, handler=stock_commands_handler
+                settings, group=GROUP, topics=TOPICS_CONSUMED, registry=REGISTRY, handler=stock_commands_handler,
+                hook=dead_letter_hook,
             )
         )
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Catalog service")
     return app

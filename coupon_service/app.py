@@ -11,7 +11,9 @@ from coupon_service.api.routes import setup_routes
 from coupon_service.api.views import COUPONS, ISSUER, USERS
 from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
-from coupon_service.messaging.consumers import SAGA_GROUP, USERS_GROUP, saga_handler, users_handler
+from coupon_service.messaging.consumers import (
+    SAGA_GROUP, USERS_GROUP, dead_letter_hook, saga_handler, users_handler,
+)
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
 from coupon_service.service.users import KnownUsers
@@ -20,6 +22,7 @@ from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import TOPICS, CleanupCtx, consumer_ctx, messaging_ctx
 
@@ -62,7 +65,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=SAGA_GROUP, topics=[topics.COUPON_COMMANDS], registry=REGISTRY,
         handler=lambda a: saga_handler(a[PG_POOL], a[TOPICS]),
+        hook=lambda a: dead_letter_hook(a[TOPICS]),
     ))
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Coupon service")
     return app

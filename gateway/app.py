@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from gateway import dead_letters
 from gateway.config import SERVICES, Settings
 from gateway.docs import SPEC_PATH, STATIC_PATH, Docs, static_dir
 from gateway.proxy import Forwarder, Guard
 from gateway.readiness import ReadinessMonitor, serving_view
-from gateway.routes import ROUTES
+from gateway.routes import EVERY_SERVICE, ROUTES
 from gateway.upstreams import build_upstream
 from gateway.views import docs_views, forwarding_view
 from shared.web.app import HEALTH, create_base_app
@@ -67,8 +68,12 @@ def create_app(settings: Settings) -> web.Application:
         for name in SERVICES
     }
     guard = Guard(settings)
+    forwarder = lambda: app[FORWARDER]  # noqa: E731 - the forwarder exists once the app runs
     for route in ROUTES:
-        view = forwarding_view(route, upstreams[route.service], guard, lambda: app[FORWARDER])
+        if route.service == EVERY_SERVICE:
+            view = dead_letters.VIEWS[route.method](route, upstreams, guard, forwarder)
+        else:
+            view = forwarding_view(route, upstreams[route.service], guard, forwarder)
         app.router.add_route(route.method, route.path, view)
     session = lambda: app[SESSION]  # noqa: E731 - the session exists once the app runs
     monitor = ReadinessMonitor(

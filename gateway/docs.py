@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.routes import ROUTES, Route
+from gateway.routes import EVERY_SERVICE, ROUTES, Route
 from shared.web.openapi import ProblemDocument, to_openapi30
 from shared.web.problems import PROBLEM_CONTENT_TYPE
 
@@ -74,8 +74,10 @@ def merge(documents: dict[str, dict[str, Any]], title: str = "E-commerce order A
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"ProblemDocument": to_openapi30(ProblemDocument.model_json_schema())}
     for route in ROUTES:
-        doc = documents.get(route.service)
-        found = _find(doc or {}, route)
+        if route.service == EVERY_SERVICE:  # every service documents it alike: take the first found
+            found = next(filter(None, (_find(doc, route) for doc in documents.values())), None)
+        else:
+            found = _find(documents.get(route.service) or {}, route)
         if found is None:
             continue
         path, operation = found

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "/api/v1"
+EVERY_SERVICE = "*"
+"""The ``service`` of a route every service answers for its own data (the gateway merges them)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{PREFIX}/users/{{user_id}}/orders", "order"),
     Route("GET", f"{PREFIX}/rankings/top-products", "ranking"),
     Route("POST", f"{PREFIX}/admin/rankings/rebuild", "ranking"),
+    Route("GET", f"{PREFIX}/admin/dead-letters", EVERY_SERVICE),
+    Route("POST", f"{PREFIX}/admin/dead-letters/{{dead_letter_id}}/replay", EVERY_SERVICE),
 )
 
 

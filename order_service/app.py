@@ -24,6 +24,7 @@ from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.wiring import TOPICS, background, cancel, consumer_ctx, messaging_ctx
 
@@ -81,5 +82,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
         a[PG_POOL], settings.retention_hours)))
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Order service")
     return app

@@ -21,6 +21,7 @@ from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.messaging.envelope import utcnow
 from shared.web.app import create_base_app
+from shared.web.dead_letters import setup_dead_letter_routes
 from shared.web.openapi import setup_openapi
 from shared.web.problems import ProblemSpec
 from shared.wiring import cancel, consumer_ctx, messaging_ctx
@@ -68,5 +69,6 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
         handler=lambda app: completed_orders_handler(app[RANKING]), projection=True,
     ))
     setup_routes(app)
+    setup_dead_letter_routes(app)
     setup_openapi(app, title="Ranking service")
     return app

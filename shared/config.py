@@ -101,6 +101,10 @@ class ServiceSettings(BaseServiceSettings):
     # delays every hop (orders at 20/s: p50 45-52 -> 26 ms, p99 101-191 -> 50 ms; docs/BENCHMARKS.md)
     kafka_linger_ms: int = Field(default=0, ge=0)
     kafka_max_batch: int = Field(default=500, ge=1)
+    consumer_max_attempts: int = Field(default=3, ge=1, le=100)
+    """Tries of a single record that fails deterministically before it is set aside (dead letter)."""
+    consumer_retry_backoff_max_s: float = Field(default=5.0, gt=0)
+    """Cap of the backoff between retries of a transient handler failure (retried without limit)."""
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     retention_hours: float = Field(default=72.0, gt=0)

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.config import ServiceSettings
+from shared.db.dead_letters import DeadLetterHook, DeadLetterStore
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import PG_POOL
 from shared.db.retention import INBOX, RetentionRule, run_retention
@@ -31,6 +32,10 @@ PUBLISHER = web.AppKey("publisher", KafkaPublisher)
 RELAY = web.AppKey("outbox_relay", OutboxRelay)
 TOPICS = web.AppKey("topics", Topics)
 CONSUMERS = web.AppKey("consumers", list)
+DEAD_LETTERS = web.AppKey("dead_letters", DeadLetterStore)
+REPLAYS = web.AppKey("dead_letter_replays", set)
+"""Replays of dead letters in progress (cancelled on shutdown; a replay not finished is not
+marked replayed, so it can be asked for again)."""
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -66,6 +71,7 @@ def messaging_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         names = Topics(settings.kafka_topic_prefix)
         app[TOPICS] = names
+        app[DEAD_LETTERS] = DeadLetterStore(app[PG_POOL], app[HEALTH].service, names(topic_names.DEAD_LETTER))
         security = kafka_security(settings)
         await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics],
                             create=settings.creates_topics, security=security)
@@ -84,6 +90,7 @@ def messaging_ctx(
         )
         app[RELAY] = relay
         app[CONSUMERS] = []
+        app[REPLAYS] = set()
         tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(
@@ -95,6 +102,8 @@ def messaging_ctx(
             ),
         ]
         yield
+        for replay in list(app[REPLAYS]):
+            await cancel(replay)
         for task in reversed(tasks):
             await cancel(task)
         await publisher.close()
@@ -109,8 +118,12 @@ def consumer_ctx(
     registry: MessageRegistry,
     handler: Callable[[web.Application], BatchHandler],
     projection: bool = False,
+    hook: Callable[[web.Application], DeadLetterHook] | None = None,
 ) -> CleanupCtx:
     """A :class:`BatchConsumer` for the app's lifetime; ``handler(app)`` builds its batch handler.
+
+    Records it cannot process are set aside in the service's dead-letter store; ``hook(app)``, if
+    given, runs in the same transaction (a saga participant answers a forward command there).
 
     ``projection=True`` (a read model that may lag a little, not a saga step) long-polls with
     ``kafka_projection_fetch_max_wait_ms`` instead of ``kafka_fetch_max_wait_ms``.
@@ -125,7 +138,10 @@ def consumer_ctx(
             topics=[names(t) for t in topics],
             handler=handler(app),
             registry=registry,
-            dead_letter=(app[PUBLISHER], names(topic_names.DEAD_LETTER)),
+            dead_letters=app[DEAD_LETTERS],
+            hook=hook(app) if hook is not None else None,
+            max_attempts=settings.consumer_max_attempts,
+            retry_backoff_max_s=settings.consumer_retry_backoff_max_s,
             metrics=app[METRICS],
             fetch_max_wait_ms=wait_ms,
             max_records=settings.kafka_max_batch,

@@ -11,6 +11,8 @@ from prometheus_client import Histogram
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
 from balance_service.service import payments
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.pool import PG_POOL
 from shared.events.saga import (
     BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance, SagaReply,
@@ -77,6 +79,13 @@ def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str, timer: Histogram 
 
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def dead_letter_hook(app: web.Application) -> DeadLetterHook:
+    """A set-aside DeductBalance fails its order (PROCESSING_FAILED); a RefundBalance waits for a replay."""
+    return failure_reply_hook(
+        CONSUMER, app[TOPICS](topics.SAGA_REPLIES), {DeductBalance: BalanceDeductionFailed}, (RefundBalance,)
+    )
 
 
 def from_app(app: web.Application) -> BatchHandler:

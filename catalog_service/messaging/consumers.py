@@ -16,10 +16,12 @@ from aiohttp import web
 
 from catalog_service.service.stock import apply_stock_commands
 from shared.db.consume import message_context, split_on_conflict
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.inbox import claim_new
 from shared.db.pool import PG_POOL
 from shared.db.uow import UnitOfWork
-from shared.events.saga import DeductStock, RestoreStock, SagaReply
+from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockDeductionFailed
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
@@ -57,6 +59,13 @@ async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], repli
 
     await split_on_conflict(batch, apply)
     return sent
+
+
+def dead_letter_hook(app: web.Application) -> DeadLetterHook:
+    """A set-aside DeductStock fails its order (PROCESSING_FAILED); a RestoreStock waits for a replay."""
+    return failure_reply_hook(
+        CONSUMER, app[TOPICS](topics.SAGA_REPLIES), {DeductStock: StockDeductionFailed}, (RestoreStock,)
+    )
 
 
 def stock_commands_handler(app: web.Application) -> BatchHandler:

@@ -9,7 +9,10 @@ import asyncpg
 from coupon_service.service import saga
 from coupon_service.service.users import project_registered
 from shared.db.consume import apply_batch
+from shared.db.dead_letter_hooks import failure_reply_hook
+from shared.db.dead_letters import DeadLetterHook
 from shared.db.uow import UnitOfWork
+from shared.events.saga import ConfirmCoupon, CouponReservationFailed, ReleaseCoupon, ReserveCoupon
 from shared.events.users import UserRegistered
 from shared.messaging import topics
 from shared.messaging.envelope import Incoming, utcnow
@@ -36,6 +39,15 @@ def saga_handler(pool: asyncpg.Pool, names: Topics) -> BatchHandler:
         await apply_batch(pool, SAGA_GROUP, batch, apply_one)
 
     return handle
+
+
+def dead_letter_hook(names: Topics) -> DeadLetterHook:
+    """A set-aside ReserveCoupon fails its order (PROCESSING_FAILED); a ReleaseCoupon or
+    ConfirmCoupon (after the outcome, nothing to answer) waits for a replay."""
+    return failure_reply_hook(
+        SAGA_GROUP, names(topics.SAGA_REPLIES), {ReserveCoupon: CouponReservationFailed},
+        (ReleaseCoupon, ConfirmCoupon),
+    )
 
 
 def users_handler(pool: asyncpg.Pool) -> BatchHandler:

@@ -20,7 +20,7 @@ from shared.web.validation import parse_query, path_id, read_json
 TAGS = ["orders"]
 FAILED_DOC = (
     "payment failed (the order is FAILED, nothing stays charged): code INSUFFICIENT_BALANCE, OUT_OF_STOCK, "
-    f"COUPON_UNAVAILABLE, PRODUCT_NOT_SELLABLE or {TIMEOUT_CODE} (a participant never answered), with members "
+    f"COUPON_UNAVAILABLE, PRODUCT_NOT_SELLABLE, {TIMEOUT_CODE} (a participant never answered) or PROCESSING_FAILED (a step's command was set aside as a dead letter), with members "
     "order_id and order_status; or PRODUCT_NOT_SELLABLE (discontinued product, no order created); "
     "or IDEMPOTENCY_KEY_REUSED"
 )

@@ -222,7 +222,10 @@ _ACKS = {ev.StockRestored: Comp.RESTORE_STOCK, ev.BalanceRefunded: Comp.REFUND_B
 def _on_forward_reply(state: SagaState, reply: ev.SagaReply, now: datetime, policy: Policy) -> Decision:
     success, failure = _AWAITED[state.step]
     if isinstance(reply, failure):
-        return _compensate(state, reply.code, _done_so_far(state, including_current=False), now, policy)
+        # PROCESSING_FAILED: the participant set the command aside unapplied; undoing the current
+        # step too costs a no-op (and fences the order) and is safe whatever was applied.
+        current = reply.code == ev.PROCESSING_FAILED
+        return _compensate(state, reply.code, _done_so_far(state, including_current=current), now, policy)
     if isinstance(reply, success):
         return _on_success(state, reply, now, policy)
     return Decision(state)

@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.messaging.envelope import Message
 
 ALREADY_COMPENSATED = "ALREADY_COMPENSATED"
+PROCESSING_FAILED = "PROCESSING_FAILED"
+"""Failure code of a forward command its participant could not process at all (set aside as a
+dead letter): the saga compensates, the current step included (a no-op that fences the order
+where nothing was applied)."""
 
 
 class SagaCommand(Message):

@@ -4,10 +4,16 @@ Offsets are committed only after the handler returns, so a crash re-delivers the
 handler's inbox makes the replay a no-op. The commit of a batch's offsets runs while the next
 batch is processed (one round trip less on the consumer's serial path); commits stay in order (a
 commit starts only when the previous one has finished) and the last one is awaited before a
-rebalance hands partitions over and before the consumer stops. Undecodable records and unknown event types go to the
-dead-letter topic with the reason and never block their partition. A rebalance waits for the
-batch in hand to finish and commit. Any error restarts the consumer after a backoff, from the
-last committed offsets.
+rebalance hands partitions over and before the consumer stops. A rebalance waits for the
+batch in hand to finish and commit.
+
+When the handler fails (see :mod:`shared.messaging.recovery`, which runs only then, so the happy
+path costs what it always did): a transient failure is retried without limit, with a capped
+backoff; a deterministic one splits the batch down to the failing record, which after a bounded
+number of tries is set aside as a dead letter (stored, published to the dead-letter topic, the
+service's hook run) and the partition goes on. Undecodable records and unknown event types are
+set aside the same way at once. Any other error (a broker failure of the consumer itself)
+restarts the consumer after a backoff, from the last committed offsets.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from shared.db.dead_letters import DeadLetterHook, DeadLetterStore, RawRecord, raw_of
 from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, rfc3339, utcnow
+from shared.messaging.lag import ConsumerLag
 from shared.messaging.producer import KafkaPublisher
+from shared.messaging.recovery import Recovery
 from shared.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,10 @@ class BatchConsumer:
         handler: BatchHandler,
         registry: MessageRegistry,
         dead_letter: tuple[KafkaPublisher, str] | None = None,
+        dead_letters: DeadLetterStore | None = None,
+        hook: DeadLetterHook | None = None,
+        max_attempts: int = 3,
+        retry_backoff_max_s: float = 5.0,
         metrics: Metrics | None = None,
         fetch_max_wait_ms: int = 100,
         max_records: int = 500,
@@ -69,7 +82,13 @@ class BatchConsumer:
         self._handler = handler
         self._registry = registry
         self._dead_letter = dead_letter
+        self.dead_letters = dead_letters
         self._metrics = metrics
+        self._recovery = Recovery(
+            group_id, handler, dead_letters, hook, metrics, max_attempts=max_attempts,
+            backoff_max_s=retry_backoff_max_s,
+        )
+        self._lag = ConsumerLag(metrics.consumer_lag, group_id) if metrics is not None else None
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._max_records = max_records
         self._client_id = client_id or group_id
@@ -123,6 +142,8 @@ class BatchConsumer:
                 if batches:
                     async with self._lock:
                         await self._process(consumer, batches)
+                if self._lag is not None:
+                    self._lag.observe(consumer, batches)
         finally:
             try:
                 await asyncio.wait_for(asyncio.shield(self._settle_commit()), 5)
@@ -146,7 +167,10 @@ class BatchConsumer:
         if poison:
             await self._send_to_dead_letter(poison)
         if decoded:
-            await self._handler(decoded)
+            try:
+                await self._handler(decoded)
+            except Exception as exc:  # noqa: BLE001 - classified and recovered from below
+                await self._recovery.recover(decoded, exc)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         await self._settle_commit()
         self._commit_task = asyncio.create_task(self._commit(consumer, offsets))
@@ -175,6 +199,20 @@ class BatchConsumer:
             self._metrics.messages_consumed.labels(record.topic, "dead_letter").inc()
         self._metrics.consumer_batch_seconds.labels(self.group_id).observe(took)
 
+    async def replay(self, record: RawRecord) -> None:
+        """Deliver a set-aside record again to this consumer's handler (through its inbox, like
+        any record), between batches; failing again, it is set aside again (a new dead letter)."""
+        async with self._lock:
+            try:
+                item = self._registry.decode(record)
+            except PoisonMessage as exc:
+                await self._send_to_dead_letter([(record, str(exc))])
+                return
+            try:
+                await self._handler([item])
+            except Exception as exc:  # noqa: BLE001 - classified and recovered from below
+                await self._recovery.recover([item], exc)
+
     async def _send_to_dead_letter(self, poison: list[tuple[Any, str]]) -> None:
         for record, reason in poison:
             log.error(
@@ -182,6 +220,10 @@ class BatchConsumer:
                 extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
                        "reason": reason, "group": self.group_id},
             )
+        if self.dead_letters is not None:
+            for record, reason in poison:
+                await self._recovery.set_aside(raw_of(record), "undecodable", reason)
+            return
         if self._dead_letter is None:
             return
         publisher, topic = self._dead_letter

@@ -76,6 +76,8 @@ class Incoming:
     message: Message
     request_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: Any = field(default=None, compare=False, repr=False)
+    """The record as received (key, value and headers as bytes), kept to set it aside if need be."""
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -116,5 +118,5 @@ class MessageRegistry:
         key = record.key.decode(errors="replace") if record.key is not None else None
         return Incoming(
             topic=record.topic, partition=record.partition, offset=record.offset, key=key,
-            message=message, request_id=headers.get("request-id"), headers=headers,
+            message=message, request_id=headers.get("request-id"), headers=headers, raw=record,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from shared.web.problems import Handler
 
@@ -41,6 +41,23 @@ class Metrics:
         self.outbox_failures = Counter(
             "outbox_publish_failures_total", "Outbox batches that failed to publish",
             registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters_total", "Consumed records set aside as dead letters",
+            ["topic", "error_kind"], registry=self.registry,
+        )
+        self.compensations_dead_lettered = Counter(
+            "sagas_compensation_dead_lettered_total",
+            "Saga compensation commands set aside (their saga stays COMPENSATING until a replay)",
+            ["topic", "event_type"], registry=self.registry,
+        )
+        self.handler_failures = Counter(
+            "consumer_handler_failures_total", "Failed tries of a consumer's batch handler",
+            ["group", "kind"], registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "kafka_consumer_lag_records", "Records of a partition not yet processed by the group",
+            ["group", "topic", "partition"], registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 from pydantic import BaseModel
 
-from gateway.routes import ROUTES
+from gateway.routes import EVERY_SERVICE, ROUTES
 from shared.web.openapi import operation, setup_openapi
 from shared.web.problems import Problem, problem_middleware
 
@@ -61,7 +61,7 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
         summary="stub", tags=[service], body=StubBody, responses={200: StubAnswer, 404: "not found"}
     )
     for route in ROUTES:
-        if route.service == service:
+        if route.service in (service, EVERY_SERVICE):
             handler = documented(_copy(echo))
             app.router.add_route(route.method, route.path, handler)
     app.router.add_get("/internal/secret", _copy(echo))

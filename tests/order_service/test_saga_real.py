@@ -206,3 +206,98 @@ async def test_fifty_users_racing_for_the_last_ten_units(cluster: Cluster) -> No
     for user, _ in failed:
         assert await cluster.balance(user) == 5_000
         assert await cluster.coupon_status(user, coupons[user]) == "AVAILABLE"
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+_REJECT = """
+CREATE OR REPLACE FUNCTION reject_amounts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.type = 'USE' AND NEW.amount = 4321) OR (NEW.type = 'REFUND' AND NEW.amount = 8644) THEN
+        RAISE EXCEPTION 'rejected % of %', NEW.type, NEW.amount;
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS reject_amounts ON balance_history;
+CREATE TRIGGER reject_amounts BEFORE INSERT ON balance_history FOR EACH ROW EXECUTE FUNCTION reject_amounts();
+"""
+
+
+def _balance_pool(cluster: Cluster):
+    from shared.db.pool import PG_POOL
+
+    return cluster.runners[0].app[PG_POOL]
+
+
+async def _dead_letters(cluster: Cluster, event_type: str) -> list[dict]:
+    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "200"})
+    return [item for item in body["items"] if item["event_type"] == event_type]
+
+
+async def test_a_deduct_command_that_cannot_be_processed_fails_its_order_and_leaves_no_effect(cluster: Cluster) -> None:
+    """balance_service cannot apply this DeductBalance (every try fails): it is set aside, answered
+    PROCESSING_FAILED, and the order is compensated: FAILED, coupon released, nothing charged."""
+    await _balance_pool(cluster).execute(_REJECT)
+    user = await cluster.user(10_000)
+    product = await cluster.product(4321 + 500, 5)
+    uc = await cluster.issue(await cluster.coupon(500), user)
+    status, body = await cluster.order({"user_id": user, "user_coupon_id": uc,
+                                        "items": [{"product_id": product, "quantity": 1}]})
+    assert status == 409 and body["code"] == "PROCESSING_FAILED", body
+    _, order = await cluster.call("GET", "order", f"/api/v1/orders/{body['order_id']}")
+    assert order["status"] == "FAILED" and order["failure_code"] == "PROCESSING_FAILED"
+    assert await cluster.balance(user) == 10_000 and await cluster.stock(product) == 5
+    assert await eventually(lambda: _coupon_is(cluster, user, uc, "AVAILABLE"))
+    assert [h["type"] for h in await cluster.history(user)] == ["CHARGE"]
+    letters = [d for d in await _dead_letters(cluster, "DeductBalance") if d["payload"]["order_id"] == body["order_id"]]
+    assert len(letters) == 1 and "rejected USE of 4321" in letters[0]["error"]
+    # A replay changes nothing: the command was answered (and recorded) when it was set aside.
+    status, _ = await cluster.call("POST", "balance", f"/api/v1/admin/dead-letters/{letters[0]['dead_letter_id']}/replay")
+    assert status == 202
+    await eventually(lambda: _replayed(cluster, letters[0]["dead_letter_id"]))
+    assert await cluster.balance(user) == 10_000
+    assert [h["type"] for h in await cluster.history(user)] == ["CHARGE"]
+
+
+async def _replayed(cluster: Cluster, dead_letter_id: str) -> bool:
+    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "200"})
+    return any(i["dead_letter_id"] == dead_letter_id and i["replayed_at"] for i in body["items"])
+
+
+async def test_a_compensation_that_cannot_be_processed_keeps_the_saga_compensating_until_replayed(
+    cluster: Cluster,
+) -> None:
+    """The stock step fails, so the balance must be refunded; the RefundBalance cannot be applied:
+    set aside, NOT answered (nothing was refunded), the order stays PENDING (saga COMPENSATING) and
+    a metric counts it. Once the cause is fixed, a replay refunds and the order ends FAILED."""
+    await _balance_pool(cluster).execute(_REJECT)
+    user = await cluster.user(10_000)
+    product = await cluster.product(4322, 1)
+    status, body = await cluster.call("POST", "order", "/api/v1/orders",
+                                      {"user_id": user, "items": [{"product_id": product, "quantity": 2}]})
+    assert status == 202, body
+    order_id = body["order_id"]
+
+    async def refund_letter() -> dict | None:
+        letters = [d for d in await _dead_letters(cluster, "RefundBalance") if d["payload"]["order_id"] == order_id]
+        return letters[0] if letters else None
+
+    letter = await eventually(refund_letter, timeout=60)
+    assert "rejected REFUND of 8644" in letter["error"]
+    _, order = await cluster.call("GET", "order", f"/api/v1/orders/{order_id}")
+    assert order["status"] == "PENDING"  # not reported FAILED: the refund did not happen
+    assert await cluster.balance(user) == 10_000 - 8644
+    async with cluster.http.get(cluster.urls["balance"] + "/metrics") as resp:  # type: ignore[union-attr]
+        metrics = await resp.text()
+    assert any(line.startswith("sagas_compensation_dead_lettered_total{") and 'event_type="RefundBalance"' in line
+               and not line.endswith(" 0.0") for line in metrics.splitlines())
+    assert any(line.startswith("dead_letters_total{") for line in metrics.splitlines())
+
+    await _balance_pool(cluster).execute("DROP TRIGGER reject_amounts ON balance_history")
+    status, _ = await cluster.call("POST", "balance", f"/api/v1/admin/dead-letters/{letter['dead_letter_id']}/replay")
+    assert status == 202
+    final = await eventually(lambda: cluster._finished(order_id), timeout=60)
+    assert final["status"] == "FAILED" and final["failure_code"] == "OUT_OF_STOCK"
+    assert await cluster.balance(user) == 10_000
+    assert sorted(h["type"] for h in await cluster.history(user)) == ["CHARGE", "REFUND", "USE"]
+    assert await cluster.stock(product) == 1

@@ -197,3 +197,25 @@ def test_state_round_trips_through_json() -> None:
     state = base(step=Step.COMPENSATING, attempts=2, deadline=NOW, pending=(Comp.REFUND_BALANCE,),
                  failure_code="OUT_OF_STOCK", request_id="r1")
     assert SagaState.from_json(state.to_json(), NOW) == state
+
+
+@pytest.mark.parametrize(
+    ("state", "failure", "commands"),
+    [
+        (at(Step.RESERVING_COUPON), ev.CouponReservationFailed, ["ReleaseCoupon"]),
+        (at(Step.DEDUCTING_BALANCE), ev.BalanceDeductionFailed, ["RefundBalance", "ReleaseCoupon"]),
+        (at(Step.DEDUCTING_STOCK), ev.StockDeductionFailed, ["RestoreStock", "RefundBalance", "ReleaseCoupon"]),
+    ],
+)
+def test_a_step_set_aside_as_a_dead_letter_is_undone_too_and_fails_processing_failed(state, failure, commands) -> None:
+    """PROCESSING_FAILED: the participant set the command aside; undoing the current step as well
+    is a no-op where nothing was applied (it fences the order) and covers whatever was."""
+    decision = saga.transition(state, reply(failure, code=ev.PROCESSING_FAILED), LATE, POLICY)
+    assert decision.state.step is Step.COMPENSATING and names(decision) == commands
+    assert decision.state.failure_code == ev.PROCESSING_FAILED
+    for name in commands:  # once every compensation is acknowledged: FAILED, PROCESSING_FAILED
+        ack = {"ReleaseCoupon": reply(ev.CouponReleased), "RefundBalance": reply(ev.BalanceRefunded, amount=0),
+               "RestoreStock": reply(ev.StockRestored)}[name]
+        decision = saga.transition(decision.state, ack, LATE, POLICY)
+    assert decision.state.step is Step.FAILED
+    assert decision.outcome is not None and decision.outcome.failure_code == ev.PROCESSING_FAILED
