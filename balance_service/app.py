@@ -8,7 +8,7 @@ from balance_service.api.errors import ERROR_MAP
 from balance_service.api.keys import CHARGES
 from balance_service.api.routes import setup_routes
 from balance_service.config import Settings
-from balance_service.messaging import saga
+from balance_service.messaging import orders, saga
 from balance_service.service import housekeeping
 from balance_service.service.balances import Charges
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
@@ -57,6 +57,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(consumer_ctx(
         settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,
         handler=saga.from_app, hook=saga.dead_letter_hook,
+    ))
+    app.cleanup_ctx.append(consumer_ctx(
+        settings, group=orders.GROUP, topics=[topics.ORDER_COMPLETED], registry=REGISTRY,
+        handler=orders.from_app,
     ))
     app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
     setup_openapi(app, title="Balance service")

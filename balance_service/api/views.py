@@ -68,11 +68,19 @@ async def get_balance(request: web.Request) -> web.Response:
     responses={
         200: ChargeResponse, 400: "VALIDATION_ERROR (amount not an integer in 1..10,000,000)",
         404: NOT_FOUND,
-        409: "BALANCE_LIMIT_EXCEEDED (the balance would exceed 10,000,000; nothing changed) or "
+        409: "BALANCE_LIMIT_EXCEEDED (the balance after the charge plus the money held by orders in "
+             "flight would exceed 10,000,000; the detail names the held amount; nothing changed) or "
              "IDEMPOTENCY_KEY_REUSED (the key was used with another body)",
     },
     headers=[(IDEMPOTENCY_KEY, "Up to 255 characters; a retry with the same key and body returns the "
-                               "first outcome and charges once. Kept at least 24 hours.")],
+                               "first outcome and charges once. Keys are scoped to the user. Kept at "
+                               "least 24 hours.")],
+    description="A balance never exceeds 10,000,000, refunds included: money an order in flight has "
+                "taken counts toward the limit until the order completes (a failed order's refund "
+                "gives it back and is never refused). So a charge that a later refund would push over "
+                "the limit is refused with 409 BALANCE_LIMIT_EXCEEDED, whose detail says how much is "
+                "held. The hold ends when balance_service consumes the order's order.completed event, "
+                "normally well under a second after the order shows COMPLETED.",
 )
 async def charge(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncpg
 
 # The limit is the WHERE clause: concurrent charges serialise on the row and each re-checks it
-# against the latest balance, so none is lost and none overshoots. ``before`` tells an unknown
-# user apart from a refused charge (it reads the statement's snapshot).
+# against the latest balance and ``held`` (money taken by orders in flight, which a refund may give
+# back; the same row, so the same lock: a racing deduct cannot slip between), so none is lost and
+# none overshoots, refunds included. ``before`` tells an unknown user apart from a refused charge
+# (it reads the statement's snapshot) and gives the refusal's numbers.
 _CHARGE_CTES = """
 WITH before AS (
-    SELECT balance FROM balances WHERE user_id = $1
+    SELECT balance, held FROM balances WHERE user_id = $1
 ), upd AS (
     UPDATE balances SET balance = balance + $2, updated_at = now()
-    WHERE user_id = $1 AND balance + $2 <= $3
+    WHERE user_id = $1 AND balance + held + $2 <= $3
     RETURNING balance, updated_at
 ), hist AS (
     INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
@@ -20,7 +22,8 @@ WITH before AS (
 )"""
 
 _CHARGE = _CHARGE_CTES + """
-SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
+SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after,
+       (SELECT held FROM before) AS held
 """
 
 # The same charge that also records its Idempotency-Key with the raw result, in one statement.
@@ -28,35 +31,38 @@ SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd)
 # the caller reads the stored result instead. A racing duplicate waits on the balance row (or
 # on the key's index entry) until the first commits, then fails the same way.
 _CHARGE_ONCE = _CHARGE_CTES + """, result AS (
-    SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after
+    SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after,
+           (SELECT held FROM before) AS held
 ), k AS (
     INSERT INTO idempotency_keys (user_id, key, fingerprint, outcome)
-    SELECT $1, $4, $5, jsonb_build_object('before', balance_before, 'after', balance_after) FROM result
+    SELECT $1, $4, $5, jsonb_build_object('before', balance_before, 'after', balance_after, 'held', held)
+    FROM result
 )
-SELECT balance_before, balance_after FROM result
+SELECT balance_before, balance_after, held FROM result
 """
 
 # Many charges of distinct users in one statement (and one commit). Rows are locked in user_id
 # order and never waited for: a row another transaction holds (a saga's deduct batch, a keyed
 # charge) is skipped, its charge reported as not applied, and the caller charges it on its own,
 # so a batch can neither deadlock with those nor queue behind them. The limit is checked on the
-# locked (latest) balance, as in the single charge.
+# locked (latest) balance and held money, as in the single charge.
 _CHARGE_MANY = """
 WITH req AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, amount)
 ), locked AS (
-    SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[])
+    SELECT user_id, balance, held FROM balances WHERE user_id = ANY($1::bigint[])
     ORDER BY user_id FOR UPDATE SKIP LOCKED
 ), upd AS (
     UPDATE balances b SET balance = l.balance + r.amount, updated_at = now()
     FROM locked l JOIN req r USING (user_id)
-    WHERE b.user_id = l.user_id AND l.balance + r.amount <= $3
+    WHERE b.user_id = l.user_id AND l.balance + l.held + r.amount <= $3
     RETURNING b.user_id, b.balance, b.updated_at
 ), hist AS (
     INSERT INTO balance_history (user_id, type, amount, balance_after, created_at)
     SELECT u.user_id, 'CHARGE', r.amount, u.balance, u.updated_at FROM upd u JOIN req r USING (user_id)
 )
-SELECT r.user_id, l.user_id IS NOT NULL AS applied, l.balance AS balance_before, u.balance AS balance_after
+SELECT r.user_id, l.user_id IS NOT NULL AS applied, l.balance AS balance_before, u.balance AS balance_after,
+       l.held
 FROM req r LEFT JOIN locked l USING (user_id) LEFT JOIN upd u USING (user_id)
 """
 
@@ -70,21 +76,26 @@ LIMIT $3
 """
 
 
-async def charge(conn: asyncpg.Connection, user_id: int, amount: int, limit: int) -> tuple[int | None, int | None]:
-    """``(balance_before, balance_after)``; after is ``None`` when nothing changed."""
+ChargeResult = tuple[int | None, int | None, int | None]
+"""``(balance_before, balance_after, held)``: after is ``None`` when nothing changed; before and
+held are ``None`` for an unknown user."""
+
+
+async def charge(conn: asyncpg.Connection, user_id: int, amount: int, limit: int) -> ChargeResult:
+    """Charge one user in one statement."""
     row = await conn.fetchrow(_CHARGE, user_id, amount, limit)
     assert row is not None
-    return row["balance_before"], row["balance_after"]
+    return row["balance_before"], row["balance_after"], row["held"]
 
 
 async def charge_many(
     conn: asyncpg.Connection, charges: list[tuple[int, int]], limit: int
-) -> dict[int, tuple[int | None, int | None] | None]:
+) -> dict[int, ChargeResult | None]:
     """Charge ``(user_id, amount)`` pairs of distinct users at once: per user ``(before, after)`` as
     :func:`charge` gives it, or ``None`` when the row was locked elsewhere (nothing done: charge it
     alone) or the user does not exist (charging it alone says so)."""
     rows = await conn.fetch(_CHARGE_MANY, [u for u, _ in charges], [a for _, a in charges], limit)
-    return {row["user_id"]: (row["balance_before"], row["balance_after"]) if row["applied"] else None
+    return {row["user_id"]: (row["balance_before"], row["balance_after"], row["held"]) if row["applied"] else None
             for row in rows}
 
 
@@ -94,7 +105,7 @@ class KeyTaken(Exception):
 
 async def charge_once(
     conn: asyncpg.Connection, user_id: int, amount: int, limit: int, key: str, fingerprint: str
-) -> tuple[int | None, int | None]:
+) -> ChargeResult:
     """Like :func:`charge`, recording ``key``; :class:`KeyTaken` when the key exists."""
     try:
         row = await conn.fetchrow(_CHARGE_ONCE, user_id, amount, limit, key, fingerprint)
@@ -103,7 +114,7 @@ async def charge_once(
             raise
         raise KeyTaken() from None
     assert row is not None
-    return row["balance_before"], row["balance_after"]
+    return row["balance_before"], row["balance_after"], row["held"]
 
 
 async def get_balance(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:

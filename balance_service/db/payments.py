@@ -19,7 +19,7 @@ from balance_service.domain.payments import Payment, PaymentStatus, Settlement
 from shared.db import outbox
 from shared.messaging.envelope import Outgoing
 
-_COLUMNS = "order_id, user_id, amount, status, balance_after, failure_code, reason"
+_COLUMNS = "order_id, user_id, amount, status, balance_after, failure_code, reason, held"
 
 # Lock order, the same in every transaction that takes more than one of these locks: inbox ids
 # (sorted), payment records (order-id order), balances (user-id order). The UNION ALL runs its
@@ -41,29 +41,30 @@ WITH new AS (
 )
 SELECT 'm' AS kind, message_id, NULL::text AS order_id, NULL::bigint AS user_id, NULL::bigint AS amount,
        NULL::text AS status, NULL::bigint AS balance_after, NULL::text AS failure_code, NULL::text AS reason,
-       NULL::bigint AS balance
+       NULL::bigint AS held, NULL::bigint AS balance
 FROM new
 UNION ALL
-SELECT 'p', NULL, order_id, user_id, amount, status, balance_after, failure_code, reason, NULL FROM pay
+SELECT 'p', NULL, order_id, user_id, amount, status, balance_after, failure_code, reason, held, NULL FROM pay
 UNION ALL
-SELECT 'b', NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, balance FROM bal
+SELECT 'b', NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, balance FROM bal
 """
 
 # Everything a settled batch changes, and its replies, in one statement. New records are plain
 # INSERTs (in order-id order): a record another transaction wrote meanwhile fails the key.
 _WRITE = """
 WITH created AS (
-    INSERT INTO order_payments (order_id, user_id, amount, status, balance_after, failure_code, reason)
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[])
-        AS u(order_id, user_id, amount, status, balance_after, failure_code, reason)
+    INSERT INTO order_payments (order_id, user_id, amount, status, balance_after, failure_code, reason, held)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                         $17::bigint[])
+        AS u(order_id, user_id, amount, status, balance_after, failure_code, reason, held)
     ORDER BY order_id
 ), updated AS (
-    UPDATE order_payments p SET status = u.status, updated_at = now()
-    FROM unnest($8::text[], $9::text[]) AS u(order_id, status)
+    UPDATE order_payments p SET status = u.status, held = u.held, updated_at = now()
+    FROM unnest($8::text[], $9::text[], $18::bigint[]) AS u(order_id, status, held)
     WHERE p.order_id = u.order_id
 ), bal AS (
-    UPDATE balances b SET balance = u.balance, updated_at = now()
-    FROM unnest($10::bigint[], $11::bigint[]) AS u(user_id, balance)
+    UPDATE balances b SET balance = u.balance, held = b.held + u.held, updated_at = now()
+    FROM unnest($10::bigint[], $11::bigint[], $19::bigint[]) AS u(user_id, balance, held)
     WHERE b.user_id = u.user_id
 ), hist AS (
     INSERT INTO balance_history (user_id, type, amount, balance_after, order_id, created_at)
@@ -72,7 +73,7 @@ WITH created AS (
         AS h(user_id, type, amount, balance_after, order_id, n)
     ORDER BY n
 ), m AS (
-    """ + outbox.insert_sql(17) + """
+    """ + outbox.insert_sql(20) + """
 )
 SELECT 1
 """
@@ -81,7 +82,7 @@ SELECT 1
 def _payment(row: asyncpg.Record) -> Payment:
     return Payment(
         row["order_id"], row["user_id"], row["amount"], PaymentStatus(row["status"]),
-        row["balance_after"], row["failure_code"], row["reason"],
+        row["balance_after"], row["failure_code"], row["reason"], row["held"],
     )
 
 
@@ -124,5 +125,37 @@ async def write(conn: asyncpg.Connection, settlement: Settlement, messages: Sequ
         list(s.balances), list(s.balances.values()),
         [h.user_id for h in history], [h.type.value for h in history], [h.amount for h in history],
         [h.balance_after for h in history], [h.order_id for h in history],
+        [p.held for p in created], [p.held for p in updated], [s.held.get(u, 0) for u in s.balances],
         *outbox.insert_args(messages),
     )
+
+
+# Orders that completed (``order.completed``): the money their deductions hold stops counting
+# toward the users' limit. One statement; the records are locked first (order-id order), then the
+# balances (user-id order), as in every transaction here. ``held > 0`` is re-checked on the locked
+# row, so a redelivered event (or one of an order that took nothing) changes nothing.
+_RELEASE = """
+WITH pay AS MATERIALIZED (
+    SELECT order_id, user_id, held FROM order_payments
+    WHERE order_id = ANY($1::text[]) AND held > 0
+    ORDER BY order_id FOR UPDATE
+), released AS (
+    UPDATE order_payments p SET held = 0, updated_at = now() FROM pay WHERE p.order_id = pay.order_id
+), per_user AS MATERIALIZED (
+    SELECT user_id, sum(held)::bigint AS held FROM pay GROUP BY user_id
+), bal AS MATERIALIZED (
+    SELECT user_id FROM balances WHERE user_id IN (SELECT user_id FROM per_user)
+    ORDER BY user_id FOR UPDATE
+)
+UPDATE balances b SET held = b.held - u.held
+FROM per_user u JOIN bal USING (user_id)
+WHERE b.user_id = u.user_id
+"""
+
+
+async def release_held(conn: asyncpg.Connection, order_ids: Sequence[str]) -> int:
+    """Stop holding what the completed ``order_ids`` took; return how many users it concerned."""
+    if not order_ids:
+        return 0
+    status = await conn.execute(_RELEASE, sorted(set(order_ids)))
+    return int(status.split()[-1])

@@ -16,13 +16,16 @@ class UserNotFoundError(BalanceError):
 
 
 class BalanceLimitExceededError(BalanceError):
-    """A charge would take the balance over the limit; nothing was changed."""
+    """A charge would take the balance over the limit, counting the money held by orders in
+    flight (a refund may give it back); nothing was changed."""
 
-    def __init__(self, balance: int | None, amount: int, limit: int) -> None:
+    def __init__(self, balance: int | None, amount: int, limit: int, held: int | None = None) -> None:
         shown = f"balance {balance}" if balance is not None else "the balance"
-        super().__init__(f"{shown} plus {amount} would exceed the limit of {limit}")
+        held_text = f"{held} held by orders in flight" if held is not None else "the money held by orders in flight"
+        super().__init__(f"{shown} plus {amount} would exceed the limit of {limit} ({held_text} counts toward it)")
         self.balance = balance
         self.amount = amount
+        self.held = held
 
 
 class IdempotencyKeyReusedError(BalanceError):

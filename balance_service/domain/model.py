@@ -25,9 +25,11 @@ class EntryType(StrEnum):
     REFUND = "REFUND"
 
 
-def can_charge(balance: int, amount: int, limit: int = MAX_BALANCE) -> bool:
-    """A charge is allowed when it is positive and the balance after it stays within the limit."""
-    return MIN_CHARGE <= amount and balance + amount <= limit
+def can_charge(balance: int, amount: int, limit: int = MAX_BALANCE, held: int = 0) -> bool:
+    """A charge is allowed when it is positive and the balance after it, plus the money ``held`` by
+    orders in flight (which a refund may give back), stays within the limit: so a refund, which is
+    never refused, can never take the balance over it either."""
+    return MIN_CHARGE <= amount and balance + held + amount <= limit
 
 
 def can_deduct(balance: int, amount: int) -> bool:
@@ -35,17 +37,22 @@ def can_deduct(balance: int, amount: int) -> bool:
     return 0 <= amount <= balance
 
 
-def charge_result(user_id: int, amount: int, balance_before: int | None, balance_after: int | None) -> int:
+def charge_result(
+    user_id: int, amount: int, balance_before: int | None, balance_after: int | None, held: int | None = None
+) -> int:
     """The new balance of a charge, or why it was refused.
 
     ``balance_before`` is ``None`` when the user does not exist; ``balance_after`` is ``None``
-    when the conditional update changed nothing.
+    when the conditional update changed nothing; ``held``: the money held by orders in flight as
+    the statement read it (``None`` when unknown). The values are shown in the refusal when they
+    explain it (a racing change may have been what tipped it over).
     """
     if balance_before is None:
         raise UserNotFoundError(user_id)
     if balance_after is None:
-        shown = balance_before if not can_charge(balance_before, amount) else None
-        raise BalanceLimitExceededError(shown, amount, MAX_BALANCE)
+        explains = not can_charge(balance_before, amount, held=held or 0)
+        raise BalanceLimitExceededError(
+            balance_before if explains else None, amount, MAX_BALANCE, held if explains else None)
     return balance_after
 
 

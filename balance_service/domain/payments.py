@@ -8,7 +8,7 @@ refuses a later Deduct.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from balance_service.domain.commands import Deduct, Refund
@@ -27,7 +27,9 @@ class PaymentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Payment:
-    """What the saga did to the balance for one order."""
+    """What the saga did to the balance for one order. ``held``: what of ``amount`` still counts
+    toward the user's limit because the order is in flight (a refund may give it back); 0 once the
+    order completed or was refunded."""
 
     order_id: str
     user_id: int | None
@@ -36,6 +38,7 @@ class Payment:
     balance_after: int | None = None
     failure_code: str | None = None
     reason: str = ""
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,9 @@ class Settlement:
     ``outcomes`` has one entry per command, in order. ``created``: the final record of each order
     that had none before the batch (order-id order); ``updated``: the final record of each order
     whose existing record changed; ``balances``: the new balance of each user a command changed
-    (or touched with a deduction of 0); ``history``: the rows to add, in command order.
+    (or touched with a deduction of 0); ``held``: for the same users, how much the money held by
+    their orders in flight changed (a deduction holds its amount, a refund releases it);
+    ``history``: the rows to add, in command order.
     """
 
     outcomes: list[SagaOutcome]
@@ -141,6 +146,7 @@ class Settlement:
     updated: list[Payment]
     balances: dict[int, int]
     history: list[HistoryEntry]
+    held: dict[int, int] = field(default_factory=dict)
 
     @property
     def writes_nothing(self) -> bool:
@@ -159,6 +165,7 @@ def settle(
     """
     records: dict[str, Payment] = dict(payments)
     money: dict[int, int] = dict(balances)
+    holding: dict[int, int] = {}
     touched: set[int] = set()
     changed: set[str] = set()
     history: list[HistoryEntry] = []
@@ -174,9 +181,11 @@ def settle(
             outcome = deduct_result(cmd.user_id, cmd.amount, before, after)
             if isinstance(outcome, Deducted):
                 money[cmd.user_id] = outcome.balance_after
+                holding[cmd.user_id] = holding.get(cmd.user_id, 0) + cmd.amount
                 touched.add(cmd.user_id)
                 records[cmd.order_id] = Payment(
-                    cmd.order_id, cmd.user_id, cmd.amount, PaymentStatus.DEDUCTED, outcome.balance_after
+                    cmd.order_id, cmd.user_id, cmd.amount, PaymentStatus.DEDUCTED, outcome.balance_after,
+                    held=cmd.amount,
                 )
                 if cmd.amount > 0:
                     history.append(HistoryEntry(
@@ -197,11 +206,12 @@ def settle(
             outcomes.append(Refunded(0))
         else:
             assert existing is not None and existing.user_id is not None
-            records[cmd.order_id] = replace(existing, status=PaymentStatus.REFUNDED)
+            records[cmd.order_id] = replace(existing, status=PaymentStatus.REFUNDED, held=0)
             changed.add(cmd.order_id)
             user = existing.user_id
             if user in money:  # always: a deduction stands only for an existing user
                 money[user] += existing.amount
+                holding[user] = holding.get(user, 0) - existing.held
                 touched.add(user)
                 if existing.amount > 0:
                     history.append(HistoryEntry(
@@ -214,4 +224,5 @@ def settle(
         updated=[records[o] for o in sorted(changed) if o in payments and records[o] != payments[o]],
         balances={user: money[user] for user in sorted(touched)},
         history=history,
+        held={user: holding.get(user, 0) for user in sorted(touched)},
     )

@@ -45,18 +45,18 @@ async def charge(pool: asyncpg.Pool, cmd: Charge) -> Charged:
     async with SingleStatement(pool) as single:
         conn = single.conn
         if cmd.idempotency_key is None:
-            before, after = await balances_db.charge(conn, cmd.user_id, cmd.amount, MAX_BALANCE)
+            before, after, held = await balances_db.charge(conn, cmd.user_id, cmd.amount, MAX_BALANCE)
         else:
             try:
-                before, after = await balances_db.charge_once(
+                before, after, held = await balances_db.charge_once(
                     conn, cmd.user_id, cmd.amount, MAX_BALANCE, cmd.idempotency_key, cmd.fingerprint
                 )
             except balances_db.KeyTaken:
-                before, after = await idempotency.replay(conn, cmd)
-    return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after), cmd.amount)
+                before, after, held = await idempotency.replay(conn, cmd)
+    return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after, held), cmd.amount)
 
 
-BeforeAfter = tuple[int | None, int | None]
+BeforeAfter = balances_db.ChargeResult
 
 
 class Charges:
@@ -79,8 +79,8 @@ class Charges:
         outcome = await self.batcher.submit((cmd.user_id, cmd.amount))
         if outcome is None:
             return await charge(self._pool, cmd)
-        before, after = outcome
-        return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after), cmd.amount)
+        before, after, held = outcome
+        return Charged(cmd.user_id, charge_result(cmd.user_id, cmd.amount, before, after, held), cmd.amount)
 
     async def _flush(self, items: list[tuple[int, int]]) -> list[BeforeAfter | None]:
         first: dict[int, int] = {}

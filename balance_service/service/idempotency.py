@@ -1,7 +1,7 @@
 """Replaying a charge whose Idempotency-Key was recorded before.
 
 The key is recorded by the charge statement itself, with the raw result of the conditional
-update (balance before, balance after). A retry replays that result through the same domain
+update (balance before, balance after, money held by orders in flight). A retry replays that result through the same domain
 rule, so it answers exactly as the first time: the same balance, or the same refusal (unknown
 user, limit), even if the balance has changed since.
 """
@@ -15,12 +15,13 @@ from balance_service.domain.commands import Charge
 from balance_service.domain.errors import IdempotencyKeyReusedError
 
 
-async def replay(conn: asyncpg.Connection, cmd: Charge) -> tuple[int | None, int | None]:
-    """The stored ``(balance_before, balance_after)`` of the key; a different body is refused."""
+async def replay(conn: asyncpg.Connection, cmd: Charge) -> tuple[int | None, int | None, int | None]:
+    """The stored ``(balance_before, balance_after, held)`` of the key; a different body is refused."""
     assert cmd.idempotency_key is not None
     row = await keys_db.stored(conn, cmd.user_id, cmd.idempotency_key)
     if row is None:  # pragma: no cover - only if expired between the two statements
         raise RuntimeError("idempotency key vanished; retry")
     if row["fingerprint"] != cmd.fingerprint:
         raise IdempotencyKeyReusedError()
-    return row["outcome"]["before"], row["outcome"]["after"]
+    outcome = row["outcome"]
+    return outcome["before"], outcome["after"], outcome.get("held")  # keys stored before held: None

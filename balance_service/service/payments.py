@@ -19,7 +19,7 @@ from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import (
     DeductOutcome, Payment, Refunded, SagaCommand, SagaOutcome, Settlement, settle,
 )
-from balance_service.service.unit_of_work import Connected, UnitOfWork
+from balance_service.service.unit_of_work import Connected, SingleStatement, UnitOfWork
 from shared.db.consume import message_context, split_on_conflict
 from shared.messaging.envelope import Incoming, Message, Outgoing
 
@@ -119,3 +119,11 @@ async def apply_commands(
     claim, effects and replies in one transaction; one by one after a deadlock or serialization
     failure (as ``shared.db.consume.apply_batch``)."""
     await split_on_conflict(batch, lambda items: _apply_fresh(pool, consumer, items, command_of, reply_of))
+
+
+async def release_completed(pool: asyncpg.Pool, order_ids: Sequence[str]) -> None:
+    """These orders completed: the money their deductions took is kept for good and no longer
+    counts toward the users' limit as held (a completed order is never refunded). One statement,
+    idempotent (a record releases once), so a redelivered ``order.completed`` changes nothing."""
+    async with SingleStatement(pool) as single:
+        await payments_db.release_held(single.conn, order_ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -77,10 +77,11 @@ class OwnedCouponOut(BaseModel):
     name: str
     discount_type: Literal["FIXED", "RATE"]
     discount_value: int
-    status: Literal["AVAILABLE", "RESERVED", "USED", "EXPIRED"]
+    status: Annotated[Literal["AVAILABLE", "RESERVED", "USED", "EXPIRED"], Field(
+        description="USED from the moment an order takes the coupon; AVAILABLE again if that order fails")]
     issued_at: str
     expires_at: str
-    used_at: str | None
+    used_at: str | None = Field(description="when an order took the coupon (null unless USED)")
 
 
 class OwnedPage(BaseModel):

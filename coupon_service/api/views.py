@@ -64,7 +64,11 @@ async def get_coupon(request: web.Request) -> web.Response:
 
 @operation(summary="Issue a copy to a user (first come, first served)", tags=TAGS, body=s.IssueCoupon,
            responses={201: s.IssuedOut, 400: "Invalid request", 404: "USER_NOT_FOUND or COUPON_NOT_FOUND",
-                      409: "COUPON_ALREADY_ISSUED, COUPON_NOT_ISSUABLE or COUPON_SOLD_OUT"})
+                      409: "COUPON_ALREADY_ISSUED, COUPON_NOT_ISSUABLE or COUPON_SOLD_OUT"},
+           description="When several outcomes apply, the first of this order is answered: "
+                       "USER_NOT_FOUND, COUPON_NOT_FOUND, COUPON_ALREADY_ISSUED (also outside the issue "
+                       "window or sold out), COUPON_NOT_ISSUABLE (outside the issue window, also when sold "
+                       "out), COUPON_SOLD_OUT.")
 async def issue_coupon(request: web.Request) -> web.Response:
     coupon_id = path_id(request, "coupon_id")
     body = await read_json(request, s.IssueCoupon)
@@ -76,7 +80,12 @@ async def issue_coupon(request: web.Request) -> web.Response:
 
 
 @operation(summary="A user's coupons (usable ones by default)", tags=TAGS, query=s.OwnedQuery,
-           responses={200: s.OwnedPage, 400: "Invalid query", 404: "USER_NOT_FOUND"})
+           responses={200: s.OwnedPage, 400: "Invalid query", 404: "USER_NOT_FOUND"},
+           description="A coupon is USED (with used_at) from the moment an order takes it: so it reads "
+                       "USED as soon as the order is COMPLETED, and no other order can use it while that "
+                       "order is in flight. If the order fails, the coupon is AVAILABLE again (used_at "
+                       "null) by the time the order reads FAILED. RESERVED is only shown by coupons "
+                       "reserved by orders placed before this rule.")
 async def user_coupons(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, s.OwnedQuery)

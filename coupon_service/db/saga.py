@@ -20,15 +20,25 @@ async def lock_record(conn: asyncpg.Connection, order_id: str) -> OrderCoupon | 
     )
 
 
-async def save_record(conn: asyncpg.Connection, record: OrderCoupon) -> None:
+async def insert_record(conn: asyncpg.Connection, record: OrderCoupon) -> None:
+    """A new order's record. A plain INSERT: when another transaction recorded the order after our
+    read (two handlers of one order, e.g. around a rebalance), the primary key fails this one
+    (``order_coupons_pkey``) and the batch is applied again from a fresh read."""
     await conn.execute(
         """
         INSERT INTO order_coupons (order_id, state, user_coupon_id, discount_amount, failure_code, failure_reason)
         VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
         """,
         record.order_id, record.state.value, record.user_coupon_id, record.discount_amount,
         record.failure_code, record.failure_reason,
+    )
+
+
+async def update_state(conn: asyncpg.Connection, record: OrderCoupon) -> None:
+    """The new state of a record read and locked by :func:`lock_record` in this transaction."""
+    await conn.execute(
+        "UPDATE order_coupons SET state = $2, updated_at = now() WHERE order_id = $1",
+        record.order_id, record.state.value,
     )
 
 
@@ -48,19 +58,21 @@ async def lock_holding(conn: asyncpg.Connection, user_coupon_id: int) -> Holding
     return Holding(row["user_coupon_id"], row["user_id"], row["status"], row["expires_at"], terms)
 
 
-async def mark_reserved(conn: asyncpg.Connection, user_coupon_id: int, order_id: str) -> bool:
-    """Conditional: only an available coupon becomes reserved."""
+async def mark_taken(conn: asyncpg.Connection, user_coupon_id: int, order_id: str, now: datetime) -> bool:
+    """Conditional: only an available coupon is taken, and it is ``USED`` by the order at once
+    (the design's "use coupon" step; compensation makes it available again)."""
     done = await conn.fetchval(
         """
-        UPDATE user_coupons SET status = 'RESERVED', reserved_order_id = $2
+        UPDATE user_coupons SET status = 'USED', used_at = $3, reserved_order_id = $2
         WHERE user_coupon_id = $1 AND status = 'AVAILABLE' RETURNING true
         """,
-        user_coupon_id, order_id,
+        user_coupon_id, order_id, now,
     )
     return bool(done)
 
 
 async def mark_used(conn: asyncpg.Connection, user_coupon_id: int, order_id: str, now: datetime) -> None:
+    """A coupon left ``RESERVED`` by a reservation made before coupons were used at once."""
     await conn.execute(
         """
         UPDATE user_coupons SET status = 'USED', used_at = $3
@@ -71,10 +83,11 @@ async def mark_used(conn: asyncpg.Connection, user_coupon_id: int, order_id: str
 
 
 async def mark_available(conn: asyncpg.Connection, user_coupon_id: int, order_id: str) -> None:
+    """Give back the coupon the order took (used, or reserved before coupons were used at once)."""
     await conn.execute(
         """
-        UPDATE user_coupons SET status = 'AVAILABLE', reserved_order_id = NULL
-        WHERE user_coupon_id = $1 AND status = 'RESERVED' AND reserved_order_id = $2
+        UPDATE user_coupons SET status = 'AVAILABLE', reserved_order_id = NULL, used_at = NULL
+        WHERE user_coupon_id = $1 AND status IN ('RESERVED', 'USED') AND reserved_order_id = $2
         """,
         user_coupon_id, order_id,
     )

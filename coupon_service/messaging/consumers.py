@@ -36,7 +36,7 @@ def saga_handler(pool: asyncpg.Pool, names: Topics) -> BatchHandler:
         uow.publish(replies, reply.order_id, reply)
 
     async def handle(batch: list[Incoming]) -> None:
-        await apply_batch(pool, SAGA_GROUP, batch, apply_one)
+        await saga.apply_commands(pool, SAGA_GROUP, batch, apply_one)
 
     return handle
 

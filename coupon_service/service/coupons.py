@@ -71,10 +71,13 @@ class Coupons:
         return coupon, await repo.issued_count(self._pool, coupon_id)
 
     async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
-        """Give the user one copy, checked in the contract's order of outcomes."""
-        coupon = await self.find(coupon_id)
+        """Give the user one copy, checked in the design's order of outcomes: unknown user, unknown
+        coupon, already issued, not issuable, sold out."""
         await self._users.require(user_id)
+        coupon = await self.find(coupon_id)
         if coupon.terms.window_status(now) is not None:
+            if await repo.holds(self._pool, coupon_id, user_id):
+                raise CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon_id}")
             raise CouponNotIssuableError(f"coupon {coupon_id} is outside its issue window")
         if coupon_id not in self._sold_out:
             row = await self._claim(coupon, user_id, wait=False) or await self._claim(coupon, user_id, wait=True)

@@ -22,7 +22,7 @@ from datetime import datetime
 import asyncpg
 
 from coupon_service.db import coupons as repo
-from coupon_service.domain.errors import CouponAlreadyIssuedError, CouponSoldOutError
+from coupon_service.domain.errors import CouponAlreadyIssuedError, CouponNotFoundError, CouponSoldOutError
 from coupon_service.domain.model import Coupon
 from coupon_service.service.coupons import Coupons, IssuedCoupon
 from coupon_service.service.users import KnownUsers
@@ -54,12 +54,16 @@ class Issuer:
         """Requests that went the one-by-one path (outside the window or not settled by a batch)."""
 
     async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
-        coupon = await self._coupons.find(coupon_id)  # COUPON_NOT_FOUND first
-        if coupon.terms.window_status(now) is None:
+        try:
+            coupon: Coupon | None = await self._coupons.find(coupon_id)
+        except CouponNotFoundError:
+            coupon = None  # USER_NOT_FOUND goes first: the one-by-one path asks about the user
+        if coupon is not None and coupon.terms.window_status(now) is None:
             issued = await self.batcher.submit((coupon, user_id))
             if issued is not None:
                 return issued
-        # outside the window (USER_NOT_FOUND still goes first) or not settled by the batch
+        # unknown coupon or outside the window (the user, then "already issued", are checked
+        # first), or not settled by the batch
         self.alone += 1
         return await self._coupons.issue(coupon_id, user_id, now)
 

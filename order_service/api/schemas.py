@@ -44,15 +44,19 @@ class OrderItemOut(BaseModel):
 
 
 class OrderOut(BaseModel):
-    """An order. ``failure_code`` is set when FAILED; ``completed_at`` when COMPLETED."""
+    """An order. ``discount_amount`` and ``paid_amount`` are what the completed payment applied and
+    kept: 0 while PENDING and on a FAILED order (its payment was refunded, its coupon given back).
+    ``failure_code`` is set when FAILED; ``completed_at`` when COMPLETED."""
 
     order_id: str
     user_id: int
     status: Literal["PENDING", "COMPLETED", "FAILED"]
     items: list[OrderItemOut]
     total_amount: int
-    discount_amount: int
-    paid_amount: int
+    discount_amount: Annotated[int, Field(description="applied and kept by the completed payment; 0 while "
+                                                      "PENDING and on a FAILED order")]
+    paid_amount: Annotated[int, Field(description="taken from the balance and kept; 0 while PENDING and on a "
+                                                  "FAILED order (refunded)")]
     user_coupon_id: int | None
     failure_code: str | None
     created_at: str

@@ -55,10 +55,15 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
     tags=TAGS, body=PlaceOrderRequest,
     responses={201: OrderOut, 202: OrderOut, 400: "invalid request", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
                409: FAILED_DOC, 503: "SERVICE_UNAVAILABLE: catalog or user registry unreachable"},
-    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars)"),
+    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars); keys are scoped to "
+                                 "the user: another user's identical key does not collide"),
              ("Prefer", "respond-async: answer 202 at once without waiting for the payment")],
     description="201 COMPLETED, 409 FAILED (problem with order_id and order_status), 202 PENDING when the "
-                "outcome is not known in time or with Prefer: respond-async; Location names the order.",
+                "outcome is not known in time or with Prefer: respond-async; Location names the order. "
+                "When an order shows COMPLETED every effect is already visible: the balance deducted, the "
+                "stock taken, the coupon USED. While it is in flight its coupon cannot be used by another "
+                "order; when it fails the coupon is AVAILABLE again. discount_amount and paid_amount are 0 "
+                "while PENDING and on a FAILED order. Idempotency keys are scoped to the user.",
 )
 async def place_order(request: web.Request) -> web.Response:
     body = await read_json(request, PlaceOrderRequest)

@@ -27,13 +27,13 @@ WITH o AS (
 )
 INSERT INTO sagas (order_id, step, attempts, deadline, data) SELECT order_id, $10, $11, $12, $13::jsonb FROM o
 """
-# The same, only when the Idempotency-Key is new: the key, the order, its lines, saga and messages
+# The same, only when the user's Idempotency-Key is new: the key, the order, its lines, saga and messages
 # in one statement. A key taken before (or by a racing request, whose commit ON CONFLICT waits
 # for) inserts nothing and returns no row.
 _INSERT_ORDER_ONCE = """
 WITH k AS (
-    INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($20, $21, $1)
-    ON CONFLICT (key) DO NOTHING RETURNING order_id
+    INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($2, $20, $21, $1)
+    ON CONFLICT (user_id, key) DO NOTHING RETURNING order_id
 ), o AS (
     INSERT INTO orders (order_id, user_id, status, total_amount, user_coupon_id, created_at)
     SELECT $1, $2, 'PENDING', $3, $4, $5 FROM k RETURNING order_id
@@ -115,8 +115,12 @@ async def list_orders(
     return [_order(row) for row in rows]
 
 
-async def find_idempotency_key(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> tuple[str, str] | None:
-    row = await conn.fetchrow("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1", key)
+async def find_idempotency_key(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, key: str
+) -> tuple[str, str] | None:
+    """``(request_hash, order_id)`` of the user's key (keys are scoped to the user)."""
+    row = await conn.fetchrow(
+        "SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key)
     return (row["request_hash"], str(row["order_id"])) if row else None
 
 

@@ -61,6 +61,15 @@ class Product:
     status: str
 
 
+def kept_amounts(status: str, discount_amount: int, paid_amount: int) -> tuple[int, int]:
+    """``(discount_amount, paid_amount)`` a finished order shows and stores: what its payment
+    applied *and kept*. A failed order kept nothing (its balance was refunded, its coupon given
+    back), so it shows 0, as a pending one does (API.md "Orders and payment")."""
+    if status == OrderStatus.COMPLETED:
+        return discount_amount, paid_amount
+    return 0, 0
+
+
 def price_lines(quantities: dict[int, int], products: dict[int, Product]) -> tuple[OrderLine, ...]:
     """Snapshot name and price of each product; callers have checked every id exists."""
     return tuple(

@@ -44,10 +44,10 @@ class OrderDeps:
 
 
 async def _replayed(pool: asyncpg.Pool | asyncpg.Connection, cmd: PlaceOrder) -> str | None:
-    """The order of an earlier request with the same Idempotency-Key, if any."""
+    """The order of the user's earlier request with the same Idempotency-Key, if any."""
     if cmd.idempotency_key is None:
         return None
-    found = await repo.find_idempotency_key(pool, cmd.idempotency_key)
+    found = await repo.find_idempotency_key(pool, cmd.user_id, cmd.idempotency_key)
     if found is None:
         return None
     request_hash, order_id = found

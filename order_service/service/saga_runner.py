@@ -7,13 +7,14 @@ events it emits commit together, so a crash anywhere leaves either all of it or 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
 
 from order_service.db import repository as repo
 from order_service.domain import saga
+from order_service.domain.order import kept_amounts
 from shared.db.uow import UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
@@ -39,7 +40,8 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Dec
     statement (``lines``: order lines already read, by order id; the others are read here)."""
     if not decisions:
         return
-    finished = [(d.state, d.outcome.status, d.outcome.failure_code) for d in decisions if d.outcome]
+    finished = [(_kept(d.state, d.outcome.status), d.outcome.status, d.outcome.failure_code)
+                for d in decisions if d.outcome]
     completed = [d.state.order_id for d in decisions if d.outcome and d.outcome.status == "COMPLETED"]
     lines = dict(lines or {})
     missing = [order_id for order_id in completed if order_id not in lines]
@@ -54,6 +56,12 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, decisions: Sequence[saga.Dec
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
             messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id))
     await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages)
+
+
+def _kept(state: saga.SagaState, status: str) -> saga.SagaState:
+    """The state with the amounts its order stores: 0 for a failed order (nothing kept)."""
+    discount, paid = kept_amounts(status, state.discount_amount, state.paid_amount)
+    return replace(state, discount_amount=discount, paid_amount=paid)
 
 
 def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):

@@ -1,4 +1,5 @@
-"""Counting completed orders: one transaction per consumed batch, deduplicated by event id."""
+"""Counting completed orders: one transaction per consumed batch, deduplicated by event id and,
+for good, by order id (one completed order counts once, however late a copy comes)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from ranking_service.db.counted import claim_orders
 from ranking_service.db.sales import add_tally
 from ranking_service.domain.sales import CompletedOrder, SoldItem, tally
 from ranking_service.service.context import Ranking
-from shared.db.inbox import claim_new
 from shared.db.uow import UnitOfWork
 from shared.events.orders import OrderCompleted
 
@@ -27,8 +28,8 @@ def to_order(event: OrderCompleted) -> CompletedOrder:
 
 async def _apply(ctx: Ranking, events: Sequence[OrderCompleted]) -> int:
     async with UnitOfWork(ctx.pool) as uow:
-        new = await claim_new(uow.conn, CONSUMER, [e.event_id for e in events])
-        fresh = {e.event_id: e for e in events if e.event_id in new}  # duplicates in a batch count once
+        new = await claim_orders(uow.conn, CONSUMER, [(e.event_id, e.order_id) for e in events])
+        fresh = {e.order_id: e for e in events if e.order_id in new}  # duplicates in a batch count once
         await add_tally(uow.conn, tally((to_order(e) for e in fresh.values()), ctx.tz))
         await uow.commit()
     return len(fresh)

@@ -30,6 +30,19 @@ def test_can_deduct(balance: int, amount: int, ok: bool) -> None:
     assert can_deduct(balance, amount) is ok
 
 
+@pytest.mark.parametrize(("balance", "held", "amount", "ok"), [
+    (7_000_000, 3_000_000, 1, False), (7_000_000, 3_000_000, 0, False), (6_000_000, 3_000_000, 1_000_000, True),
+    (0, MAX_BALANCE, 1, False),
+])
+def test_can_charge_counts_held_money(balance: int, held: int, amount: int, ok: bool) -> None:
+    assert can_charge(balance, amount, held=held) is ok
+
+
+def test_charge_refusal_names_the_held_amount() -> None:
+    with pytest.raises(BalanceLimitExceededError, match="3000000 held by orders in flight"):
+        charge_result(1, 3_000_000, 7_000_000, None, 3_000_000)
+
+
 def test_charge_result() -> None:
     assert charge_result(1, 10, 5, 15) == 15
     with pytest.raises(UserNotFoundError):

@@ -113,3 +113,17 @@ def test_a_batch_settles_as_its_commands_one_after_the_other(seed: int) -> None:
     assert {**records, **written} == final_records
     assert not set(p.order_id for p in batch.created) & set(records)
     assert [p.order_id for p in batch.created] == sorted(p.order_id for p in batch.created)
+
+
+def test_a_deduction_holds_its_amount_until_refunded() -> None:
+    """Money taken by an order in flight is held (it counts toward the limit); a refund releases
+    exactly what the record held (0 for a deduction recorded before holding existed)."""
+    s = settle([Deduct("a", 1, 700), Deduct("b", 1, 200), Deduct("c", 2, 5)], {}, {1: 1000, 2: 5})
+    assert s.held == {1: 900, 2: 5}
+    assert [(p.order_id, p.held) for p in s.created] == [("a", 700), ("b", 200), ("c", 5)]
+    records = {p.order_id: p for p in s.created}
+    legacy = Payment("old", 1, 50, PaymentStatus.DEDUCTED, 950)  # held 0: from before the rule
+    s = settle([Refund("a"), Refund("old")], {"a": records["a"], "old": legacy}, {1: 100})
+    assert s.held == {1: -700} and s.balances == {1: 850}
+    assert [(p.order_id, p.status, p.held) for p in s.updated] == [
+        ("a", PaymentStatus.REFUNDED, 0), ("old", PaymentStatus.REFUNDED, 0)]

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from tests.coupon_service.conftest import MISSING_FROM, Env, new_user_id, start_instance
@@ -80,6 +81,8 @@ async def test_issue_outcomes_in_contract_order(coupon_env: Env) -> None:
     issue = f"/api/v1/coupons/{one['coupon_id']}/issue"
     status, body = await env.call("POST", "/api/v1/coupons/999999999/issue", {"user_id": user})
     assert (status, body["code"]) == (404, "COUPON_NOT_FOUND")
+    status, body = await env.call("POST", "/api/v1/coupons/999999999/issue", {"user_id": MISSING_FROM + 1})
+    assert (status, body["code"]) == (404, "USER_NOT_FOUND")  # unknown user before unknown coupon
     status, body = await env.call("POST", issue, {"user_id": MISSING_FROM + 1})
     assert (status, body["code"]) == (404, "USER_NOT_FOUND")
     status, body = await env.call("POST", issue, {"user_id": user})
@@ -115,3 +118,36 @@ async def test_get_unknown_coupon_and_bad_id(coupon_env: Env) -> None:
     assert (status, body["code"]) == (404, "COUPON_NOT_FOUND")
     status, body = await coupon_env.call("GET", "/api/v1/coupons/abc")
     assert (status, body["code"]) == (400, "VALIDATION_ERROR")
+
+
+async def _hand_out(env: Env, coupon_id: int, user_id: int) -> None:
+    """Give the user a copy directly in the database (as if issued while the window was open)."""
+    conn = await asyncpg.connect(env.settings.database_url)
+    try:
+        await conn.execute(
+            "UPDATE user_coupons SET user_id = $2, issued_at = now(), expires_at = now() + interval '7 days'"
+            " WHERE user_coupon_id = (SELECT min(user_coupon_id) FROM user_coupons"
+            " WHERE coupon_id = $1 AND user_id IS NULL)", coupon_id, user_id)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("window", ["ended", "not_started"])
+async def test_already_issued_before_not_issuable_before_sold_out(coupon_env: Env, window: str) -> None:
+    """The design's order: a holder hears ALREADY_ISSUED outside the window; others hear
+    NOT_ISSUABLE even when every copy is taken."""
+    env = coupon_env
+    now = datetime.now(UTC)
+    span = ({"issue_starts_at": (now - timedelta(hours=2)).isoformat(),
+             "issue_ends_at": (now - timedelta(hours=1)).isoformat()} if window == "ended"
+            else {"issue_starts_at": (now + timedelta(hours=1)).isoformat()})
+    coupon = await env.create_coupon(total_quantity=1, **span)
+    holder = new_user_id()
+    await _hand_out(env, coupon["coupon_id"], holder)
+    issue = f"/api/v1/coupons/{coupon['coupon_id']}/issue"
+    status, body = await env.call("POST", issue, {"user_id": holder})
+    assert (status, body["code"]) == (409, "COUPON_ALREADY_ISSUED")
+    status, body = await env.call("POST", issue, {"user_id": new_user_id()})
+    assert (status, body["code"]) == (409, "COUPON_NOT_ISSUABLE")  # sold out too, but closed first
+    status, body = await env.call("POST", issue, {"user_id": MISSING_FROM + 2})
+    assert (status, body["code"]) == (404, "USER_NOT_FOUND")

@@ -74,7 +74,7 @@ async def test_reserve_confirm_with_redeliveries(coupon_env: Env) -> None:
     assert [type(r) for r in replies] == [CouponReserved, CouponReserved]
     assert [r.command_id for r in replies] == [reserve.event_id, resent.event_id]
     assert {(r.user_coupon_id, r.discount_amount) for r in replies} == {(uc, 1500)}
-    assert await _status(env, user) == [(uc, "RESERVED", False)]
+    assert await _status(env, user) == [(uc, "USED", True)]  # used at once: COMPLETED reads USED
     await _send(env, confirm, confirm, ConfirmCoupon(order_id=order))
     replies = await _replies(env, {order}, 4)
     assert [type(r) for r in replies[2:]] == [CouponConfirmed, CouponConfirmed]
@@ -152,3 +152,73 @@ async def test_one_coupon_in_three_concurrent_transactions(coupon_env: Env) -> N
     finally:
         await conn.close()
     assert len(reserved) == 1
+
+
+async def _blocked_on_a_lock(conn: asyncpg.Connection) -> None:
+    """Until some other session of this database waits for a lock (our racing handler)."""
+    while not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock')"
+    ):
+        await asyncio.sleep(0.02)
+
+
+async def _race(env: Env, first: SagaCommand, second: SagaCommand) -> tuple[str, str]:
+    """``first`` handled in a transaction left open while ``second`` (its handler retried on a
+    record race, as the consumer does) runs in another and blocks on the order's key; then
+    ``first`` commits. The replies' type names, as they were committed."""
+    pool = await create_pool(env.settings.database_url, 2, 2)
+    watch = await asyncpg.connect(env.settings.database_url)
+    now = datetime.now(UTC)
+    answers: list[str] = []
+
+    async def run_second() -> None:
+        async with UnitOfWork(pool) as uow:
+            reply = await saga.HANDLERS[type(second)](uow, second, now)
+            await uow.commit()
+        answers.append(type(reply).__name__)
+
+    try:
+        async with UnitOfWork(pool) as uow:
+            reply = await saga.HANDLERS[type(first)](uow, first, now)
+            task = asyncio.create_task(saga.retry_record_race(run_second))
+            await asyncio.wait_for(_blocked_on_a_lock(watch), 10)
+            await uow.commit()
+        await asyncio.wait_for(task, 10)
+    finally:
+        await watch.close()
+        await close_pool(pool)
+    return type(reply).__name__, answers[-1]
+
+
+async def test_release_racing_a_reserve_of_its_order_releases(coupon_env: Env) -> None:
+    """Reserve (open) then a release of the same order: the release must not overwrite the
+    record and leave the coupon taken for a failed order; it is retried and releases."""
+    env = coupon_env
+    user, uc = await _owned(env)
+    order = _order()
+    reserve = ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=9000)
+    assert await _race(env, reserve, ReleaseCoupon(order_id=order)) == ("CouponReserved", "CouponReleased")
+    assert await _status(env, user) == [(uc, "AVAILABLE", False)]
+    assert await _record_state(env, order) == "RELEASED"
+
+
+async def test_reserve_racing_a_release_of_its_order_is_refused(coupon_env: Env) -> None:
+    """Release (open, fences the order) then a reserve of the same order: the reserve must not
+    overwrite the fence and take the coupon; it is retried and refused."""
+    env = coupon_env
+    user, uc = await _owned(env)
+    order = _order()
+    reserve = ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=9000)
+    first, second = await _race(env, ReleaseCoupon(order_id=order), reserve)
+    assert (first, second) == ("CouponReleased", "CouponReservationFailed")
+    assert await _status(env, user) == [(uc, "AVAILABLE", False)]
+    assert await _record_state(env, order) == "FENCED"
+
+
+async def _record_state(env: Env, order: str) -> str:
+    conn = await asyncpg.connect(env.settings.database_url)
+    try:
+        return await conn.fetchval("SELECT state FROM order_coupons WHERE order_id = $1", order)
+    finally:
+        await conn.close()

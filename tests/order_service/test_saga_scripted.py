@@ -150,6 +150,16 @@ async def _count(env: Env, sql: str, *args) -> int:
         await conn.close()
 
 
+async def _shows_nothing_kept(env: Env, user: int, oid: str, status: str) -> None:
+    """The order (GET, the user's list and the stored row) shows status and amounts 0."""
+    got = await (await env.client.get(f"/api/v1/orders/{oid}")).json()
+    assert (got["status"], got["discount_amount"], got["paid_amount"]) == (status, 0, 0), got
+    page = await (await env.client.get(f"/api/v1/users/{user}/orders")).json()
+    listed = [o for o in page["items"] if o["order_id"] == oid]
+    assert [(o["status"], o["discount_amount"], o["paid_amount"]) for o in listed] == [(status, 0, 0)]
+    assert await _count(env, "SELECT discount_amount + paid_amount FROM orders WHERE order_id = $1::uuid", oid) == 0
+
+
 async def test_insufficient_balance_fails_and_releases_the_coupon(env: Env) -> None:
     user = env.user()
     env.parts.script(user, DeductBalance=fail("INSUFFICIENT_BALANCE"))
@@ -169,6 +179,8 @@ async def test_out_of_stock_refunds_and_releases(env: Env) -> None:
     cmds = env.parts.commands(body["order_id"])
     assert cmds[:3] == ["ReserveCoupon", "DeductBalance", "DeductStock"]
     assert sorted(cmds[3:]) == ["RefundBalance", "ReleaseCoupon"]
+    assert "paid_amount" not in body and "discount_amount" not in body
+    await _shows_nothing_kept(env, user, body["order_id"], "FAILED")
     await eventually(lambda: _outbox_empty(env))
     failed = [r for r in await read_all(env.bootstrap, f"{env.prefix}order.failed")
               if r.key == body["order_id"].encode()]
@@ -214,12 +226,14 @@ async def test_unacknowledged_compensation_is_resent_until_acknowledged(env: Env
     env.parts.script(user, DeductStock=fail("OUT_OF_STOCK"), RefundBalance=SILENT)
     status, body, _ = await place(env.client, order_body(user), Prefer="respond-async")
     assert status == 202
+    assert (body["status"], body["discount_amount"], body["paid_amount"]) == ("PENDING", 0, 0)
     oid = body["order_id"]
     await eventually(lambda: _async_true(env.parts.commands(oid).count("RefundBalance") >= 3))
-    assert (await (await env.client.get(f"/api/v1/orders/{oid}")).json())["status"] == "PENDING"
+    await _shows_nothing_kept(env, user, oid, "PENDING")  # deducted, then compensating: nothing kept yet
     env.parts.script(user, RefundBalance="ok")
     got = await eventually(lambda: _finished(env.client, oid))
     assert got["status"] == "FAILED" and got["failure_code"] == "OUT_OF_STOCK"
+    await _shows_nothing_kept(env, user, oid, "FAILED")
 
 
 async def _async_true(value: bool) -> bool:
@@ -257,6 +271,19 @@ async def test_idempotency_key(env: Env) -> None:
     assert status == 409 and body["code"] == "IDEMPOTENCY_KEY_REUSED"
     status, again, _ = await place(env.client, order_body(user), **{"Idempotency-Key": key})
     assert status == 201 and again["order_id"] == results[0][1]["order_id"]
+
+
+async def test_idempotency_keys_are_scoped_to_the_user(env: Env) -> None:
+    """Two users who pick the same key each get their own order; each replays their own."""
+    key = f"key-{uuid.uuid4()}"
+    first, second = env.user(), env.user()
+    status, mine, _ = await place(env.client, order_body(first, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201, mine
+    status, theirs, _ = await place(env.client, order_body(second, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201 and theirs["user_id"] == second and theirs["order_id"] != mine["order_id"], theirs
+    status, again, _ = await place(env.client, order_body(second, coupon=None), **{"Idempotency-Key": key})
+    assert status == 201 and again["order_id"] == theirs["order_id"]
+    assert await _count(env, "SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 2
 
 
 async def test_a_keyed_retry_replays_even_when_the_order_could_no_longer_be_placed(env: Env) -> None:

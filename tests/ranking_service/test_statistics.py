@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
+
+from shared.db.retention import INBOX, purge
 
 from tests.ranking_service.support import (
     SettableClock, eventually, order, publish, rewind_group, running, settings, summary, top,
@@ -94,6 +97,32 @@ async def test_duplicates_count_once_and_a_restart_replays_nothing_twice(
         body = await eventually(lambda: top(client, days=1, limit=10),
                                 lambda b: any(i["product_id"] == 91 for i in b["items"]))
         assert summary(body) == [(1, 7, 2, 1), (2, 8, 1, 1), (3, 90, 1, 1), (4, 91, 1, 1)]
+
+
+async def test_a_late_copy_counts_once_after_the_inbox_forgot_it(new_database, kafka_bootstrap, topic_prefix) -> None:
+    """The inbox rows age out (the retention job, 72 h); the same event redelivered, and another
+    event of the same order, still count nothing."""
+    prefix = _prefix(topic_prefix)
+    dsn = await new_database("ranking")
+    now = datetime.now(UTC).isoformat()
+    order_id = str(uuid.uuid4())
+    first = order(now, (7, "seven", 2), order_id=order_id)
+    async with running(settings(dsn, kafka_bootstrap, prefix)) as client:
+        await publish(kafka_bootstrap, prefix, [first], key=order_id)
+        await eventually(lambda: top(client, days=1, limit=10), lambda b: summary(b) == [(1, 7, 2, 1)])
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        try:
+            await pool.execute("UPDATE inbox SET processed_at = now() - interval '100 hours'")
+            assert await purge(pool, INBOX, timedelta(hours=72)) >= 1
+            assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+        finally:
+            await pool.close()
+        again = order(now, (7, "seven", 2), order_id=order_id)  # another event id, the same order
+        marker = order(now, (90, "marker", 1))
+        await publish(kafka_bootstrap, prefix, [first, again, marker], key=order_id)
+        body = await eventually(lambda: top(client, days=1, limit=10),
+                                lambda b: any(i["product_id"] == 90 for i in b["items"]))
+        assert summary(body) == [(1, 7, 2, 1), (2, 90, 1, 1)]
 
 
 async def test_a_cached_answer_shows_new_orders_within_seconds_on_every_instance(

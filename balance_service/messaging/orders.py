@@ -1,0 +1,36 @@
+"""Consumer of ``order.completed`` (group ``balance-orders``): an order is final, so the money its
+deduction took stops counting toward the user's limit as held.
+
+Why this signal (README "Held money and the limit"): the event is already published, once per
+completed order, in the transaction that completes it (outbox), and delivered at least once; it
+costs order_service nothing and adds no hop to the order. The failure side needs no signal: a
+failed order's deduction is always refunded first (``RefundBalance`` releases what it held).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from balance_service.service import payments
+from shared.db.pool import PG_POOL
+from shared.events.orders import OrderCompleted
+from shared.messaging.consumer import BatchHandler
+from shared.messaging.envelope import Incoming
+
+GROUP = "balance-orders"
+
+
+def completed_handler(pool: asyncpg.Pool) -> BatchHandler:
+    """Release what the batch's completed orders held: one statement per batch."""
+
+    async def on_batch(batch: list[Incoming]) -> None:
+        order_ids = [item.message.order_id for item in batch if isinstance(item.message, OrderCompleted)]
+        if order_ids:
+            await payments.release_completed(pool, order_ids)
+
+    return on_batch
+
+
+def from_app(app: web.Application) -> BatchHandler:
+    return completed_handler(app[PG_POOL])
