@@ -9,6 +9,7 @@
     python deploy/cluster.py status [--state-dir DIR]
     python deploy/cluster.py start|stop NAME [--state-dir DIR]   (NAME e.g. order-0, or order for all)
     python deploy/cluster.py signal NAME KILL|STOP|CONT|TERM [--state-dir DIR]
+    python deploy/cluster.py seed --gateway URL [--once]      (demo data; compose's seed one-shot)
 
 With both --pg-admin-dsn and --kafka-bootstrap the cluster runs against those servers (e.g. a private
 PostgreSQL and broker of a fault test) and deploy/infra.sh is not started. --env adds KEY=VALUE to every
@@ -16,11 +17,16 @@ process's environment (e.g. ORDER_SAGA_STEP_TIMEOUT_S=2); each service reads onl
 
 The topology (packages, env prefixes, ports, databases, upstreams) comes from deploy/services.toml.
 State (cluster.json, pid files, logs) lives in .local/cluster/ unless --state-dir says otherwise.
+
+Ctrl-C (or SIGTERM) during start-up stops every process started so far, so the next `up` starts
+cleanly; after start-up it stops the services and the gateway and says how to
+stop PostgreSQL and Kafka, which keep running for the next start.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -33,12 +39,14 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-INFRA = ROOT / "deploy" / "infra.sh"
+# CLUSTER_INFRA_SH: another infra script (a test makes it fail on purpose)
+INFRA = Path(os.environ.get("CLUSTER_INFRA_SH") or ROOT / "deploy" / "infra.sh")
 TOPOLOGY = ROOT / "deploy" / "services.toml"
 DEFAULT_STATE = ROOT / ".local" / "cluster"
 TOKEN_FILE = ROOT / ".local" / "admin-token"
@@ -203,13 +211,48 @@ def launch(proc: Proc, state: State) -> subprocess.Popen[bytes]:
         raise SystemExit(f"port {proc.port} for {proc.name} is in use (another cluster? see `status`)")
     state.logs.mkdir(parents=True, exist_ok=True)
     state.pids.mkdir(parents=True, exist_ok=True)
-    with state.log(proc.name).open("ab") as log:
+    # Ctrl-C is held back until the pid file is written: an interrupt between the fork and the
+    # pid file would leave a process nobody knows to stop (it runs in its own session, so the
+    # terminal's SIGINT does not reach it).
+    # CLUSTER_STATE_DIR marks the process as this cluster's (tests look for leftovers by it).
+    env = {**os.environ, **proc.env, "CLUSTER_STATE_DIR": str(state.root.resolve())}
+    with signals_held(), state.log(proc.name).open("ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", proc.package], cwd=ROOT, env={**os.environ, **proc.env},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", proc.package], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_unblock_signals,
         )
-    (state.pids / f"{proc.name}.pid").write_text(str(child.pid))
+        (state.pids / f"{proc.name}.pid").write_text(str(child.pid))
     return child
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Delay SIGINT/SIGTERM (delivered when the block ends)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _unblock_signals() -> None:
+    """In the child before exec: a process inherits the signal mask, and a service must get SIGTERM."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _interrupt(_sig: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM interrupts like Ctrl-C (KeyboardInterrupt) for the duration."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def healthy(proc: Proc) -> bool:
@@ -288,9 +331,32 @@ DEMO_PRODUCTS = [("Demo Keyboard", 89000, 100), ("Demo Mouse", 39000, 200), ("De
                  ("Demo Headset", 129000, 50), ("Demo Webcam", 59000, 0)]
 
 
+def demo_seeded(gateway: str) -> bool:
+    """Every demo product exists (the seed makes them after the users)."""
+    status, listing = api(gateway, "GET", "/api/v1/products?status=ALL&limit=100")
+    names = {p["name"] for p in (listing or {}).get("items", [])} if status == 200 else set()
+    return status == 200 and all(name in names for name, _, _ in DEMO_PRODUCTS)
+
+
+def wait_ready(gateway: str, timeout_s: float) -> None:
+    """Until the gateway reports every service ready (its /health/ready)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{gateway}/health/ready", timeout=2.0) as answer:
+                if answer.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{gateway}/health/ready did not answer 200 within {timeout_s:.0f}s")
+        time.sleep(1.0)
+
+
 def seed(gateway: str, token: str, state: State) -> dict[str, Any]:
     """Demo users with balance, products with stock, an issuable coupon (skipped when present)."""
     admin = {"X-Admin-Token": token}
+    state.root.mkdir(parents=True, exist_ok=True)
     marker = state.root / "seed.json"
     done = json.loads(marker.read_text()) if marker.exists() else {}
     users = done.get("users", [])
@@ -373,56 +439,124 @@ def follow(procs: list[Proc], state: State, children: dict[str, subprocess.Popen
         if quiet:
             time.sleep(0.2)
     say("stopping ...")
-    stop_procs(procs, state)
+    with signals_held():
+        stop_procs(procs, state)
     for handle in files.values():
         handle.close()
+
+
+def start_infra(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
+    """PostgreSQL and Kafka: the given ones, or deploy/infra.sh's (``True``: started by it).
+
+    A failure of infra.sh ends in a message (its own output above says why), not a traceback.
+    """
+    if args.pg_admin_dsn and args.kafka_bootstrap:
+        say(f"infrastructure: PostgreSQL {args.pg_admin_dsn}, Kafka {args.kafka_bootstrap} (given)")
+        return {"PG_ADMIN_DSN": args.pg_admin_dsn, "KAFKA_BOOTSTRAP": args.kafka_bootstrap}, False
+    say("infrastructure: deploy/infra.sh up")
+    try:
+        subprocess.run([str(INFRA), "up"], check=True)
+        infra = infra_env()
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(
+            f"[cluster] deploy/infra.sh {exc.cmd[-1]} failed (exit {exc.returncode}); its messages above say why "
+            f"(logs: .local/pg/postgres.log, .local/kafka/kafka.log). Fix that and run again."
+        ) from None
+    except OSError as exc:
+        raise SystemExit(f"[cluster] cannot run deploy/infra.sh: {exc}") from None
+    infra.update({k: v for k, v in (("PG_ADMIN_DSN", args.pg_admin_dsn),
+                                     ("KAFKA_BOOTSTRAP", args.kafka_bootstrap)) if v})
+    return infra, True
+
+
+def infra_hint() -> None:
+    say("PostgreSQL and Kafka (deploy/infra.sh) keep running for the next start; "
+        "stop them with: deploy/infra.sh down")
+
+
+def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Stop whatever was started (pid files and children both, so nothing is left, and the next
+    `up` sees no live process of this cluster). cluster.json stays (test harnesses read it to
+    drop their databases). Further Ctrl-Cs are ignored: the runner must finish this."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with signals_held():
+        stop_procs(procs, state)
+        for child in children.values():
+            if child.poll() is None:
+                stop_pid(child.pid)
+        for proc in procs:
+            (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     state = State(Path(args.state_dir))
     if state.file.exists() and any(state.pid(p.name) for p in state.load()[0]):
         raise SystemExit(f"a cluster already runs from {state.root}; `down` it first (or `status`)")
-    if args.pg_admin_dsn and args.kafka_bootstrap:
-        say(f"infrastructure: PostgreSQL {args.pg_admin_dsn}, Kafka {args.kafka_bootstrap} (given)")
-        infra = {"PG_ADMIN_DSN": args.pg_admin_dsn, "KAFKA_BOOTSTRAP": args.kafka_bootstrap}
-    else:
-        say("infrastructure: deploy/infra.sh up")
-        subprocess.run([str(INFRA), "up"], check=True)
-        infra = infra_env()
-        infra.update({k: v for k, v in (("PG_ADMIN_DSN", args.pg_admin_dsn),
-                                         ("KAFKA_BOOTSTRAP", args.kafka_bootstrap)) if v})
-    if args.db_suffix:
-        create_databases(infra["PG_ADMIN_DSN"], args.db_suffix)
-    token = admin_token()
-    procs = plan(args, infra, token)
-    gateway = next(p for p in procs if p.service == "gateway")
-    info = {"gateway_url": gateway.url, "admin_token": token, "topic_prefix": args.topic_prefix,
-            "db_suffix": args.db_suffix, "kafka_bootstrap": infra["KAFKA_BOOTSTRAP"],
-            "pg_admin_dsn": infra["PG_ADMIN_DSN"]}
-    state.save(procs, info)
+    procs: list[Proc] = []
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for proc in procs:
-            if proc.service == "gateway":
-                wait_healthy([p for p in procs if p.service != "gateway"], state, args.wait)
-            say(f"starting {proc.name} on {proc.url}")
-            children[proc.name] = launch(proc, state)
-        wait_healthy(procs, state, args.wait)
-        if not args.no_seed:
-            say(f"seeded demo data: {seed(gateway.url, token, state)}")
-    except (RuntimeError, SystemExit, OSError) as exc:
-        say(f"start failed: {exc}")
-        stop_procs(procs, state)
-        return 1
-    say(f"gateway:     {gateway.url}  (docs: {gateway.url}/api/docs)")
-    say(f"admin token: {token}")
-    say(f"logs:        {state.logs}")
-    if args.detach:
-        say(f"detached; stop with: {sys.executable} deploy/cluster.py down" +
-            (f" --state-dir {args.state_dir}" if Path(args.state_dir) != DEFAULT_STATE else ""))
+        with interruptible():
+            infra, own_infra = start_infra(args)
+            if args.db_suffix:
+                create_databases(infra["PG_ADMIN_DSN"], args.db_suffix)
+            token = admin_token()
+            procs = plan(args, infra, token)
+            gateway = next(p for p in procs if p.service == "gateway")
+            info = {"gateway_url": gateway.url, "admin_token": token, "topic_prefix": args.topic_prefix,
+                    "db_suffix": args.db_suffix, "kafka_bootstrap": infra["KAFKA_BOOTSTRAP"],
+                    "pg_admin_dsn": infra["PG_ADMIN_DSN"]}
+            state.save(procs, info)
+            try:
+                for proc in procs:
+                    if proc.service == "gateway":
+                        wait_healthy([p for p in procs if p.service != "gateway"], state, args.wait)
+                    say(f"starting {proc.name} on {proc.url}")
+                    children[proc.name] = launch(proc, state)
+                wait_healthy(procs, state, args.wait)
+                if not args.no_seed:
+                    say(f"seeded demo data: {seed(gateway.url, token, state)}")
+            except (RuntimeError, SystemExit, OSError) as exc:
+                say(f"start failed: {exc}")
+                abort_start(procs, state, children)
+                return 1
+    except KeyboardInterrupt:
+        say("interrupted during start-up: stopping what was started")
+        abort_start(procs, state, children)
+        say("stopped; nothing of this cluster runs" +
+            ("" if args.pg_admin_dsn and args.kafka_bootstrap else " (PostgreSQL and Kafka may: deploy/infra.sh status)"))
+        return 130
+    try:
+        with interruptible():
+            say(f"gateway:     {gateway.url}  (docs: {gateway.url}/api/docs)")
+            say(f"admin token: {token}")
+            say(f"logs:        {state.logs}")
+            if args.detach:
+                say(f"detached; stop with: {sys.executable} deploy/cluster.py down" +
+                    (f" --state-dir {args.state_dir}" if Path(args.state_dir) != DEFAULT_STATE else "") +
+                    (" (add --all to stop PostgreSQL and Kafka too)" if own_infra else ""))
+                return 0
+            say("running; Ctrl-C stops the services and the gateway")
+            follow(procs, state, children)  # handles Ctrl-C/SIGTERM itself from here on
+    except KeyboardInterrupt:
+        say("stopping ...")
+        abort_start(procs, state, children)
+    if own_infra:
+        infra_hint()
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Demo data through a running gateway (compose's seed one-shot uses it too)."""
+    token = args.token or os.environ.get("ADMIN_TOKEN", "")
+    if not token:
+        raise SystemExit("seed: the admin token is needed (--token or ADMIN_TOKEN)")
+    gateway = args.gateway.rstrip("/")
+    wait_ready(gateway, args.wait)
+    if args.once and demo_seeded(gateway):
+        say("demo data already present; nothing to do")
         return 0
-    say("running; Ctrl-C stops everything")
-    follow(procs, state, children)
+    say(f"seeded demo data: {seed(gateway, token, State(Path(args.state_dir)))}")
     return 0
 
 
@@ -537,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("name", help="process (order-0) or service (order)")
         sub.add_argument("--wait", type=float, default=60.0)
+    seed_cmd = commands.add_parser("seed", help="create the demo data through a running gateway")
+    seed_cmd.add_argument("--gateway", required=True, help="the gateway's base URL")
+    seed_cmd.add_argument("--token", default="", help="admin token (default: $ADMIN_TOKEN)")
+    seed_cmd.add_argument("--once", action="store_true", help="do nothing when the demo products exist")
+    seed_cmd.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the gateway's readiness")
     sig = commands.add_parser("signal", help="send KILL/STOP/CONT/TERM to a process or all of a service")
     sig.add_argument("name", help="process (order-0) or service (order)")
     sig.add_argument("signal", choices=sorted(SIGNALS))
@@ -544,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--state-dir", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "start": cmd_start, "stop": cmd_stop,
-               "signal": cmd_signal}
+               "signal": cmd_signal, "seed": cmd_seed}
     return handler[args.command](args)
 
 

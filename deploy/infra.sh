@@ -309,8 +309,11 @@ kafka_libs() {
     mkdir -p "$KAFKA_DIR"
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    mvn -B -q -f "$KAFKA_POM" -Dmaven.repo.local="$M2_REPO" \
-        dependency:copy-dependencies -DoutputDirectory="$tmp" >"$KAFKA_DIR/mvn.log" 2>&1 || {
+    # Maven is silent for minutes on a first run (it fetches its plugins and ~100 jars): the full
+    # log goes to mvn.log and a line every 10 downloaded files shows it is moving.
+    mvn -B -f "$KAFKA_POM" -Dmaven.repo.local="$M2_REPO" \
+        dependency:copy-dependencies -DoutputDirectory="$tmp" 2>&1 | tee "$KAFKA_DIR/mvn.log" |
+        awk '/Downloaded from/ { n++; if (n % 10 == 0) { printf "[infra] Maven: %d files downloaded\n", n > "/dev/stderr"; fflush("/dev/stderr") } }' || {
         show_log_tail "$KAFKA_DIR/mvn.log"
         rm -rf "$tmp"
         die "Maven could not resolve the Kafka jars (is Maven Central reachable?)"

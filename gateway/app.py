@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,13 +13,16 @@ from gateway import dead_letters
 from gateway.config import SERVICES, Settings
 from gateway.docs import SPEC_PATH, STATIC_PATH, Docs
 from gateway.proxy import Forwarder, Guard
+from gateway.readiness import ReadinessMonitor, serving_view
 from gateway.routes import EVERY_SERVICE, ROUTES
 from gateway.upstreams import build_upstream
-from gateway.views import docs_asset, docs_views, forwarding_view, service_check
+from gateway.views import docs_asset, docs_views, forwarding_view
 from shared.web.app import HEALTH, create_base_app
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 FORWARDER = web.AppKey("forwarder", Forwarder)
+MONITOR = web.AppKey("readiness_monitor", ReadinessMonitor)
+SERVING = web.AppKey("serving", dict)
 
 
 def session_ctx(settings: Settings):
@@ -41,6 +46,23 @@ def session_ctx(settings: Settings):
     return ctx
 
 
+def _monitor_ctx(monitor: ReadinessMonitor, interval_s: float):
+    """Poll the services' readiness for the life of the app."""
+
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(monitor.run(interval_s), name="readiness-monitor")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+async def _set(flag: dict[str, bool], value: bool) -> None:
+    flag["ok"] = value
+
+
 def create_app(settings: Settings) -> web.Application:
     """The gateway: the public routes of the contract, forwarded by configuration."""
     app = create_base_app(settings, service="gateway")
@@ -58,8 +80,18 @@ def create_app(settings: Settings) -> web.Application:
             view = forwarding_view(route, upstreams[route.service], guard, forwarder)
         app.router.add_route(route.method, route.path, view)
     session = lambda: app[SESSION]  # noqa: E731 - the session exists once the app runs
+    monitor = ReadinessMonitor(
+        upstreams.values(), session,
+        poll_timeout_s=settings.readiness_timeout_s, check_timeout_s=settings.health_timeout_s,
+    )
+    app[MONITOR] = monitor
     for name in SERVICES:
-        app[HEALTH].add_check(name, service_check(session, settings.urls(name), settings.health_timeout_s))
+        app[HEALTH].add_check(name, monitor.check(name))
+    app.cleanup_ctx.append(_monitor_ctx(monitor, settings.readiness_interval_s))
+    app[SERVING] = serving = {"ok": False}
+    app.on_startup.append(lambda _app: _set(serving, True))
+    app.on_shutdown.append(lambda _app: _set(serving, False))
+    app.router.add_get("/health/serving", serving_view(monitor, lambda: serving["ok"]))
     docs = Docs({n: settings.urls(n) for n in SERVICES}, settings.timeout_s, settings.docs_cache_s)
     ui, spec = docs_views(docs, session)
     app.router.add_get("/api/docs", ui)

@@ -27,7 +27,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.config import Settings
-from gateway.ratelimit import RateLimiter, retry_after
+from gateway.ratelimit import RateLimiter, client_address, retry_after
 from gateway.routes import Route
 from gateway.upstreams import Upstream
 from shared.context import current_request_id
@@ -85,13 +85,15 @@ class Guard:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.trusted = settings.trusted_networks
         self.limiter = (
             RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst) if settings.rate_limit_rps else None
         )
 
     def check(self, request: web.Request, route: Route) -> None:
         if self.limiter is not None:
-            wait = self.limiter.take(request.remote or "unknown")
+            client = client_address(request.remote, request.headers.get("X-Forwarded-For"), self.trusted)
+            wait = self.limiter.take(client)
             if wait > 0:
                 raise Problem(
                     429, "RATE_LIMITED", "Too many requests", "the request rate limit was exceeded",

@@ -1,11 +1,19 @@
-"""Token bucket per client address (in memory, per gateway instance)."""
+"""Token bucket per client address (in memory, per gateway instance).
+
+Behind an Ingress every request comes from the controller's address, so the client is taken
+from ``X-Forwarded-For``, but only when the peer is a configured trusted proxy (anyone else could
+write any address there and get a fresh bucket per request). The list is read from the right:
+each proxy appends the address it saw, so the first address that is not a trusted proxy is the
+client as the outermost trusted proxy saw it.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 
 @dataclass
@@ -49,3 +57,26 @@ class RateLimiter:
 def retry_after(seconds: float) -> str:
     """A ``Retry-After`` value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+def _trusted(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(
+    remote: str | None, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]
+) -> str:
+    """The client a request is counted for: ``remote``, or, when ``remote`` is a trusted proxy,
+    the rightmost address of ``X-Forwarded-For`` that is not one."""
+    client = remote or "unknown"
+    if not trusted or not forwarded_for or not _trusted(client, trusted):
+        return client
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        client = hop
+        if not _trusted(hop, trusted):
+            break
+    return client

@@ -3,6 +3,9 @@
 The breaker only counts *connection* failures (refused, unreachable): a slow or failing answer
 is the service's business. After ``failures`` in a row the instance is skipped for ``cooldown_s``;
 then one request is let through (half-open) and its outcome closes or re-opens the circuit.
+
+Separately, ``Instance.ready`` is the instance's own readiness (its ``/health/ready``, kept up to
+date by ``gateway.readiness``): an instance that is not ready is not tried at all.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Instance:
 
     url: str
     breaker: Breaker
+    ready: bool = True
 
 
 @dataclass
@@ -70,7 +74,7 @@ class Upstream:
         """Every usable instance once, starting with the next one in turn."""
         start = next(self._turn)
         ordered = self.instances[start:] + self.instances[:start]
-        return [instance for instance in ordered if instance.breaker.allows()]
+        return [instance for instance in ordered if instance.ready and instance.breaker.allows()]
 
 
 def build_upstream(service: str, urls: list[str], failures: int, cooldown_s: float) -> Upstream:

@@ -1,8 +1,7 @@
-"""The gateway's own views: the forwarding view per route, readiness of services, the docs."""
+"""The gateway's own views: the forwarding view per route and the docs."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,24 +24,6 @@ def forwarding_view(route: Route, upstream: Upstream, guard: Guard, forwarder: C
         return await forwarder().forward(request, route, upstream)
 
     return view
-
-
-def service_check(session: Callable[[], aiohttp.ClientSession], urls: list[str], timeout_s: float):
-    """A readiness check: some instance of the service answers ``/health`` with 200."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def probe(url: str) -> bool:
-        try:
-            async with session().get(f"{url}/health", timeout=timeout) as answer:
-                return answer.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    async def check() -> None:
-        if not any(await asyncio.gather(*(probe(url) for url in urls))):
-            raise ConnectionError("no instance answers")
-
-    return check
 
 
 def docs_views(docs: Docs, session: Callable[[], aiohttp.ClientSession]) -> tuple[Handler, Handler]:

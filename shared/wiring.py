@@ -25,6 +25,7 @@ from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer, BatchHandler
 from shared.messaging.envelope import MessageRegistry
 from shared.messaging.producer import KafkaPublisher
+from shared.messaging.security import kafka_security
 from shared.messaging.topics import Topics
 from shared.web.app import HEALTH, METRICS
 
@@ -65,7 +66,8 @@ def messaging_ctx(
     retention: Iterable[RetentionRule] = (),
     on_sent: SentHook | None = None,
 ) -> CleanupCtx:
-    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics ensured at start.
+    """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics checked at start
+    (created when missing only in development and test: ``shared.messaging.admin``).
 
     ``on_sent``: the relay's hook on each acknowledged batch (see :class:`OutboxRelay`).
 
@@ -77,12 +79,15 @@ def messaging_ctx(
         names = Topics(settings.kafka_topic_prefix)
         app[TOPICS] = names
         app[DEAD_LETTERS] = DeadLetterStore(app[PG_POOL], app[HEALTH].service, names(topic_names.DEAD_LETTER))
-        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics])
+        security = kafka_security(settings)
+        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics],
+                            create=settings.creates_topics, security=security)
         publisher = KafkaPublisher(
             settings.kafka_bootstrap,
             client_id=f"{app[HEALTH].service}-{settings.instance_id}",
             send_timeout_s=settings.kafka_send_timeout_s,
             linger_ms=settings.kafka_linger_ms,
+            security=security,
         )
         app[PUBLISHER] = publisher
         relay = OutboxRelay(
@@ -154,6 +159,7 @@ def consumer_ctx(
             fetch_max_wait_ms=wait_ms,
             max_records=settings.kafka_max_batch,
             client_id=f"{group}-{settings.instance_id}",
+            security=kafka_security(settings),
         )
         app[CONSUMERS].append(consumer)
         task = asyncio.create_task(consumer.run(), name=f"consumer-{group}")

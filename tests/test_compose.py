@@ -31,6 +31,8 @@ KAFKA_TEMPLATE = ROOT / "deploy" / "kafka" / "server.properties.template"
 INFRA_SERVICES = {"postgres", "kafka", "kafka-init"}
 # Profile "observability" (deploy/monitoring): not started by a plain `docker compose up`.
 OBSERVABILITY_SERVICES = {"prometheus", "grafana", "jaeger"}
+# one-shots: every service's migrations before the services; the demo data after the gateway
+ONE_SHOTS = {"migrate", "seed"}
 EXPECTED_APP_SERVICES = {"balance", "catalog", "coupon", "order", "ranking", "gateway"}
 
 
@@ -149,7 +151,7 @@ def test_services_toml_is_consistent(topology: dict[str, Any], app_services: dic
 
 
 def test_compose_names_every_service(compose_services: dict[str, Any], app_services: dict[str, Any]) -> None:
-    assert set(compose_services) == INFRA_SERVICES | set(app_services) | OBSERVABILITY_SERVICES
+    assert set(compose_services) == INFRA_SERVICES | ONE_SHOTS | set(app_services) | OBSERVABILITY_SERVICES
 
 
 def test_only_the_public_service_publishes_ports(
@@ -210,6 +212,7 @@ def test_app_services_depend_on_healthy_infrastructure(
             assert deps.get("postgres") == "service_healthy", name
             assert deps.get("kafka") == "service_healthy", name
             assert deps.get("kafka-init") == "service_completed_successfully", name
+            assert deps.get("migrate") == "service_completed_successfully", name
         else:
             # The gateway waits for the services it routes to (which wait for the infrastructure).
             upstreams = set(spec.get("upstreams", {}).values())
@@ -256,7 +259,39 @@ def test_app_service_env_agrees_with_services_toml(
 
 
 def test_gateway_admin_token_comes_from_the_environment(compose_services: dict[str, Any]) -> None:
-    assert _env(compose_services["gateway"])["GATEWAY_ADMIN_TOKEN"] == "${ADMIN_TOKEN:-change-me-admin-token}"
+    """No default token: compose refuses to start without ADMIN_TOKEN (``${VAR:?message}``)."""
+    token = _env(compose_services["gateway"])["GATEWAY_ADMIN_TOKEN"]
+    assert re.fullmatch(r"\$\{ADMIN_TOKEN:\?[^}]+\}", token), token
+
+
+def test_migrate_one_shot_migrates_every_database_before_the_services(
+    compose_services: dict[str, Any], app_services: dict[str, dict[str, Any]]
+) -> None:
+    migrate = compose_services["migrate"]
+    assert migrate.get("restart") == "no"
+    assert _depends_on(migrate) == {"postgres": "service_healthy"}
+    assert migrate["build"]["dockerfile"] == "deploy/Dockerfile"
+    command = " ".join(migrate["command"])
+    env = _env(migrate)
+    for spec in app_services.values():
+        if not spec.get("database"):
+            continue
+        p = spec["env_prefix"]
+        assert f"python -m {spec['package']} migrate" in command
+        assert env[f"{p}_DATABASE_URL"] == f"postgresql://postgres:postgres@postgres:5432/{spec['database']}"
+        assert env[f"{p}_ENVIRONMENT"] == "production"
+        assert env[f"{p}_KAFKA_BOOTSTRAP"] == "kafka:9092"  # the production settings check wants it
+
+
+def test_seed_one_shot_loads_the_runners_demo_data_once(compose_services: dict[str, Any]) -> None:
+    seed = compose_services["seed"]
+    assert seed.get("restart") == "no"
+    assert _depends_on(seed) == {"gateway": "service_healthy"}
+    command = seed["command"]
+    assert command[:3] == ["python", "/app/deploy/cluster.py", "seed"]
+    assert "--once" in command and "http://gateway:8080" in command
+    assert _env(seed)["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN:?")
+    assert "deploy" not in DOCKERFILE.with_name("Dockerfile.dockerignore").read_text().split(), "the image has cluster.py"
 
 
 # --------------------------------------------------------------- topics, databases

@@ -174,11 +174,11 @@ def test_kustomization_lists_every_manifest_but_the_secret_template() -> None:
 def test_secret_template_holds_placeholders_for_every_secret_the_services_read(
     secret_template: dict[str, str], app_services: dict[str, dict[str, Any]]
 ) -> None:
-    expected = set()
+    expected = {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
     for spec in app_services.values():
         p = spec["env_prefix"]
         if spec.get("database"):
-            expected.add(f"{p}_DATABASE_URL")
+            expected.update({f"{p}_DATABASE_URL", f"{p}_MIGRATIONS_DATABASE_URL"})
         expected.update(f"{p}_{extra}" for extra in spec.get("extra_env", []))
     assert set(secret_template) == expected
     text = SECRET_TEMPLATE.read_text(encoding="utf-8")
@@ -187,9 +187,10 @@ def test_secret_template_holds_placeholders_for_every_secret_the_services_read(
         assert f"--from-literal={key}=" in text, f"the creation example misses {key}"
     for spec in app_services.values():
         if spec.get("database"):
-            url = secret_template[f"{spec['env_prefix']}_DATABASE_URL"]
-            assert url.startswith("postgresql://") and url.endswith(f"/{spec['database']}"), url
-            assert "PASSWORD" in url, "the template must hold placeholders, not credentials"
+            for key in ("DATABASE_URL", "MIGRATIONS_DATABASE_URL"):
+                url = secret_template[f"{spec['env_prefix']}_{key}"]
+                assert url.startswith("postgresql://") and url.endswith(f"/{spec['database']}"), url
+                assert "PASSWORD" in url, "the template must hold placeholders, not credentials"
 
 
 # ------------------------------------------------------------------- Deployments
@@ -226,7 +227,9 @@ def test_deployments_have_probes_and_resources(
         c = _container(deployments[name])
         ready, live = c.get("readinessProbe"), c.get("livenessProbe")
         assert ready and live, f"{name}: readiness and liveness probes are required"
-        assert ready["httpGet"]["path"] == "/health/ready", name
+        # The gateway's readiness must not depend on the services behind it (one down would take
+        # every gateway pod out of the Ingress): it is "this gateway can serve".
+        assert ready["httpGet"]["path"] == ("/health/serving" if name == "gateway" else "/health/ready"), name
         assert live["httpGet"]["path"] == "/health", name
         for probe in (ready, live, c.get("startupProbe") or live):
             assert probe["httpGet"]["port"] in ("http", app_services[name]["base_port"]), name
@@ -277,6 +280,12 @@ def test_deployment_env_agrees_with_services_toml(
             expected[f"{p}_DATABASE_URL"] = "secret"
         if spec.get("kafka"):
             expected[f"{p}_KAFKA_BOOTSTRAP"] = ("configmap", configmap["KAFKA_BOOTSTRAP"])
+            expected[f"{p}_KAFKA_SECURITY_PROTOCOL"] = ("configmap", configmap["KAFKA_SECURITY_PROTOCOL"])
+            expected[f"{p}_KAFKA_SASL_MECHANISM"] = ("configmap", configmap["KAFKA_SASL_MECHANISM"])
+            expected[f"{p}_KAFKA_SASL_USERNAME"] = "secret"
+            expected[f"{p}_KAFKA_SASL_PASSWORD"] = "secret"
+        if spec.get("public"):
+            expected[f"{p}_TRUSTED_PROXIES"] = ("configmap", configmap["TRUSTED_PROXIES"])
         for key, target in spec.get("upstreams", {}).items():
             # Service name = hostname, Service port = base port: the same URLs as in compose.
             expected[f"{p}_{key}"] = ("value", f"http://{target}:{app_services[target]['base_port']}")
@@ -349,29 +358,164 @@ def test_pod_disruption_budgets_keep_an_instance(
 
 
 def test_topics_job_creates_the_services_toml_topics(
-    objects: list[Obj], configmap: dict[str, str], topology: dict[str, Any]
+    objects: list[Obj], configmap: dict[str, str], topology: dict[str, Any], secret_template: dict[str, str]
 ) -> None:
+    """One authoritative step with the production settings (the services only check)."""
     kafka = topology["kafka"]
     assert configmap["KAFKA_TOPICS"].split() == kafka["topics"]
     assert configmap["KAFKA_PARTITIONS"] == str(kafka["partitions"])
-    assert int(configmap["KAFKA_REPLICATION_FACTOR"]) >= 1
+    replication = int(configmap["KAFKA_REPLICATION_FACTOR"])
+    assert replication >= 3, "production topics need replicas"
+    assert 1 < int(configmap["KAFKA_MIN_INSYNC_REPLICAS"]) < replication, "acks=all must survive one broker down"
+    assert int(configmap["KAFKA_RETENTION_MS"]) >= 24 * 3600 * 1000
 
     jobs = _by_kind(objects, "Job")
-    assert set(jobs) == {"kafka-topics"}
+    assert set(jobs) == {"kafka-topics", "db-migrations"}
     c = _container(jobs["kafka-topics"])
-    with COMPOSE_FILE.open(encoding="utf-8") as f:
-        compose = yaml.safe_load(f)
-    assert c["image"] == compose["services"]["kafka"]["image"], "same Kafka version as docker-compose.yml"
-    script = " ".join(c.get("command", []) + c.get("args", []))
-    assert "kafka-topics.sh" in script and "--create --if-not-exists" in script
-    env = _resolve_env(c, configmap, {})
-    assert env["TOPICS"] == ("configmap", configmap["KAFKA_TOPICS"])
-    assert env["PARTITIONS"] == ("configmap", configmap["KAFKA_PARTITIONS"])
-    assert env["BOOTSTRAP"] == ("configmap", configmap["KAFKA_BOOTSTRAP"])
-    for var in ("TOPICS", "PARTITIONS", "BOOTSTRAP", "REPLICATION_FACTOR"):
-        assert "${" + var + "}" in script, var
+    assert c["image"].split(":")[0] == IMAGE
+    assert c["command"] == ["python", "-m", "shared.messaging.admin"]
+    env = _resolve_env(c, configmap, secret_template)
+    for key in ("KAFKA_BOOTSTRAP", "KAFKA_TOPICS", "KAFKA_PARTITIONS", "KAFKA_REPLICATION_FACTOR",
+                "KAFKA_MIN_INSYNC_REPLICAS", "KAFKA_RETENTION_MS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM"):
+        assert env[key] == ("configmap", configmap[key]), key
     resources = c.get("resources") or {}
     assert {"cpu", "memory"} <= set(resources.get("requests", {}))
+
+
+def test_services_never_create_topics_nor_migrate_in_the_cluster(configmap: dict[str, str]) -> None:
+    """ENVIRONMENT=production: the services only check topics and the schema version."""
+    from balance_service.config import Settings
+
+    settings = Settings(environment=configmap["ENVIRONMENT"], database_url="postgresql://u@db/balance",
+                        kafka_bootstrap=configmap["KAFKA_BOOTSTRAP"])
+    assert not settings.creates_topics and not settings.migrates_on_start
+
+
+def test_migrations_job_runs_each_service_migration_as_the_schema_owner(
+    objects: list[Obj], app_services: dict[str, dict[str, Any]], configmap: dict[str, str],
+    secret_template: dict[str, str],
+) -> None:
+    job = _by_kind(objects, "Job")["db-migrations"]
+    containers = {c["name"]: c for c in job["spec"]["template"]["spec"]["containers"]}
+    databases = {name: spec for name, spec in app_services.items() if spec.get("database")}
+    assert set(containers) == set(databases)
+    for name, spec in databases.items():
+        c, p = containers[name], spec["env_prefix"]
+        assert c["image"].split(":")[0] == IMAGE
+        assert c["command"] == ["python", "-m", spec["package"], "migrate"]
+        env = _resolve_env(c, configmap, secret_template)
+        assert env[f"{p}_DATABASE_URL"] == ("secret", secret_template[f"{p}_MIGRATIONS_DATABASE_URL"])
+        ref = next(e for e in c["env"] if e["name"] == f"{p}_DATABASE_URL")["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == f"{p}_MIGRATIONS_DATABASE_URL", "its own credentials, not the application's"
+
+
+def test_images_are_pinned(objects: list[Obj]) -> None:
+    with KUSTOMIZATION.open(encoding="utf-8") as f:
+        kustomization = yaml.safe_load(f)
+    tags = [i.get("newTag") or i.get("digest") for i in kustomization["images"]]
+    assert tags and all(t and t != "latest" for t in tags), tags
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job"):
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                image = c["image"]
+                assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+
+
+def test_pods_are_scraped_by_prometheus(deployments: dict[str, Obj], app_services: dict[str, dict[str, Any]]) -> None:
+    for name, spec in app_services.items():
+        annotations = deployments[name]["spec"]["template"]["metadata"].get("annotations") or {}
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/port") == str(spec["base_port"]), name
+        assert annotations.get("prometheus.io/path") == "/metrics", name
+
+
+def test_autoscalers_respect_the_partition_count(
+    objects: list[Obj], deployments: dict[str, Obj], app_services: dict[str, dict[str, Any]], topology: dict[str, Any]
+) -> None:
+    hpas = _by_kind(objects, "HorizontalPodAutoscaler")
+    assert set(hpas) == set(deployments)
+    for name, hpa in hpas.items():
+        spec = hpa["spec"]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert spec["minReplicas"] >= 2
+        assert spec["minReplicas"] <= spec["maxReplicas"]
+        if app_services[name].get("kafka"):
+            # more consumers than partitions would sit idle
+            assert spec["maxReplicas"] <= topology["kafka"]["partitions"], name
+        assert spec["metrics"], name
+
+
+def _allowed_sources(policy: Obj) -> tuple[set[str], set[str]]:
+    """(pod names, namespace names) that may reach the policy's pods."""
+    pods: set[str] = set()
+    namespaces: set[str] = set()
+    for rule in policy["spec"].get("ingress", []):
+        for peer in rule.get("from", []):
+            if "podSelector" in peer:
+                labels = peer["podSelector"]["matchLabels"]
+                assert labels["app.kubernetes.io/part-of"] == "ecommerce-order-backend"
+                pods.add(labels["app.kubernetes.io/name"])
+            if "namespaceSelector" in peer:
+                namespaces.add(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+    return pods, namespaces
+
+
+def test_network_policies_follow_the_topology(
+    objects: list[Obj], app_services: dict[str, dict[str, Any]]
+) -> None:
+    policies = _by_kind(objects, "NetworkPolicy")
+    deny = policies.pop("default-deny-ingress")
+    assert deny["spec"]["podSelector"] == {} and deny["spec"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in deny["spec"], "deny all ingress by default"
+    assert set(policies) == set(app_services)
+    callers: dict[str, set[str]] = {name: set() for name in app_services}
+    for name, spec in app_services.items():
+        for target in spec.get("upstreams", {}).values():
+            callers[target].add(name)
+    for name, spec in app_services.items():
+        policy = policies[name]
+        assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
+        pods, namespaces = _allowed_sources(policy)
+        assert pods == callers[name], f"{name}: reachable from {pods}, topology says {callers[name]}"
+        assert "monitoring" in namespaces, f"{name}: Prometheus must reach /metrics"
+        if spec.get("public"):
+            assert "ingress-nginx" in namespaces
+        else:
+            assert namespaces == {"monitoring"}, name
+        for rule in policy["spec"]["ingress"]:
+            assert rule["ports"] == [{"port": spec["base_port"], "protocol": "TCP"}], name
+
+
+def test_the_ingress_publishes_only_the_api(objects: list[Obj]) -> None:
+    """/metrics and /health/* stay inside the cluster."""
+    ingress = next(o for o in objects if o["kind"] == "Ingress")
+    paths = [(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == [("/api", "Prefix")]
+
+
+def test_kustomize_renders_every_object(objects: list[Obj], tmp_path: Path) -> None:
+    """`kubectl kustomize deploy/k8s` renders the listed objects (the Secret template left out),
+    all in the namespace, with the pinned image; the render passes the schema check too."""
+    kubectl = shutil.which("kubectl") or shutil.which("kustomize")
+    if kubectl is None:
+        pytest.skip("neither kubectl nor kustomize is installed")
+    command = [kubectl, "kustomize", str(K8S_DIR)] if kubectl.endswith("kubectl") else [kubectl, "build", str(K8S_DIR)]
+    rendered = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    expected = sorted((o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] != "Secret")
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == expected
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                assert not c["image"].endswith(":latest"), c["image"]
+    out = tmp_path / "rendered.yaml"
+    out.write_text(rendered, encoding="utf-8")
+    binary = _kubeconform()
+    code, report = _validate(binary, out)
+    problems = [r for r in report.get("resources", []) if r.get("status") != "statusValid"]
+    assert code == 0 and not problems, json.dumps(problems, indent=2)
+    assert report["summary"]["valid"] == len(docs)
 
 
 def test_readme_explains_the_prerequisites() -> None:

@@ -21,6 +21,10 @@ class MigrationError(RuntimeError):
     """A migration file changed after it was applied, or is misnamed."""
 
 
+class SchemaBehind(MigrationError):
+    """The database lacks migrations this code ships: the service must not serve on it."""
+
+
 @dataclass(frozen=True)
 class MigrationSource:
     """A folder of ``NNNN_name.sql`` files, recorded under ``namespace``."""
@@ -74,6 +78,45 @@ async def apply_migrations(conn: asyncpg.Connection, sources: list[MigrationSour
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+async def missing_migrations(conn: asyncpg.Connection, sources: list[MigrationSource]) -> list[str]:
+    """The migrations of ``sources`` the database has not applied (all of them on an empty one).
+
+    A file that changed after it was applied is a :class:`MigrationError`. Migrations applied in
+    the database but unknown to ``sources`` are fine: a newer release migrated first, and
+    migrations are additive, so an older instance still serving during a rolling update works.
+    """
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    rows = await conn.fetch("SELECT name, checksum FROM schema_migrations") if exists else []
+    applied = {row["name"]: row["checksum"] for row in rows}
+    missing = []
+    for source in sources:
+        for path in source.files():
+            name = f"{source.namespace}/{path.name}"
+            if name not in applied:
+                missing.append(name)
+            elif applied[name] != _checksum(path.read_text()):
+                raise MigrationError(f"{name} differs from the migration applied in the database")
+    return missing
+
+
+async def check_schema(dsn: str, sources: list[MigrationSource]) -> None:
+    """Raise :class:`SchemaBehind` unless every migration of ``sources`` is applied.
+
+    Outside development a service does not migrate at start (a Job does, with the schema owner's
+    credentials); it calls this instead and refuses to serve on an older schema.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        missing = await missing_migrations(conn, sources)
+    finally:
+        await conn.close()
+    if missing:
+        raise SchemaBehind(
+            f"the database lacks {len(missing)} migration(s) this release ships ({', '.join(missing)}); "
+            "run `python -m <service> migrate` (the migrations Job) first"
+        )
 
 
 async def migrate(dsn: str, sources: list[MigrationSource]) -> list[str]:

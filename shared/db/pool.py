@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from shared.config import ServiceSettings
-from shared.db.migrations import MigrationSource, migrate
+from shared.db.migrations import MigrationSource, check_schema, migrate
 from shared.db.gauges import PoolCollector
 from shared.web.app import HEALTH, METRICS
 
@@ -112,12 +112,17 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = 10.0) -> None:
 def postgres_ctx(
     settings: ServiceSettings, sources: list[MigrationSource]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Apply migrations, open the pool as ``app[PG_POOL]``, add a readiness check; close on exit."""
+    """Apply migrations (or, outside development and test, check they were applied: see
+    ``ServiceSettings.migrates_on_start``), open the pool as ``app[PG_POOL]``, add a readiness
+    check; close on exit."""
 
     async def ctx(app: web.Application) -> AsyncIterator[Any]:
-        applied = await migrate(settings.database_url, sources)
-        if applied:
-            log.info("migrations applied", extra={"migrations": applied})
+        if settings.migrates_on_start:
+            applied = await migrate(settings.database_url, sources)
+            if applied:
+                log.info("migrations applied", extra={"migrations": applied})
+        else:
+            await check_schema(settings.database_url, sources)
         pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
         app[PG_POOL] = pool
         app[METRICS].registry.register(PoolCollector(pool))

@@ -75,6 +75,7 @@ class BatchConsumer:
         fetch_max_wait_ms: int = 100,
         max_records: int = 500,
         client_id: str | None = None,
+        security: dict[str, Any] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -92,6 +93,7 @@ class BatchConsumer:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._max_records = max_records
         self._client_id = client_id or group_id
+        self._security = security or {}
         self._lock = asyncio.Lock()
         self._commit_task: asyncio.Task[None] | None = None
         self.assigned = asyncio.Event()
@@ -126,6 +128,7 @@ class BatchConsumer:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             metadata_max_age_ms=30_000,
+            **self._security,
         )
 
     async def _consume(self) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -29,9 +30,11 @@ class KafkaPublisher:
     """Sends batches of :class:`Outgoing` messages, waiting for every acknowledgement."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str, send_timeout_s: float = 10.0, linger_ms: int = 0
+        self, bootstrap: str, *, client_id: str, send_timeout_s: float = 10.0, linger_ms: int = 0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._security = dict(security or {})
         self._client_id = client_id
         self._timeout = send_timeout_s
         self._linger_ms = linger_ms
@@ -49,6 +52,7 @@ class KafkaPublisher:
                     linger_ms=self._linger_ms,
                     request_timeout_ms=int(self._timeout * 1000),
                     max_batch_size=256 * 1024,
+                    **self._security,
                 )
                 try:
                     await asyncio.wait_for(producer.start(), self._timeout)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from shared import tracing
 from shared.config import BaseServiceSettings
@@ -45,6 +47,13 @@ def serve(app: web.Application, settings: BaseServiceSettings) -> None:
     tracing.shutdown()  # flush the spans still buffered (nothing when tracing is off)
 
 
+def _problems(exc: ValidationError) -> str:
+    """What is wrong, without the input values (they may hold secrets: DSNs, tokens)."""
+    return "; ".join(
+        ".".join(map(str, e["loc"])) + ": " + e["msg"] if e["loc"] else e["msg"] for e in exc.errors()
+    )
+
+
 def main(
     settings_cls: type[S],
     create_app: Callable[[S], web.Application],
@@ -54,7 +63,10 @@ def main(
     parser = argparse.ArgumentParser(prog=f"python -m {create_app.__module__.split('.')[0]}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args()
-    settings = settings_cls()  # type: ignore[call-arg]
+    try:
+        settings = settings_cls()  # type: ignore[call-arg]
+    except ValidationError as exc:  # a configuration mistake: say which, without a traceback
+        sys.exit(f"{parser.prog}: refusing to start: {_problems(exc)}")
     _install_uvloop()
     if args.command == "migrate":
         if migrate is None:

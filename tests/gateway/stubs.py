@@ -38,6 +38,7 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
     """Echoes what it received on every route of ``service``; special paths misbehave."""
     app = web.Application(middlewares=[problem_middleware()])
     app["calls"] = []
+    app["state"] = {"database_down": False}
 
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
@@ -67,6 +68,7 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
             app.router.add_route(route.method, route.path, handler)
     app.router.add_get("/internal/secret", _copy(echo))
     app.router.add_get("/health", _ok)
+    app.router.add_get("/health/ready", _ready)
     setup_openapi(app, title=service)
     return app
 
@@ -84,7 +86,8 @@ async def _ok(_request: web.Request) -> web.Response:
 
 class Dropper:
     """An instance that reads each request whole, then closes the connection without answering
-    (a service killed while handling it): the request reached it, the outcome is unknown."""
+    (a service killed while handling it): the request reached it, the outcome is unknown. Its
+    health probes (the gateway's readiness polls) are answered, so it stays in rotation."""
 
     def __init__(self) -> None:
         self.requests: list[bytes] = []
@@ -98,7 +101,14 @@ class Dropper:
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             await reader.readexactly(length)
-            self.requests.append(head.split(b"\r\n", 1)[0])
+            request_line = head.split(b"\r\n", 1)[0]
+            if request_line.startswith(b"GET /health"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}")
+                await writer.drain()
+                writer.close()
+                return
+            self.requests.append(request_line)
         finally:
             writer.transport.abort()
 
@@ -111,6 +121,13 @@ class Dropper:
         finally:
             server.close()
             await server.wait_closed()
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Like a service's readiness: 503 while ``app["state"]["database_down"]`` (the process still answers)."""
+    if request.app["state"]["database_down"]:
+        return web.json_response({"status": "unavailable", "checks": {"postgres": "down"}}, status=503)
+    return web.json_response({"status": "ok", "checks": {"postgres": "up"}})
 
 
 @asynccontextmanager

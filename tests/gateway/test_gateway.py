@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
@@ -15,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from gateway.app import create_app
-from gateway.config import SERVICES, Settings
+from gateway.config import KNOWN_TOKENS, SERVICES, Settings, trusted_networks
+from gateway.ratelimit import client_address
 from gateway.routes import ROUTES
 from tests.gateway.stubs import Dropper, free_port, running, stub_app
 
@@ -418,3 +420,87 @@ async def test_coupon_creation_has_the_longer_timeout(cluster: Cluster) -> None:
     admin = {"X-Admin-Token": TOKEN}
     assert (await gw.post("/api/v1/admin/coupons", json={}, headers=admin)).status == 201
     assert (await gw.get("/api/v1/coupons/1")).status == 504
+
+
+@pytest.mark.asyncio
+async def test_one_service_down_keeps_the_gateway_serving_the_others(cluster: Cluster) -> None:
+    """Ranking's database is down (its process still answers /health): the gateway stays ready
+    for Kubernetes (/health/serving), answers 503 + Retry-After for ranking's routes only, and
+    /health/ready still reports ranking as down; when ranking is ready again its routes work."""
+    for service in SERVICES:
+        await cluster.stub(service)
+    ranking = cluster.apps["ranking"][0]
+    ranking["state"]["database_down"] = True
+    gw = await cluster.gateway(readiness_interval_s=0.05)
+    deadline = time.monotonic() + 10
+    while (await gw.get("/api/v1/rankings/top-products")).status != 503 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    resp = await gw.get("/api/v1/rankings/top-products")
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "SERVICE_UNAVAILABLE"
+    assert int(resp.headers["Retry-After"]) >= 1
+    calls = len(ranking["calls"])
+    assert (await gw.get("/api/v1/rankings/top-products")).status == 503
+    assert len(ranking["calls"]) == calls, "a service that is not ready gets no requests"
+    assert (await gw.get("/api/v1/products")).status == 200
+    assert (await gw.post("/api/v1/users", json={"name": "x"})).status == 201
+    serving = await gw.get("/health/serving")
+    assert serving.status == 200
+    assert (await serving.json())["services"]["ranking"] == "down"
+    ready = await gw.get("/health/ready")
+    assert ready.status == 503
+    checks = (await ready.json())["checks"]
+    assert checks["ranking"].startswith("down") and checks["catalog"] == "up"
+
+    ranking["state"]["database_down"] = False
+    deadline = time.monotonic() + 10
+    while (await gw.get("/api/v1/rankings/top-products")).status != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (await gw.get("/api/v1/rankings/top-products")).status == 200
+    assert (await gw.get("/health/ready")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "client"),
+    [
+        ("203.0.113.9", None, "", "203.0.113.9"),
+        # no trusted proxies configured: X-Forwarded-For is anyone's to write
+        ("203.0.113.9", "198.51.100.1", "", "203.0.113.9"),
+        # the peer is not a trusted proxy: its header is ignored
+        ("203.0.113.9", "198.51.100.1", "10.0.0.0/8", "203.0.113.9"),
+        # from the Ingress controller: the rightmost untrusted hop is the client
+        ("10.1.2.3", "198.51.100.1", "10.0.0.0/8", "198.51.100.1"),
+        ("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.9.9.9", "10.0.0.0/8", "198.51.100.1"),
+        ("10.1.2.3", "garbage, 198.51.100.1", "10.0.0.0/8", "198.51.100.1"),
+        ("10.1.2.3", "", "10.0.0.0/8", "10.1.2.3"),
+    ],
+)
+def test_client_address_believes_forwarded_for_only_from_trusted_proxies(remote, forwarded, trusted, client) -> None:
+    assert client_address(remote, forwarded, trusted_networks(trusted)) == client
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_keys_on_forwarded_for_from_a_trusted_proxy(cluster: Cluster) -> None:
+    """Behind a trusted proxy each forwarded client has its own bucket; from an untrusted peer the
+    header cannot be used to get a fresh bucket per request."""
+    await cluster.stub("catalog")
+    gw = await cluster.gateway(rate_limit_rps=0.01, rate_limit_burst=2, trusted_proxies="127.0.0.1/32")
+
+    def get(client: str):
+        return gw.get("/api/v1/products", headers={"X-Forwarded-For": client})
+
+    assert [(await get("198.51.100.1")).status for _ in range(3)] == [200, 200, 429]
+    assert (await get("198.51.100.2")).status == 200  # another client behind the same proxy
+
+    untrusted = await cluster.gateway(rate_limit_rps=0.01, rate_limit_burst=2, trusted_proxies="10.0.0.0/8")
+    statuses = [(await untrusted.get("/api/v1/products", headers={"X-Forwarded-For": f"198.51.100.{i}"})).status
+                for i in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_production_refuses_the_repositorys_placeholder_tokens() -> None:
+    for token in KNOWN_TOKENS:
+        with pytest.raises(ValidationError, match="placeholder"):
+            Settings(environment="production", admin_token=token)
+    with pytest.raises(ValidationError):
+        Settings(trusted_proxies="10.0.0.0/8, not-an-address")
