@@ -31,7 +31,7 @@ class DeadLetterQuery(BaseModel):
     """Filters of the dead-letter listing."""
 
     service: ServiceName | None = None
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, pattern=LISTING.pattern, description="next_cursor of the previous page")
 
 

@@ -18,7 +18,7 @@ HUGE = 2**70  # decodes, but no bigint column takes it
 
 
 async def _letters(api: Api, query: str = "") -> list[dict]:
-    status, data, _ = await api.call("GET", f"/api/v1/admin/dead-letters?limit=200{query}", headers=api.admin)
+    status, data, _ = await api.call("GET", f"/api/v1/admin/dead-letters?limit=100{query}", headers=api.admin)
     assert status == 200, data
     return data["items"]
 

@@ -230,7 +230,7 @@ def _balance_pool(cluster: Cluster):
 
 
 async def _dead_letters(cluster: Cluster, event_type: str) -> list[dict]:
-    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "200"})
+    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "100"})
     return [item for item in body["items"] if item["event_type"] == event_type]
 
 
@@ -260,7 +260,7 @@ async def test_a_deduct_command_that_cannot_be_processed_fails_its_order_and_lea
 
 
 async def _replayed(cluster: Cluster, dead_letter_id: str) -> bool:
-    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "200"})
+    _, body = await cluster.call("GET", "balance", "/api/v1/admin/dead-letters", params={"limit": "100"})
     return any(i["dead_letter_id"] == dead_letter_id and i["replayed_at"] for i in body["items"])
 
 

@@ -224,7 +224,7 @@ async def test_admin_routes_list_and_replay(services: dict[str, Service], kafka_
     assert resp.status == 200
     page = await resp.json()
     assert len(page["items"]) == 1
-    resp = await client.get("/api/v1/admin/dead-letters", params={"limit": "200"})
+    resp = await client.get("/api/v1/admin/dead-letters", params={"limit": "100"})
     items = (await resp.json())["items"]
     mine = next(i for i in items if i["event_id"] == str(event.event_id))
     assert mine["dead_letter_id"].startswith("ranking-") and mine["service"] == "ranking"
