@@ -22,7 +22,7 @@ LOW_RATE=${LOW_RATE:-20}   # well inside what this box sustains
 CONCURRENCY=${CONCURRENCY:-64}          # order_payment flat out
 CHARGE_CONCURRENCY=${CHARGE_CONCURRENCY:-32}
 READ_CONCURRENCY=${READ_CONCURRENCY:-16}
-OFFSET=${OFFSET:-$(( (RANDOM % 20 + 10) * 1000 ))}
+OFFSET=${OFFSET:-$(( (RANDOM % 14 + 10) * 1000 ))}
 for p in GATEWAY BALANCE CATALOG COUPON ORDER RANKING; do export ${p}_ACCESS_LOG=false; done
 
 cleanup() {

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.infra import Servers, drop_databases
+from tests.support.infra import Servers, cluster_port_offset, drop_databases
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "deploy" / "cluster.py"
@@ -46,27 +44,13 @@ def _cluster_pids(state_dir: Path) -> list[int]:
     return found
 
 
-def _free_offset() -> int:
-    for _ in range(50):
-        offset = random.randrange(20000, 40000, 7)
-        ports = [offset + p for p in range(8080, 8086)]
-        if all(_port_free(p) for p in ports):
-            return offset
-    raise RuntimeError("no free ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.fixture
 def runner(infra: Servers, tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     suffix = f"run{uuid.uuid4().hex[:8]}"
     state = tmp_path / "state"
     args = [
         sys.executable, str(CLUSTER), "up", "--no-seed", "--state-dir", str(state),
-        "--port-offset", str(_free_offset()), "--topic-prefix", f"{suffix}.", "--db-suffix", suffix,
+        "--port-offset", str(cluster_port_offset()), "--topic-prefix", f"{suffix}.", "--db-suffix", suffix,
         "--pg-admin-dsn", infra.pg_admin_dsn, "--kafka-bootstrap", infra.kafka_bootstrap,
     ]
     yield args, state

@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.infra import drop_databases
+from tests.support.infra import cluster_port_offset, drop_databases
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "deploy" / "cluster.py"
@@ -59,7 +58,7 @@ def running_cluster(*extra: str) -> Iterator[Cluster]:
     args = ["--no-seed", "--detach", "--topic-prefix", f"e2e{run_id}.", "--db-suffix", f"e2e{run_id}", *extra]
     result = None
     for _ in range(3):  # a random port range; try another if one is taken
-        offset = random.randrange(10, 40) * 1000
+        offset = cluster_port_offset()
         result = subprocess.run(
             [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "up", *args,
              "--port-offset", str(offset)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest_asyncio
 
 from bench.load import Api
 from tests.faults.harness import CLUSTER, ROOT, FaultCluster, Row, table
-from tests.support.infra import PrivateBroker, PrivatePostgres, Servers, drop_databases
+from tests.support.infra import PrivateBroker, PrivatePostgres, Servers, cluster_port_offset, drop_databases
 
 # Every port this suite stops and starts again lies below the ephemeral range (32768-60999 on Linux):
 # while a server is down its clients keep reconnecting, and a connect to a free port inside that range
@@ -68,7 +67,7 @@ def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> 
             "--wait", "120", *(f"--env={k}={v}" for k, v in SAGA_ENV.items())]
     result = None
     for _ in range(3):  # a random port range; another one if it is taken
-        offset = random.randrange(12, 24) * 1000  # ports 20080..32185: below the ephemeral range
+        offset = cluster_port_offset(instances=2)
         result = subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), *args,
                                  "--port-offset", str(offset)], capture_output=True, text=True, timeout=300, cwd=ROOT)
         if result.returncode == 0:

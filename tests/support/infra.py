@@ -102,6 +102,19 @@ def free_port_pair(low: int = 20000, high: int = 32000) -> int:
     raise RuntimeError("no free port pair found")
 
 
+def cluster_port_offset(instances: int = 1) -> int:
+    """A ``--port-offset`` for deploy/cluster.py whose every port (base ports 8080..8085, one per
+    service, plus 100 per further instance) is bindable now and below Linux's ephemeral range
+    (32768-60999): a port in that range can be taken at any moment by an outgoing connection's
+    local end (a Kafka or PostgreSQL client of another test), and the service then fails to bind."""
+    for _ in range(200):
+        offset = random.randrange(10_000, 24_000, 10)
+        ports = [offset + base + 100 * i for base in range(8080, 8086) for i in range(instances)]
+        if all(_bindable(p) for p in ports):
+            return offset
+    raise RuntimeError("no free port range found for a cluster")
+
+
 def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
