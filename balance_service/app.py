@@ -32,8 +32,10 @@ async def migrate_database(settings: Settings) -> None:
 def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
     async def start(app: web.Application) -> None:
         await housekeeping.run(
-            app[PG_POOL], interval_s=settings.cleanup_interval_s,
-            key_hours=settings.idempotency_key_hours, inbox_hours=settings.retention_hours,
+            app[PG_POOL],
+            interval_s=settings.cleanup_interval_s,
+            key_hours=settings.idempotency_key_hours,
+            inbox_hours=settings.retention_hours,
         )
 
     return start
@@ -54,14 +56,25 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(_charges_ctx)
     app.cleanup_ctx.append(messaging_ctx(settings))
-    app.cleanup_ctx.append(consumer_ctx(
-        settings, group=saga.GROUP, topics=[topics.BALANCE_COMMANDS], registry=REGISTRY,
-        handler=saga.from_app, hook=saga.dead_letter_hook,
-    ))
-    app.cleanup_ctx.append(consumer_ctx(
-        settings, group=orders.GROUP, topics=[topics.ORDER_COMPLETED], registry=REGISTRY,
-        handler=orders.from_app,
-    ))
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group=saga.GROUP,
+            topics=[topics.BALANCE_COMMANDS],
+            registry=REGISTRY,
+            handler=saga.from_app,
+            hook=saga.dead_letter_hook,
+        )
+    )
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group=orders.GROUP,
+            topics=[topics.ORDER_COMPLETED],
+            registry=REGISTRY,
+            handler=orders.from_app,
+        )
+    )
     app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
     setup_openapi(app, title="Balance service")
     return app

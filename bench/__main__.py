@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,8 @@ def progress(label: str, elapsed: float, done: int, last: int, extra: str = "") 
 async def ticker(label: str, t0: float, count: Any, extra: Any, stop: asyncio.Event) -> None:
     last = 0
     while not stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
-            pass
         n = count()
         progress(label, time.monotonic() - t0, n, last, extra())
         last = n
@@ -63,8 +62,7 @@ async def ticker(label: str, t0: float, count: Any, extra: Any, stop: asyncio.Ev
 
 
 def session(limit: int = 0) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit),
-                                 timeout=aiohttp.ClientTimeout(total=30))
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=30))
 
 
 async def make_users(api: Api, n: int, charge: int = 0, parallel: int = 32) -> list[int]:
@@ -76,11 +74,13 @@ async def make_users(api: Api, n: int, charge: int = 0, parallel: int = 32) -> l
             if charge:
                 await api.ok("POST", f"/api/v1/users/{uid}/balance/charge", {"amount": charge})
             return uid
+
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def closed_loop(label: str, duration: float, concurrency: int, rate: float | None,
-                      request: Any) -> tuple[list[Req], float]:
+async def closed_loop(
+    label: str, duration: float, concurrency: int, rate: float | None, request: Any
+) -> tuple[list[Req], float]:
     """Run ``request(req) -> None`` (fills status) flat out with ``concurrency`` workers, or at ``rate``/s."""
     reqs: list[Req] = []
     t0 = time.monotonic()
@@ -92,7 +92,7 @@ async def closed_loop(label: str, duration: float, concurrency: int, rate: float
         began = time.monotonic()
         try:
             await request(r)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             r.status = type(exc).__name__
         r.latency = time.monotonic() - began
         r.finished = time.monotonic() - t0
@@ -101,8 +101,9 @@ async def closed_loop(label: str, duration: float, concurrency: int, rate: float
         while time.monotonic() - t0 < duration:
             await one()
 
-    tick = asyncio.create_task(ticker(label, t0, lambda: sum(1 for r in reqs if r.finished is not None),
-                                      lambda: "", stop))
+    tick = asyncio.create_task(
+        ticker(label, t0, lambda: sum(1 for r in reqs if r.finished is not None), lambda: "", stop)
+    )
     if rate:
         tasks: list[asyncio.Task[None]] = []
         n = 0
@@ -123,27 +124,49 @@ async def closed_loop(label: str, duration: float, concurrency: int, rate: float
 
 def summarize_reqs(reqs: list[Req], took: float) -> dict[str, Any]:
     ok = [r.latency for r in reqs if r.status == "ok" and r.latency is not None]
-    return {"requests": len(reqs), "ok": len(ok), "seconds": round(took, 3), "requests_per_s": round(len(reqs) / took, 1),
-            "ok_per_s": round(len(ok) / took, 1), "latency_ok": latency_summary(ok),
-            "latency_all": latency_summary([r.latency for r in reqs if r.latency is not None]),
-            "outcomes": dict(Counter(r.status for r in reqs))}
+    return {
+        "requests": len(reqs),
+        "ok": len(ok),
+        "seconds": round(took, 3),
+        "requests_per_s": round(len(reqs) / took, 1),
+        "ok_per_s": round(len(ok) / took, 1),
+        "latency_ok": latency_summary(ok),
+        "latency_all": latency_summary([r.latency for r in reqs if r.latency is not None]),
+        "outcomes": dict(Counter(r.status for r in reqs)),
+    }
 
 
 # --------------------------------------------------------------------------------- scenarios
 
 
 async def order_payment(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
-    load = OrderLoad(ctx["gateway"], ctx["token"], users=args.users, products=args.products, rate=args.rate,
-                     concurrency=args.concurrency, coupons=args.coupon_share > 0, coupon_share=args.coupon_share,
-                     coupon_kinds=3, prefer_async=args.prefer_async, max_in_flight=args.max_in_flight)
+    load = OrderLoad(
+        ctx["gateway"],
+        ctx["token"],
+        users=args.users,
+        products=args.products,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        coupons=args.coupon_share > 0,
+        coupon_share=args.coupon_share,
+        coupon_kinds=3,
+        prefer_async=args.prefer_async,
+        max_in_flight=args.max_in_flight,
+    )
     print(f"[order_payment] setup: {args.users} users, {args.products} products ...", flush=True)
     await load.setup()
     stop = asyncio.Event()
     ctx["meter"].start()
     load.start()
-    tick = asyncio.create_task(ticker("order_payment", time.monotonic(), lambda: load.completed,
-                                      lambda: f"in flight {load.in_flight}  failed {dict(load.failed)}"
-                                              f"  errors {dict(load.errors)}", stop))
+    tick = asyncio.create_task(
+        ticker(
+            "order_payment",
+            time.monotonic(),
+            lambda: load.completed,
+            lambda: f"in flight {load.in_flight}  failed {dict(load.failed)}  errors {dict(load.errors)}",
+            stop,
+        )
+    )
     await load.run_for(args.duration)
     issued_for = load.elapsed
     await load.stop()
@@ -157,11 +180,14 @@ async def order_payment(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[s
     in_window = [r for r in done if r.finished is not None and r.finished <= issued_for]
     result = {
         "mode": f"rate {args.rate}/s" if args.rate else f"flat out, concurrency {args.concurrency}",
-        "seconds": round(issued_for, 3), "sent": len(recs), "completed": len(done),
+        "seconds": round(issued_for, 3),
+        "sent": len(recs),
+        "completed": len(done),
         "completed_per_s": round(len(in_window) / issued_for, 1),
         "latency_completed": latency_summary([r.latency for r in done]),
         "latency_all": latency_summary([r.latency for r in recs if r.latency is not None]),
-        "counters": load.counters(), "timeline": load.timeline(),
+        "counters": load.counters(),
+        "timeline": load.timeline(),
     }
     ctx["run_data"] = load.run_data()
     return result
@@ -172,8 +198,13 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         api = Api(s, ctx["gateway"], ctx["token"])
         print(f"[coupon_spike] setup: {args.users} users ...", flush=True)
         users = await make_users(api, args.users)
-        body = {"name": f"spike-{uuid.uuid4().hex[:6]}", "discount_type": "FIXED", "discount_value": 1000,
-                "total_quantity": args.quantity, "valid_days": 7}
+        body = {
+            "name": f"spike-{uuid.uuid4().hex[:6]}",
+            "discount_type": "FIXED",
+            "discount_value": 1000,
+            "total_quantity": args.quantity,
+            "valid_days": 7,
+        }
         coupon = (await api.ok("POST", "/api/v1/admin/coupons", body, expect=201, headers=api.admin))["coupon_id"]
         target = Api(s, args.target or ctx["gateway"])
         # every user's coupon service knows them (projection or lookup) before the spike: warm nothing else
@@ -194,7 +225,7 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
                 status, answer = await target.call("POST", f"/api/v1/coupons/{coupon}/issue", {"user_id": uid})
                 r.http_status = status
                 r.status = "ok" if status == 201 else f"{status} {(answer or {}).get('code')}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 r.status = type(exc).__name__
             r.finished = time.monotonic() - t0
             r.latency = r.finished - r.started
@@ -203,8 +234,9 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         await asyncio.sleep(0.2)
         t0 = time.monotonic()
         stop = asyncio.Event()
-        tick = asyncio.create_task(ticker("coupon_spike", t0, lambda: len([r for r in reqs if r.finished]),
-                                          lambda: "", stop))
+        tick = asyncio.create_task(
+            ticker("coupon_spike", t0, lambda: len([r for r in reqs if r.finished]), lambda: "", stop)
+        )
         ctx["meter"].start()
         start.set()
         await asyncio.gather(*tasks)
@@ -215,15 +247,24 @@ async def coupon_spike(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
         info = await api.ok("GET", f"/api/v1/coupons/{coupon}")
     out = summarize_reqs(reqs, took)
     answered = [r.latency for r in reqs if r.http_status in (201, 409) and r.latency is not None]
-    out.update({"users": len(users), "quantity": args.quantity, "coupon_id": coupon,
-                "connections": "warm (opened before the spike)" if args.warm_connections else "cold (one new per user)",
-                "issued_quantity": info["issued_quantity"], "latency_answered": latency_summary(answered),
-                "timeline": timeline(reqs, 0.1, ok=("ok",))})
+    out.update(
+        {
+            "users": len(users),
+            "quantity": args.quantity,
+            "coupon_id": coupon,
+            "connections": "warm (opened before the spike)" if args.warm_connections else "cold (one new per user)",
+            "issued_quantity": info["issued_quantity"],
+            "latency_answered": latency_summary(answered),
+            "timeline": timeline(reqs, 0.1, ok=("ok",)),
+        }
+    )
     problems = []
     if info["issued_quantity"] != min(args.quantity, len(users)):
         problems.append(f"coupon: issued {info['issued_quantity']}, expected exactly {min(args.quantity, len(users))}")
     if out["outcomes"].get("ok", 0) != info["issued_quantity"]:
-        problems.append(f"coupon: {out['outcomes'].get('ok', 0)} 201 answers but issued_quantity {info['issued_quantity']}")
+        problems.append(
+            f"coupon: {out['outcomes'].get('ok', 0)} 201 answers but issued_quantity {info['issued_quantity']}"
+        )
     ctx["extra_problems"] = problems
     ctx["coupon"] = (coupon, args.quantity)
     return out
@@ -239,8 +280,12 @@ async def balance_charge(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[
 
         async def charge(r: Req) -> None:
             uid, amount = random.choice(users), random.randint(1, 100)
-            status, _ = await target.call("POST", f"/api/v1/users/{uid}/balance/charge", {"amount": amount},
-                                       headers={"Idempotency-Key": f"b-{uuid.uuid4()}"} if args.idempotency else None)
+            status, _ = await target.call(
+                "POST",
+                f"/api/v1/users/{uid}/balance/charge",
+                {"amount": amount},
+                headers={"Idempotency-Key": f"b-{uuid.uuid4()}"} if args.idempotency else None,
+            )
             r.http_status = status
             r.status = "ok" if status == 200 else str(status)
             if status == 200:
@@ -281,12 +326,18 @@ async def top_products(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[st
     return out
 
 
-SCENARIOS = {"order_payment": order_payment, "coupon_spike": coupon_spike, "balance_charge": balance_charge,
-             "top_products": top_products}
+SCENARIOS = {
+    "order_payment": order_payment,
+    "coupon_spike": coupon_spike,
+    "balance_charge": balance_charge,
+    "top_products": top_products,
+}
 
 DEFAULTS = {  # scenario -> (users, duration, concurrency)
-    "order_payment": (200, 20.0, 64), "coupon_spike": (2000, 0.0, 2000),
-    "balance_charge": (500, 15.0, 64), "top_products": (0, 15.0, 64),
+    "order_payment": (200, 20.0, 64),
+    "coupon_spike": (2000, 0.0, 2000),
+    "balance_charge": (500, 15.0, 64),
+    "top_products": (0, 15.0, 64),
 }
 
 
@@ -296,6 +347,7 @@ DEFAULTS = {  # scenario -> (users, duration, concurrency)
 def plot(path: Path, title: str, tl: list[dict[str, Any]]) -> None:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -331,11 +383,14 @@ async def run(args: argparse.Namespace) -> int:
     floor = None
     if args.scenario == "floor" or args.floor:
         from bench.floor import run_floor
+
         admin = info.get("pg_admin_dsn") or args.pg_admin_dsn
         print(f"[floor] pgbench, one order's saga per transaction, {args.floor_seconds}s ...", flush=True)
         floor = run_floor(admin, seconds=args.floor_seconds, clients=args.floor_clients, suffix=uuid.uuid4().hex[:6])
-        print(f"[floor] {floor['sagas_per_s']:.0f} sagas/s (avg {floor['latency_avg_ms']:.1f} ms, "
-              f"{floor['clients']} clients)")
+        print(
+            f"[floor] {floor['sagas_per_s']:.0f} sagas/s (avg {floor['latency_avg_ms']:.1f} ms, "
+            f"{floor['clients']} clients)"
+        )
         if args.scenario == "floor":
             return 0
     d_users, d_duration, d_conc = DEFAULTS[args.scenario]
@@ -350,18 +405,28 @@ async def run(args: argparse.Namespace) -> int:
         problems.append("invariants: not checked against the databases (no --cluster-state)")
     if "coupon" in ctx and args.cluster_state:
         import asyncpg
+
         conn = await asyncpg.connect(Targets.from_cluster(args.cluster_state).coupon_dsn)
         try:
             cid, _ = ctx["coupon"]
-            row = await conn.fetchrow("SELECT count(user_id) AS issued, count(DISTINCT user_id) AS users"
-                                      " FROM user_coupons WHERE coupon_id = $1", cid)
+            row = await conn.fetchrow(
+                "SELECT count(user_id) AS issued, count(DISTINCT user_id) AS users"
+                " FROM user_coupons WHERE coupon_id = $1",
+                cid,
+            )
             if row["issued"] != row["users"] or row["issued"] != result["issued_quantity"]:
                 problems.append(f"coupon: database says {dict(row)}")
         finally:
             await conn.close()
-    result = {"scenario": args.scenario, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "args": {k: v for k, v in vars(args).items() if k not in ("admin_token",)}, **result,
-              "invariant_problems": problems, "floor": floor, "cpu": ctx.get("cpu")}
+    result = {
+        "scenario": args.scenario,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "args": {k: v for k, v in vars(args).items() if k != "admin_token"},
+        **result,
+        "invariant_problems": problems,
+        "floor": floor,
+        "cpu": ctx.get("cpu"),
+    }
     rate = result.get("completed_per_s") or result.get("ok_per_s")
     if floor and rate:
         result["ratio_to_floor"] = round(rate / floor["sagas_per_s"], 3)
@@ -381,14 +446,18 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("scenario", choices=[*SCENARIOS, "floor", "summary"])
     p.add_argument("--cluster-state", help="deploy/cluster.py cluster.json (gateway, token, databases)")
     p.add_argument("--gateway")
     p.add_argument("--admin-token")
-    p.add_argument("--target", help="send the measured requests here (e.g. a service directly) instead of the gateway;"
-                                    " setup still goes through the gateway")
+    p.add_argument(
+        "--target",
+        help="send the measured requests here (e.g. a service directly) instead of the gateway;"
+        " setup still goes through the gateway",
+    )
     p.add_argument("--duration", type=float, default=0.0, help="seconds (keep <= 60)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--rate", type=float, default=None, help="target requests (orders)/s, open loop")
@@ -396,10 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=0)
     p.add_argument("--products", type=int, default=20)
     p.add_argument("--quantity", type=int, default=1000, help="coupon_spike: copies of the coupon")
-    p.add_argument("--warm-connections", action="store_true",
-                   help="coupon_spike: open every user's connection before the spike (as a load balancer's"
-                        " keep-alive pool would); by default each user opens a new one in the spike")
-    p.add_argument("--max-in-flight", type=int, default=512, help="order_payment --rate: cap (skips are counted as errors -1)")
+    p.add_argument(
+        "--warm-connections",
+        action="store_true",
+        help="coupon_spike: open every user's connection before the spike (as a load balancer's"
+        " keep-alive pool would); by default each user opens a new one in the spike",
+    )
+    p.add_argument(
+        "--max-in-flight", type=int, default=512, help="order_payment --rate: cap (skips are counted as errors -1)"
+    )
     p.add_argument("--coupon-share", type=float, default=0.3, help="order_payment: share of orders with a coupon")
     p.add_argument("--prefer-async", action="store_true", help="order_payment: Prefer: respond-async, then poll")
     p.add_argument("--idempotency", action="store_true", help="balance_charge: send an Idempotency-Key")
@@ -411,10 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.scenario == "summary":
         from bench.summary import summarize
+
         print(summarize(args.tag))
         return 0
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass

@@ -47,8 +47,13 @@ async def register_users(session: aiohttp.ClientSession, balance_url: str, count
 
 async def create_coupon(session: aiohttp.ClientSession, args: argparse.Namespace) -> int:
     headers = {"X-Admin-Token": args.admin_token} if args.admin_token else {}
-    body = {"name": "spike", "discount_type": "FIXED", "discount_value": 1000,
-            "total_quantity": args.quantity, "valid_days": 7}
+    body = {
+        "name": "spike",
+        "discount_type": "FIXED",
+        "discount_value": 1000,
+        "total_quantity": args.quantity,
+        "valid_days": 7,
+    }
     async with session.post(args.base_url + args.admin_path, json=body, headers=headers) as resp:
         coupon = await resp.json()
         assert resp.status == 201, coupon
@@ -90,19 +95,26 @@ async def main(args: argparse.Namespace) -> None:
         async with session.get(f"{args.base_url}/api/v1/coupons/{coupon_id}") as resp:
             coupon = await resp.json()
     latencies = [lat * 1000 for _, lat in results]
-    print(f"coupon {coupon_id}: {len(results)} requests from {len(users)} users, quantity {args.quantity}, "
-          f"client concurrency {args.concurrency}")
+    print(
+        f"coupon {coupon_id}: {len(results)} requests from {len(users)} users, quantity {args.quantity}, "
+        f"client concurrency {args.concurrency}"
+    )
     print(f"elapsed {took:.2f} s, {len(results) / took:.0f} requests/s")
-    print(f"latency p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-          f"max {max(latencies):.1f} ms")
+    print(
+        f"latency p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
     print("status counts:", dict(Counter(outcome for outcome, _ in results)))
-    print(f"final issued_quantity {coupon['issued_quantity']}, remaining {coupon['remaining_quantity']}, "
-          f"status {coupon['status']}")
+    print(
+        f"final issued_quantity {coupon['issued_quantity']}, remaining {coupon['remaining_quantity']}, "
+        f"status {coupon['status']}"
+    )
 
 
 if __name__ == "__main__":
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass

@@ -97,15 +97,22 @@ class CpuMeter:
             "window_s": round(window, 3),
             "total_cores": round(total / window, 2) if window else None,
             "total_ms_per_op": round(1000 * total / operations, 3) if operations else None,
-            "components": {name: {"cpu_s": round(s, 2), "cores": round(s / window, 2) if window else None,
-                                  "ms_per_op": round(1000 * s / operations, 3) if operations else None}
-                           for name, s in rows},
+            "components": {
+                name: {
+                    "cpu_s": round(s, 2),
+                    "cores": round(s / window, 2) if window else None,
+                    "ms_per_op": round(1000 * s / operations, 3) if operations else None,
+                }
+                for name, s in rows
+            },
         }
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"CPU over {report['window_s']} s: {report['total_cores']} cores"
-             + (f", {report['total_ms_per_op']} ms per operation" if report.get("total_ms_per_op") else "")]
+    lines = [
+        f"CPU over {report['window_s']} s: {report['total_cores']} cores"
+        + (f", {report['total_ms_per_op']} ms per operation" if report.get("total_ms_per_op") else "")
+    ]
     for name, row in report["components"].items():
         per = f"  {row['ms_per_op']:7.3f} ms/op" if row.get("ms_per_op") is not None else ""
         lines.append(f"  {name:<14} {row['cpu_s']:7.2f} s  {row['cores']:5.2f} cores{per}")

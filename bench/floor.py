@@ -127,28 +127,44 @@ def run_floor(admin_dsn: str, *, clients: int = 8, seconds: int = 10, suffix: st
 
     def sql(target: str, text: str) -> None:
         if psql:
-            subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", target, "-c", text], check=True, env=env,
-                           capture_output=True)
+            subprocess.run(
+                [psql, "-q", "-v", "ON_ERROR_STOP=1", target, "-c", text], check=True, env=env, capture_output=True
+            )
         else:  # pragma: no cover
             raise SystemExit("psql not found")
 
     sql(admin_dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     sql(admin_dsn, f'CREATE DATABASE "{db}"')
     try:
-        subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", dsn], input=SCHEMA, text=True, check=True, env=env,
-                       capture_output=True)
+        subprocess.run(
+            [psql, "-q", "-v", "ON_ERROR_STOP=1", dsn],
+            input=SCHEMA,
+            text=True,
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
             f.write(SCRIPT)
             script = f.name
-        out = subprocess.run([pg_tool("pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
-                              "-f", script, dsn], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [pg_tool("pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script, dsn],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         os.unlink(script)
         if out.returncode != 0:
             raise RuntimeError(f"pgbench failed: {out.stderr[-2000:]}")
         m = re.search(r"tps = ([\d.]+)", out.stdout)
         lat = re.search(r"latency average = ([\d.]+) ms", out.stdout)
         done = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
-        return {"sagas_per_s": float(m.group(1)) if m else 0.0, "latency_avg_ms": float(lat.group(1)) if lat else 0.0,
-                "sagas": int(done.group(1)) if done else 0, "clients": clients, "seconds": seconds}
+        return {
+            "sagas_per_s": float(m.group(1)) if m else 0.0,
+            "latency_avg_ms": float(lat.group(1)) if lat else 0.0,
+            "sagas": int(done.group(1)) if done else 0,
+            "clients": clients,
+            "seconds": seconds,
+        }
     finally:
         sql(admin_dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

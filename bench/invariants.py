@@ -61,13 +61,27 @@ class Targets:
             for key, value in proc["env"].items():
                 if key.endswith("_DATABASE_URL"):
                     dsn.setdefault(proc["service"], value)
-        return cls(dsn["balance"], dsn["catalog"], dsn["coupon"], dsn["order"], info.get("kafka_bootstrap"),
-                   info.get("topic_prefix", ""), info.get("gateway_url"))
+        return cls(
+            dsn["balance"],
+            dsn["catalog"],
+            dsn["coupon"],
+            dsn["order"],
+            info.get("kafka_bootstrap"),
+            info.get("topic_prefix", ""),
+            info.get("gateway_url"),
+        )
 
 
-async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: RunData | dict[str, Any], *,
-                           settle_timeout: float = 30.0, check_kafka: bool = True, allow_redelivery: bool = False,
-                           check_api: bool = True, kafka_timeout: float = 20.0) -> list[str]:
+async def check_invariants(
+    cluster: str | Path | Targets | dict[str, Any],
+    run: RunData | dict[str, Any],
+    *,
+    settle_timeout: float = 30.0,
+    check_kafka: bool = True,
+    allow_redelivery: bool = False,
+    check_api: bool = True,
+    kafka_timeout: float = 20.0,
+) -> list[str]:
     """Return every broken invariant as a readable string (empty list = all hold)."""
     if isinstance(cluster, dict):
         targets = Targets(**cluster)
@@ -90,13 +104,17 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
         while True:
             orders = await order_db.fetch(
                 "SELECT order_id::text AS order_id, user_id, status, paid_amount, user_coupon_id, failure_code"
-                " FROM orders WHERE user_id = ANY($1::bigint[])", users)
+                " FROM orders WHERE user_id = ANY($1::bigint[])",
+                users,
+            )
             pending = [o["order_id"] for o in orders if o["status"] == "PENDING"]
-            used_coupons = [o["user_coupon_id"] for o in orders
-                            if o["status"] == "COMPLETED" and o["user_coupon_id"] is not None]
+            used_coupons = [
+                o["user_coupon_id"] for o in orders if o["status"] == "COMPLETED" and o["user_coupon_id"] is not None
+            ]
             unconfirmed = await coupon_db.fetch(
-                "SELECT user_coupon_id FROM user_coupons WHERE user_coupon_id = ANY($1::bigint[])"
-                " AND status <> 'USED'", used_coupons)
+                "SELECT user_coupon_id FROM user_coupons WHERE user_coupon_id = ANY($1::bigint[]) AND status <> 'USED'",
+                used_coupons,
+            )
             if (not pending and not unconfirmed) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
@@ -120,12 +138,18 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
             paid_by_user[o["user_id"]] += o["paid_amount"]
         hist = await balance_db.fetch(
             "SELECT user_id, type, sum(amount)::bigint AS total FROM balance_history"
-            " WHERE user_id = ANY($1::bigint[]) GROUP BY user_id, type", users)
+            " WHERE user_id = ANY($1::bigint[]) GROUP BY user_id, type",
+            users,
+        )
         sums: dict[int, Counter[str]] = defaultdict(Counter)
         for h in hist:
             sums[h["user_id"]][h["type"]] = h["total"]
-        balances = {r["user_id"]: r["balance"] for r in await balance_db.fetch(
-            "SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[])", users)}
+        balances = {
+            r["user_id"]: r["balance"]
+            for r in await balance_db.fetch(
+                "SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[])", users
+            )
+        }
         for u in users:
             s, bal, charged = sums[u], balances.get(u), data.charged.get(u, 0)
             if bal is None:
@@ -134,19 +158,27 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
             if s["CHARGE"] != charged:
                 problems.append(f"money: user {u} charged {s['CHARGE']} in history, the run charged {charged}")
             if charged != bal + s["USE"] - s["REFUND"]:
-                problems.append(f"money: user {u} charged {charged} != balance {bal} + paid {s['USE']}"
-                                f" - refunded {s['REFUND']}")
+                problems.append(
+                    f"money: user {u} charged {charged} != balance {bal} + paid {s['USE']} - refunded {s['REFUND']}"
+                )
             if s["USE"] - s["REFUND"] != paid_by_user[u]:
-                problems.append(f"money: user {u} paid net {s['USE'] - s['REFUND']} but completed orders"
-                                f" total {paid_by_user[u]}")
-        payments = {r["order_id"]: r for r in await balance_db.fetch(
-            "SELECT order_id, status, amount FROM order_payments WHERE order_id = ANY($1::text[])",
-            [o["order_id"] for o in orders])}
+                problems.append(
+                    f"money: user {u} paid net {s['USE'] - s['REFUND']} but completed orders total {paid_by_user[u]}"
+                )
+        payments = {
+            r["order_id"]: r
+            for r in await balance_db.fetch(
+                "SELECT order_id, status, amount FROM order_payments WHERE order_id = ANY($1::text[])",
+                [o["order_id"] for o in orders],
+            )
+        }
         for o in completed:
             p = payments.get(o["order_id"])
             if p is None or p["status"] != "DEDUCTED" or p["amount"] != o["paid_amount"]:
-                problems.append(f"money: COMPLETED order {o['order_id']} paid {o['paid_amount']} but payment is"
-                                f" {dict(p) if p else None}")
+                problems.append(
+                    f"money: COMPLETED order {o['order_id']} paid {o['paid_amount']} but payment is"
+                    f" {dict(p) if p else None}"
+                )
         for o in failed:
             p = payments.get(o["order_id"])
             if p is not None and p["status"] == "DEDUCTED":
@@ -155,14 +187,23 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
         # ---- stock
         sold_rows = await order_db.fetch(
             "SELECT i.product_id, sum(i.quantity)::bigint AS sold FROM order_items i JOIN orders o USING (order_id)"
-            " WHERE o.status = 'COMPLETED' AND i.product_id = ANY($1::bigint[]) GROUP BY i.product_id", products)
+            " WHERE o.status = 'COMPLETED' AND i.product_id = ANY($1::bigint[]) GROUP BY i.product_id",
+            products,
+        )
         sold = {r["product_id"]: r["sold"] for r in sold_rows}
-        stock = {r["id"]: r["stock"] for r in await catalog_db.fetch(
-            "SELECT id, stock FROM products WHERE id = ANY($1::bigint[])", products)}
-        taken = {r["product_id"]: r["taken"] for r in await catalog_db.fetch(
-            "SELECT l.product_id, sum(l.quantity)::bigint AS taken FROM order_stock_lines l JOIN order_stock s"
-            " USING (order_id) WHERE s.status = 'DEDUCTED' AND l.product_id = ANY($1::bigint[])"
-            " GROUP BY l.product_id", products)}
+        stock = {
+            r["id"]: r["stock"]
+            for r in await catalog_db.fetch("SELECT id, stock FROM products WHERE id = ANY($1::bigint[])", products)
+        }
+        taken = {
+            r["product_id"]: r["taken"]
+            for r in await catalog_db.fetch(
+                "SELECT l.product_id, sum(l.quantity)::bigint AS taken FROM order_stock_lines l JOIN order_stock s"
+                " USING (order_id) WHERE s.status = 'DEDUCTED' AND l.product_id = ANY($1::bigint[])"
+                " GROUP BY l.product_id",
+                products,
+            )
+        }
         for p in products:
             initial = data.initial_stock.get(p)
             if p not in stock:
@@ -171,53 +212,80 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
             if stock[p] + sold.get(p, 0) != initial:
                 problems.append(f"stock: product {p} stock {stock[p]} + sold {sold.get(p, 0)} != initial {initial}")
             if taken.get(p, 0) != sold.get(p, 0):
-                problems.append(f"stock: product {p} catalog says DEDUCTED orders took {taken.get(p, 0)},"
-                                f" completed orders bought {sold.get(p, 0)}")
-        stock_state = {r["order_id"]: r["status"] for r in await catalog_db.fetch(
-            "SELECT order_id, status FROM order_stock WHERE order_id = ANY($1::text[])", [o["order_id"] for o in orders])}
+                problems.append(
+                    f"stock: product {p} catalog says DEDUCTED orders took {taken.get(p, 0)},"
+                    f" completed orders bought {sold.get(p, 0)}"
+                )
+        stock_state = {
+            r["order_id"]: r["status"]
+            for r in await catalog_db.fetch(
+                "SELECT order_id, status FROM order_stock WHERE order_id = ANY($1::text[])",
+                [o["order_id"] for o in orders],
+            )
+        }
         for o in failed:
             if stock_state.get(o["order_id"]) == "DEDUCTED":
                 problems.append(f"failed-effect: FAILED order {o['order_id']} still holds stock")
         for o in completed:
             if stock_state.get(o["order_id"]) != "DEDUCTED":
-                problems.append(f"stock: COMPLETED order {o['order_id']} has stock record"
-                                f" {stock_state.get(o['order_id'])}")
+                problems.append(
+                    f"stock: COMPLETED order {o['order_id']} has stock record {stock_state.get(o['order_id'])}"
+                )
 
         # ---- coupons
         if data.coupon_ids:
             for r in await coupon_db.fetch(
-                    "SELECT c.coupon_id, c.total_quantity, count(u.user_id) AS issued,"
-                    " count(DISTINCT u.user_id) AS users FROM coupons c LEFT JOIN user_coupons u USING (coupon_id)"
-                    " WHERE c.coupon_id = ANY($1::bigint[]) GROUP BY c.coupon_id", data.coupon_ids):
+                "SELECT c.coupon_id, c.total_quantity, count(u.user_id) AS issued,"
+                " count(DISTINCT u.user_id) AS users FROM coupons c LEFT JOIN user_coupons u USING (coupon_id)"
+                " WHERE c.coupon_id = ANY($1::bigint[]) GROUP BY c.coupon_id",
+                data.coupon_ids,
+            ):
                 if r["issued"] > r["total_quantity"]:
-                    problems.append(f"coupon: coupon {r['coupon_id']} issued {r['issued']} > total {r['total_quantity']}")
+                    problems.append(
+                        f"coupon: coupon {r['coupon_id']} issued {r['issued']} > total {r['total_quantity']}"
+                    )
                 if r["users"] != r["issued"]:
-                    problems.append(f"coupon: coupon {r['coupon_id']} issued {r['issued']} copies to {r['users']} users")
+                    problems.append(
+                        f"coupon: coupon {r['coupon_id']} issued {r['issued']} copies to {r['users']} users"
+                    )
         uses = Counter(o["user_coupon_id"] for o in completed if o["user_coupon_id"] is not None)
         for uc, n in uses.items():
             if n > 1:
                 problems.append(f"coupon: user coupon {uc} used by {n} COMPLETED orders")
         failed_coupons = [o for o in failed if o["user_coupon_id"] is not None]
         if failed_coupons:
-            rows = {r["user_coupon_id"]: r for r in await coupon_db.fetch(
-                "SELECT user_coupon_id, status, reserved_order_id FROM user_coupons"
-                " WHERE user_coupon_id = ANY($1::bigint[])", [o["user_coupon_id"] for o in failed_coupons])}
+            rows = {
+                r["user_coupon_id"]: r
+                for r in await coupon_db.fetch(
+                    "SELECT user_coupon_id, status, reserved_order_id FROM user_coupons"
+                    " WHERE user_coupon_id = ANY($1::bigint[])",
+                    [o["user_coupon_id"] for o in failed_coupons],
+                )
+            }
             for o in failed_coupons:
                 r = rows.get(o["user_coupon_id"])
                 if r is not None and r["status"] != "AVAILABLE" and r["reserved_order_id"] == o["order_id"]:
-                    problems.append(f"failed-effect: FAILED order {o['order_id']} left coupon {o['user_coupon_id']}"
-                                    f" {r['status']}")
+                    problems.append(
+                        f"failed-effect: FAILED order {o['order_id']} left coupon {o['user_coupon_id']} {r['status']}"
+                    )
         for o in orders:
             if o["user_coupon_id"] is not None and owned and o["user_coupon_id"] not in owned:
-                problems.append(f"coupon: order {o['order_id']} used user coupon {o['user_coupon_id']} not issued by the run")
+                problems.append(
+                    f"coupon: order {o['order_id']} used user coupon {o['user_coupon_id']} not issued by the run"
+                )
     finally:
         for conn in (order_db, balance_db, catalog_db, coupon_db):
             await conn.close()
 
     # ---- Kafka
     if check_kafka and targets.kafka_bootstrap:
-        problems += await _check_completed_events(targets, {o["order_id"] for o in completed},
-                                                  {o["order_id"] for o in orders}, allow_redelivery, kafka_timeout)
+        problems += await _check_completed_events(
+            targets,
+            {o["order_id"] for o in completed},
+            {o["order_id"] for o in orders},
+            allow_redelivery,
+            kafka_timeout,
+        )
 
     # ---- API agrees with the databases
     gateway = targets.gateway_url or data.gateway_url
@@ -237,18 +305,26 @@ async def check_invariants(cluster: str | Path | Targets | dict[str, Any], run: 
 
             await asyncio.gather(
                 *(one(f"/api/v1/users/{u}/balance", "balance", balances.get(u), f"user {u} balance") for u in users),
-                *(one(f"/api/v1/products/{p}", "stock", stock.get(p), f"product {p} stock") for p in products))
+                *(one(f"/api/v1/products/{p}", "stock", stock.get(p), f"product {p} stock") for p in products),
+            )
     return problems
 
 
-async def _check_completed_events(targets: Targets, completed: set[str], run_orders: set[str],
-                                  allow_redelivery: bool, timeout: float) -> list[str]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+async def _check_completed_events(
+    targets: Targets, completed: set[str], run_orders: set[str], allow_redelivery: bool, timeout: float
+) -> list[str]:
+    from aiokafka import AIOKafkaConsumer
 
     topic = f"{targets.topic_prefix}order.completed"
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=targets.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100,
-                                client_id=f"bench-invariants-{uuid.uuid4().hex[:6]}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=targets.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        client_id=f"bench-invariants-{uuid.uuid4().hex[:6]}",
+    )
     await consumer.start()
     events: dict[str, Counter[str]] = defaultdict(Counter)  # order_id -> event-id -> deliveries
     problems: list[str] = []

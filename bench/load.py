@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -66,8 +66,9 @@ class Api:
         self.base = base_url.rstrip("/")
         self.admin = {"X-Admin-Token": admin_token} if admin_token else {}
 
-    async def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-                   ) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         data = _dumps(body) if body is not None else None
         hdrs = {**JSON, **(headers or {})} if data is not None else (headers or {})
         async with self.session.request(method, self.base + path, data=data, headers=hdrs) as resp:
@@ -77,13 +78,20 @@ class Api:
             except ValueError:
                 return resp.status, raw.decode(errors="replace")
 
-    async def ok(self, method: str, path: str, body: Any = None, expect: int = 200,
-                 headers: dict[str, str] | None = None, retries: int = 5) -> Any:
+    async def ok(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int = 200,
+        headers: dict[str, str] | None = None,
+        retries: int = 5,
+    ) -> Any:
         last: tuple[int, Any] | None = None
         for attempt in range(retries):
             try:
                 last = await self.call(method, path, body, headers)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 last = (0, repr(exc))
             if last[0] == expect:
                 return last[1]
@@ -101,13 +109,13 @@ class OrderRecord:
     items: list[dict[str, int]]
     user_coupon_id: int | None
     idempotency_key: str
-    started: float                  # monotonic seconds since the load started
+    started: float  # monotonic seconds since the load started
     order_id: str | None = None
     http_status: int | None = None  # of the POST (0 = no answer: connection error / client timeout)
-    status: str | None = None       # COMPLETED | FAILED | PENDING (unsettled) | None (no order made)
+    status: str | None = None  # COMPLETED | FAILED | PENDING (unsettled) | None (no order made)
     failure_code: str | None = None  # the order's failure_code, or the problem code of a refused POST
-    latency: float | None = None    # seconds, POST -> final outcome (including 202 follow-up)
-    finished: float | None = None   # monotonic seconds since the load started
+    latency: float | None = None  # seconds, POST -> final outcome (including 202 follow-up)
+    finished: float | None = None  # monotonic seconds since the load started
 
 
 @dataclass
@@ -116,13 +124,13 @@ class RunData:
 
     gateway_url: str
     user_ids: list[int] = field(default_factory=list)
-    charged: dict[int, int] = field(default_factory=dict)           # user_id -> won charged by the run
+    charged: dict[int, int] = field(default_factory=dict)  # user_id -> won charged by the run
     product_ids: list[int] = field(default_factory=list)
-    initial_stock: dict[int, int] = field(default_factory=dict)     # product_id -> stock at creation
+    initial_stock: dict[int, int] = field(default_factory=dict)  # product_id -> stock at creation
     coupon_ids: list[int] = field(default_factory=list)
-    coupon_totals: dict[int, int] = field(default_factory=dict)     # coupon_id -> total_quantity
+    coupon_totals: dict[int, int] = field(default_factory=dict)  # coupon_id -> total_quantity
     user_coupons: dict[int, list[int]] = field(default_factory=dict)  # user_id -> user_coupon_ids issued
-    orders: list[dict[str, Any]] = field(default_factory=list)      # asdict(OrderRecord)
+    orders: list[dict[str, Any]] = field(default_factory=list)  # asdict(OrderRecord)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,10 +139,18 @@ class RunData:
     def from_dict(cls, data: dict[str, Any]) -> RunData:
         def ints(d: dict[Any, Any]) -> dict[int, Any]:
             return {int(k): v for k, v in d.items()}
-        return cls(gateway_url=data["gateway_url"], user_ids=list(data["user_ids"]), charged=ints(data["charged"]),
-                   product_ids=list(data["product_ids"]), initial_stock=ints(data["initial_stock"]),
-                   coupon_ids=list(data["coupon_ids"]), coupon_totals=ints(data["coupon_totals"]),
-                   user_coupons=ints(data["user_coupons"]), orders=list(data["orders"]))
+
+        return cls(
+            gateway_url=data["gateway_url"],
+            user_ids=list(data["user_ids"]),
+            charged=ints(data["charged"]),
+            product_ids=list(data["product_ids"]),
+            initial_stock=ints(data["initial_stock"]),
+            coupon_ids=list(data["coupon_ids"]),
+            coupon_totals=ints(data["coupon_totals"]),
+            user_coupons=ints(data["user_coupons"]),
+            orders=list(data["orders"]),
+        )
 
 
 FINAL = ("COMPLETED", "FAILED")
@@ -189,8 +205,8 @@ class OrderLoad:
         self._t0 = 0.0
         self.in_flight = 0
         self.completed = 0
-        self.failed: Counter[str] = Counter()   # failure code -> count (FAILED orders and refused POSTs)
-        self.errors: Counter[int] = Counter()   # unexpected HTTP status -> count (0 = no answer)
+        self.failed: Counter[str] = Counter()  # failure code -> count (FAILED orders and refused POSTs)
+        self.errors: Counter[int] = Counter()  # unexpected HTTP status -> count (0 = no answer)
         self.pending_unsettled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -204,7 +220,7 @@ class OrderLoad:
     def api(self) -> Api:
         return Api(self.session, self.gateway_url, self.admin_token)
 
-    async def __aenter__(self) -> OrderLoad:
+    async def __aenter__(self) -> Self:
         await self.setup()
         self.start()
         return self
@@ -224,7 +240,8 @@ class OrderLoad:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.request_timeout))
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self.request_timeout)
+            )
 
     async def setup(self) -> RunData:
         """Create the run's users (charged), products and coupons (issued one per user per kind)."""
@@ -238,28 +255,46 @@ class OrderLoad:
                 left = self.balance
                 while left > 0:
                     amount = min(left, 10_000_000)
-                    await api.ok("POST", f"/api/v1/users/{uid}/balance/charge", {"amount": amount},
-                                 headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"})
+                    await api.ok(
+                        "POST",
+                        f"/api/v1/users/{uid}/balance/charge",
+                        {"amount": amount},
+                        headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"},
+                    )
                     left -= amount
                 return uid
 
         async def product(n: int) -> int:
             async with sem:
-                body = await api.ok("POST", "/api/v1/admin/products",
-                                    {"name": f"bench-{tag}-p{n}", "price": self.price, "stock": self.stock},
-                                    expect=201, headers=api.admin)
+                body = await api.ok(
+                    "POST",
+                    "/api/v1/admin/products",
+                    {"name": f"bench-{tag}-p{n}", "price": self.price, "stock": self.stock},
+                    expect=201,
+                    headers=api.admin,
+                )
                 return body["product_id"]
 
         self.data.user_ids = list(await asyncio.gather(*(user(n) for n in range(self.n_users))))
-        self.data.charged = {u: self.balance for u in self.data.user_ids}
+        self.data.charged = dict.fromkeys(self.data.user_ids, self.balance)
         self.data.product_ids = list(await asyncio.gather(*(product(n) for n in range(self.n_products))))
-        self.data.initial_stock = {p: self.stock for p in self.data.product_ids}
+        self.data.initial_stock = dict.fromkeys(self.data.product_ids, self.stock)
         self.data.user_coupons = {u: [] for u in self.data.user_ids}
         if self.coupons and self.coupon_kinds > 0:
             for k in range(self.coupon_kinds):
-                body = await api.ok("POST", "/api/v1/admin/coupons", {
-                    "name": f"bench-{tag}-c{k}", "discount_type": "FIXED", "discount_value": max(1, self.price // 10),
-                    "total_quantity": self.n_users, "valid_days": 7}, expect=201, headers=api.admin)
+                body = await api.ok(
+                    "POST",
+                    "/api/v1/admin/coupons",
+                    {
+                        "name": f"bench-{tag}-c{k}",
+                        "discount_type": "FIXED",
+                        "discount_value": max(1, self.price // 10),
+                        "total_quantity": self.n_users,
+                        "valid_days": 7,
+                    },
+                    expect=201,
+                    headers=api.admin,
+                )
                 self.data.coupon_ids.append(body["coupon_id"])
                 self.data.coupon_totals[body["coupon_id"]] = self.n_users
 
@@ -327,6 +362,7 @@ class OrderLoad:
         async def worker() -> None:
             while not self._stopping.is_set():
                 await self._one()
+
         workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
         await asyncio.gather(*workers, return_exceptions=True)
 
@@ -357,7 +393,7 @@ class OrderLoad:
         try:
             try:
                 status, answer = await self.api.call("POST", "/api/v1/orders", body, headers)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status, answer = 0, None
             rec.http_status = status
             if isinstance(answer, dict) and answer.get("order_id"):
@@ -392,7 +428,7 @@ class OrderLoad:
             delay = min(delay * 1.5, 0.5)
             try:
                 status, order = await self.api.call("GET", f"/api/v1/orders/{order_id}")
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 continue
             if status == 200 and order.get("status") in FINAL:
                 return order["status"], order.get("failure_code")
@@ -402,9 +438,15 @@ class OrderLoad:
 
     def counters(self) -> dict[str, Any]:
         """A snapshot: in flight, completed, failed by code, errors by HTTP status, orders sent."""
-        return {"elapsed_s": round(self.elapsed, 3), "sent": len(self.records), "in_flight": self.in_flight,
-                "completed": self.completed, "failed": dict(self.failed), "errors": dict(self.errors),
-                "pending_unsettled": self.pending_unsettled}
+        return {
+            "elapsed_s": round(self.elapsed, 3),
+            "sent": len(self.records),
+            "in_flight": self.in_flight,
+            "completed": self.completed,
+            "failed": dict(self.failed),
+            "errors": dict(self.errors),
+            "pending_unsettled": self.pending_unsettled,
+        }
 
     def run_data(self) -> RunData:
         """What the run created and every order record (for the invariant check)."""
@@ -421,18 +463,24 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 
 def latency_summary(latencies_s: Iterable[float]) -> dict[str, float | None]:
     ms = [x * 1000 for x in latencies_s]
-    return {"count": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
-            "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None}
+    return {
+        "count": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else None,
+    }
 
 
-def timeline(records: Iterable[Any], bucket_s: float = 1.0, ok: tuple[str, ...] = ("COMPLETED",)
-             ) -> list[dict[str, Any]]:
+def timeline(
+    records: Iterable[Any], bucket_s: float = 1.0, ok: tuple[str, ...] = ("COMPLETED",)
+) -> list[dict[str, Any]]:
     """Bucket records (with ``finished``, ``latency``, ``status``) by finish time."""
     buckets: dict[int, list[Any]] = {}
     for r in records:
@@ -442,6 +490,12 @@ def timeline(records: Iterable[Any], bucket_s: float = 1.0, ok: tuple[str, ...] 
     for b in range(max(buckets) + 1 if buckets else 0):
         rs = buckets.get(b, [])
         good = [r.latency for r in rs if r.status in ok and r.latency is not None]
-        out.append({"t": round(b * bucket_s, 3), "ok_per_s": len(good) / bucket_s, "all_per_s": len(rs) / bucket_s,
-                    **{k: v for k, v in latency_summary(good).items() if k != "count"}})
+        out.append(
+            {
+                "t": round(b * bucket_s, 3),
+                "ok_per_s": len(good) / bucket_s,
+                "all_per_s": len(rs) / bucket_s,
+                **{k: v for k, v in latency_summary(good).items() if k != "count"},
+            }
+        )
     return out

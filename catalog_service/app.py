@@ -33,7 +33,11 @@ def create_app(settings: Settings) -> web.Application:
     if settings.consume_saga:
         app.cleanup_ctx.append(
             consumer_ctx(
-                settings, group=GROUP, topics=TOPICS_CONSUMED, registry=REGISTRY, handler=stock_commands_handler,
+                settings,
+                group=GROUP,
+                topics=TOPICS_CONSUMED,
+                registry=REGISTRY,
+                handler=stock_commands_handler,
                 hook=dead_letter_hook,
             )
         )

@@ -12,7 +12,11 @@ from coupon_service.api.views import COUPONS, ISSUER, USERS
 from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
 from coupon_service.messaging.consumers import (
-    SAGA_GROUP, USERS_GROUP, dead_letter_hook, saga_handler, users_handler,
+    SAGA_GROUP,
+    USERS_GROUP,
+    dead_letter_hook,
+    saga_handler,
+    users_handler,
 )
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
@@ -58,15 +62,26 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(messaging_ctx(settings))
     app.cleanup_ctx.append(services_ctx(settings))
-    app.cleanup_ctx.append(consumer_ctx(
-        settings, group=USERS_GROUP, topics=[topics.USER_REGISTERED], registry=REGISTRY,
-        handler=lambda a: users_handler(a[PG_POOL]), projection=True,
-    ))
-    app.cleanup_ctx.append(consumer_ctx(
-        settings, group=SAGA_GROUP, topics=[topics.COUPON_COMMANDS], registry=REGISTRY,
-        handler=lambda a: saga_handler(a[PG_POOL], a[TOPICS]),
-        hook=lambda a: dead_letter_hook(a[TOPICS]),
-    ))
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group=USERS_GROUP,
+            topics=[topics.USER_REGISTERED],
+            registry=REGISTRY,
+            handler=lambda a: users_handler(a[PG_POOL]),
+            projection=True,
+        )
+    )
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group=SAGA_GROUP,
+            topics=[topics.COUPON_COMMANDS],
+            registry=REGISTRY,
+            handler=lambda a: saga_handler(a[PG_POOL], a[TOPICS]),
+            hook=lambda a: dead_letter_hook(a[TOPICS]),
+        )
+    )
     setup_routes(app)
     setup_dead_letter_routes(app)
     setup_openapi(app, title="Coupon service")

@@ -97,9 +97,7 @@ def parse_env(items: list[str]) -> dict[str, str]:
 
 def infra_env() -> dict[str, str]:
     out = subprocess.run([str(INFRA), "env"], capture_output=True, text=True, check=True).stdout
-    return dict(
-        line.removeprefix("export ").split("=", 1) for line in out.splitlines() if line.startswith("export ")
-    )
+    return dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines() if line.startswith("export "))
 
 
 def database_dsn(admin_dsn: str, name: str) -> str:
@@ -134,7 +132,9 @@ def plan(args: argparse.Namespace, infra: dict[str, str], token: str) -> list[Pr
         prefix = svc["env_prefix"]
         for i, port in enumerate(ports[name]):
             env = {
-                f"{prefix}_HOST": HOST, f"{prefix}_PORT": str(port), f"{prefix}_ENVIRONMENT": "development",
+                f"{prefix}_HOST": HOST,
+                f"{prefix}_PORT": str(port),
+                f"{prefix}_ENVIRONMENT": "development",
                 f"{prefix}_INSTANCE_ID": f"{name}-{i}",
             }
             if svc.get("database"):
@@ -218,8 +218,14 @@ def launch(proc: Proc, state: State) -> subprocess.Popen[bytes]:
     env = {**os.environ, **proc.env, "CLUSTER_STATE_DIR": str(state.root.resolve())}
     with signals_held(), state.log(proc.name).open("ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", proc.package], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_unblock_signals,
+            [sys.executable, "-m", proc.package],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_unblock_signals,  # noqa: PLW1509 (the runner starts no threads)
         )
         (state.pids / f"{proc.name}.pid").write_text(str(child.pid))
     return child
@@ -293,10 +299,8 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
         return
     deadline = time.monotonic() + grace_s
     while alive(pid) and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
     if alive(pid):
         os.kill(pid, signal.SIGKILL)
@@ -317,9 +321,15 @@ def stop_procs(procs: list[Proc], state: State) -> None:
 
 def api(base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {}),
-    })
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            **(headers or {}),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=15) as answer:
             return answer.status, json.loads(answer.read() or b"null")
@@ -327,8 +337,13 @@ def api(base: str, method: str, path: str, body: Any = None, headers: dict[str, 
         return exc.code, json.loads(exc.read() or b"null")
 
 
-DEMO_PRODUCTS = [("Demo Keyboard", 89000, 100), ("Demo Mouse", 39000, 200), ("Demo Monitor", 329000, 20),
-                 ("Demo Headset", 129000, 50), ("Demo Webcam", 59000, 0)]
+DEMO_PRODUCTS = [
+    ("Demo Keyboard", 89000, 100),
+    ("Demo Mouse", 39000, 200),
+    ("Demo Monitor", 329000, 20),
+    ("Demo Headset", 129000, 50),
+    ("Demo Webcam", 59000, 0),
+]
 
 
 def demo_seeded(gateway: str) -> bool:
@@ -367,25 +382,40 @@ def seed(gateway: str, token: str, state: State) -> dict[str, Any]:
             if status != 201:
                 raise RuntimeError(f"seed: creating user {name}: {status} {user}")
             users.append(user["user_id"])
-            api(gateway, "POST", f"/api/v1/users/{user['user_id']}/balance/charge", {"amount": 1_000_000},
-                {"Idempotency-Key": f"seed-{uuid.uuid4()}"})
+            api(
+                gateway,
+                "POST",
+                f"/api/v1/users/{user['user_id']}/balance/charge",
+                {"amount": 1_000_000},
+                {"Idempotency-Key": f"seed-{uuid.uuid4()}"},
+            )
     status, listing = api(gateway, "GET", "/api/v1/products?status=ALL&limit=100")
     names = {p["name"]: p["product_id"] for p in (listing or {}).get("items", [])} if status == 200 else {}
     products = []
     for name, price, stock in DEMO_PRODUCTS:
         if name not in names:
-            status, product = api(gateway, "POST", "/api/v1/admin/products",
-                                  {"name": name, "price": price, "stock": stock}, admin)
+            status, product = api(
+                gateway, "POST", "/api/v1/admin/products", {"name": name, "price": price, "stock": stock}, admin
+            )
             if status != 201:
                 raise RuntimeError(f"seed: creating product {name}: {status} {product}")
             names[name] = product["product_id"]
         products.append(names[name])
     coupon = done.get("coupon")
     if coupon is None or api(gateway, "GET", f"/api/v1/coupons/{coupon}")[0] != 200:
-        status, body = api(gateway, "POST", "/api/v1/admin/coupons", {
-            "name": "Welcome 10%", "discount_type": "RATE", "discount_value": 10,
-            "total_quantity": 100, "valid_days": 30,
-        }, admin)
+        status, body = api(
+            gateway,
+            "POST",
+            "/api/v1/admin/coupons",
+            {
+                "name": "Welcome 10%",
+                "discount_type": "RATE",
+                "discount_value": 10,
+                "total_quantity": 100,
+                "valid_days": 30,
+            },
+            admin,
+        )
         if status != 201:
             raise RuntimeError(f"seed: creating coupon: {status} {body}")
         coupon = body["coupon_id"]
@@ -464,14 +494,14 @@ def start_infra(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
         ) from None
     except OSError as exc:
         raise SystemExit(f"[cluster] cannot run deploy/infra.sh: {exc}") from None
-    infra.update({k: v for k, v in (("PG_ADMIN_DSN", args.pg_admin_dsn),
-                                     ("KAFKA_BOOTSTRAP", args.kafka_bootstrap)) if v})
+    infra.update(
+        {k: v for k, v in (("PG_ADMIN_DSN", args.pg_admin_dsn), ("KAFKA_BOOTSTRAP", args.kafka_bootstrap)) if v}
+    )
     return infra, True
 
 
 def infra_hint() -> None:
-    say("PostgreSQL and Kafka (deploy/infra.sh) keep running for the next start; "
-        "stop them with: deploy/infra.sh down")
+    say("PostgreSQL and Kafka (deploy/infra.sh) keep running for the next start; stop them with: deploy/infra.sh down")
 
 
 def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -503,9 +533,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             token = admin_token()
             procs = plan(args, infra, token)
             gateway = next(p for p in procs if p.service == "gateway")
-            info = {"gateway_url": gateway.url, "admin_token": token, "topic_prefix": args.topic_prefix,
-                    "db_suffix": args.db_suffix, "kafka_bootstrap": infra["KAFKA_BOOTSTRAP"],
-                    "pg_admin_dsn": infra["PG_ADMIN_DSN"]}
+            info = {
+                "gateway_url": gateway.url,
+                "admin_token": token,
+                "topic_prefix": args.topic_prefix,
+                "db_suffix": args.db_suffix,
+                "kafka_bootstrap": infra["KAFKA_BOOTSTRAP"],
+                "pg_admin_dsn": infra["PG_ADMIN_DSN"],
+            }
             state.save(procs, info)
             try:
                 for proc in procs:
@@ -523,8 +558,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         say("interrupted during start-up: stopping what was started")
         abort_start(procs, state, children)
-        say("stopped; nothing of this cluster runs" +
-            ("" if args.pg_admin_dsn and args.kafka_bootstrap else " (PostgreSQL and Kafka may: deploy/infra.sh status)"))
+        say(
+            "stopped; nothing of this cluster runs"
+            + (
+                ""
+                if args.pg_admin_dsn and args.kafka_bootstrap
+                else " (PostgreSQL and Kafka may: deploy/infra.sh status)"
+            )
+        )
         return 130
     try:
         with interruptible():
@@ -532,9 +573,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             say(f"admin token: {token}")
             say(f"logs:        {state.logs}")
             if args.detach:
-                say(f"detached; stop with: {sys.executable} deploy/cluster.py down" +
-                    (f" --state-dir {args.state_dir}" if Path(args.state_dir) != DEFAULT_STATE else "") +
-                    (" (add --all to stop PostgreSQL and Kafka too)" if own_infra else ""))
+                say(
+                    f"detached; stop with: {sys.executable} deploy/cluster.py down"
+                    + (f" --state-dir {args.state_dir}" if Path(args.state_dir) != DEFAULT_STATE else "")
+                    + (" (add --all to stop PostgreSQL and Kafka too)" if own_infra else "")
+                )
                 return 0
             say("running; Ctrl-C stops the services and the gateway")
             follow(procs, state, children)  # handles Ctrl-C/SIGTERM itself from here on
@@ -662,8 +705,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every /health")
     up.add_argument("--pg-admin-dsn", default="", help="PostgreSQL admin DSN instead of deploy/infra.sh's")
     up.add_argument("--kafka-bootstrap", default="", help="Kafka bootstrap instead of deploy/infra.sh's")
-    up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra environment for every process (repeatable)")
+    up.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every process (repeatable)",
+    )
     down = commands.add_parser("down", help="stop a detached cluster")
     down.add_argument("--all", action="store_true", help="also stop PostgreSQL and Kafka")
     commands.add_parser("status", help="what runs and whether it is healthy")
@@ -682,8 +730,15 @@ def main(argv: list[str] | None = None) -> int:
     for sub in commands.choices.values():  # --state-dir accepted after the command too
         sub.add_argument("--state-dir", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "start": cmd_start, "stop": cmd_stop,
-               "signal": cmd_signal, "seed": cmd_seed}
+    handler = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "start": cmd_start,
+        "stop": cmd_stop,
+        "signal": cmd_signal,
+        "seed": cmd_seed,
+    }
     return handler[args.command](args)
 
 

@@ -30,14 +30,16 @@ def session_ctx(settings: Settings):
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(
-            limit=settings.pool_limit, limit_per_host=settings.pool_limit_per_host,
-            keepalive_timeout=30, ttl_dns_cache=300,
+            limit=settings.pool_limit,
+            limit_per_host=settings.pool_limit_per_host,
+            keepalive_timeout=30,
+            ttl_dns_cache=300,
         )
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
         # aiohttp silently re-sends GET/PUT/DELETE... once to the SAME instance when the connection
         # drops; the Forwarder decides retries itself (a safe method once, on another instance), so
         # one request is never sent more than twice. No public switch exists for this (aiohttp 3.14).
-        session._retry_connection = False  # noqa: SLF001
+        session._retry_connection = False
         app[SESSION] = session
         app[FORWARDER] = Forwarder(session, settings)
         yield
@@ -81,8 +83,10 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_route(route.method, route.path, view)
     session = lambda: app[SESSION]  # noqa: E731 - the session exists once the app runs
     monitor = ReadinessMonitor(
-        upstreams.values(), session,
-        poll_timeout_s=settings.readiness_timeout_s, check_timeout_s=settings.health_timeout_s,
+        upstreams.values(),
+        session,
+        poll_timeout_s=settings.readiness_timeout_s,
+        check_timeout_s=settings.health_timeout_s,
     )
     app[MONITOR] = monitor
     for name in SERVICES:

@@ -39,7 +39,9 @@ def _page(response: web.Response) -> dict[str, Any]:
     return orjson.loads(response.body)
 
 
-def list_view(route: Route, upstreams: dict[str, Upstream], guard: Guard, forwarder: Callable[[], Forwarder]) -> Handler:
+def list_view(
+    route: Route, upstreams: dict[str, Upstream], guard: Guard, forwarder: Callable[[], Forwarder]
+) -> Handler:
     async def view(request: web.Request) -> web.StreamResponse:
         guard.check(request, route)
         query = parse_query(request, DeadLetterQuery)
@@ -61,7 +63,9 @@ def list_view(route: Route, upstreams: dict[str, Upstream], guard: Guard, forwar
     return view
 
 
-def replay_view(route: Route, upstreams: dict[str, Upstream], guard: Guard, forwarder: Callable[[], Forwarder]) -> Handler:
+def replay_view(
+    route: Route, upstreams: dict[str, Upstream], guard: Guard, forwarder: Callable[[], Forwarder]
+) -> Handler:
     async def view(request: web.Request) -> web.StreamResponse:
         guard.check(request, route)
         dead_letter_id = request.match_info["dead_letter_id"]

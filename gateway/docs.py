@@ -20,7 +20,6 @@ from importlib.resources import files
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from gateway.config import SERVICES
 from gateway.routes import EVERY_SERVICE, ROUTES, Route
@@ -32,20 +31,39 @@ SPEC_PATH = "/api/docs/openapi.json"
 STATIC_PATH = "/api/docs/static"
 SECURITY_SCHEME = "adminToken"
 _SECURITY_SCHEMES = {
-    SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-Admin-Token",
-                      "description": "The gateway's admin token (admin routes only)"},
+    SECURITY_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Admin-Token",
+        "description": "The gateway's admin token (admin routes only)",
+    },
 }
 _GATEWAY_ERRORS = {
     400: ("VALIDATION_ERROR", "Invalid request (VALIDATION_ERROR), e.g. a NUL in the path or query"),
     413: ("PAYLOAD_TOO_LARGE", "Request body over the size limit (PAYLOAD_TOO_LARGE)"),
     429: ("RATE_LIMITED", "Too many requests from this client (RATE_LIMITED); see Retry-After"),
-    502: ("UPSTREAM_FAILED", "The connection to the service broke after the request was sent (UPSTREAM_FAILED): "
-                             "it may or may not have taken effect; look the result up, or retry with the same "
-                             "Idempotency-Key"),
-    503: ("SERVICE_UNAVAILABLE", "The request reached no service instance, or the service refused it before doing "
-                                 "anything (SERVICE_UNAVAILABLE): nothing happened; retry after Retry-After seconds"),
-    504: ("UPSTREAM_TIMEOUT", "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown; look "
-                              "the result up, or retry with the same Idempotency-Key"),
+    502: (
+        "UPSTREAM_FAILED",
+        (
+            "The connection to the service broke after the request was sent (UPSTREAM_FAILED): "
+            "it may or may not have taken effect; look the result up, or retry with the same "
+            "Idempotency-Key"
+        ),
+    ),
+    503: (
+        "SERVICE_UNAVAILABLE",
+        (
+            "The request reached no service instance, or the service refused it before doing "
+            "anything (SERVICE_UNAVAILABLE): nothing happened; retry after Retry-After seconds"
+        ),
+    ),
+    504: (
+        "UPSTREAM_TIMEOUT",
+        (
+            "The service did not answer in time (UPSTREAM_TIMEOUT): the outcome is unknown; look "
+            "the result up, or retry with the same Idempotency-Key"
+        ),
+    ),
 }
 _UNAUTHORIZED = ("UNAUTHORIZED", "Missing or wrong X-Admin-Token (UNAUTHORIZED)")
 
@@ -164,8 +182,12 @@ class Docs:
 
 
 SWAGGER_ASSETS = (
-    "swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
-    "favicon-32x32.png", "favicon-16x16.png",
+    "swagger-ui.css",
+    "index.css",
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "favicon-32x32.png",
+    "favicon-16x16.png",
 )
 """The files of swagger-ui-py's Swagger UI 5 that the page loads (the rest of the package, the
 editor among it, is not served)."""

@@ -16,7 +16,6 @@ other method never is.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import Mapping
@@ -37,10 +36,20 @@ from shared.web.request_id import HEADER as REQUEST_ID
 log = logging.getLogger(__name__)
 
 # RFC 9110 7.6.1 hop-by-hop headers, plus what the client library recomputes itself.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "proxy-connection",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "x-admin-token", "x-request-id", "accept-encoding"}
 _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "x-request-id", "date", "server"}
 
@@ -48,7 +57,9 @@ _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "x-request-i
 def unavailable(service: str, seconds: int, detail: str | None = None) -> Problem:
     """``503 SERVICE_UNAVAILABLE`` with ``Retry-After``."""
     return Problem(
-        503, "SERVICE_UNAVAILABLE", "Service unavailable",
+        503,
+        "SERVICE_UNAVAILABLE",
+        "Service unavailable",
         detail or f"the {service} service is not available; retry later",
         headers={"Retry-After": str(seconds)},
     )
@@ -57,7 +68,9 @@ def unavailable(service: str, seconds: int, detail: str | None = None) -> Proble
 def upstream_failed(service: str) -> Problem:
     """``502 UPSTREAM_FAILED``: the request reached the service, whose connection then broke."""
     return Problem(
-        502, "UPSTREAM_FAILED", "Upstream failed",
+        502,
+        "UPSTREAM_FAILED",
+        "Upstream failed",
         f"the connection to the {service} service broke after the request was sent; it may or may not"
         " have taken effect: look the result up, or retry with the same Idempotency-Key",
     )
@@ -65,9 +78,7 @@ def upstream_failed(service: str) -> Problem:
 
 def request_headers(incoming: Mapping[str, str], request_id: str, remote: str | None) -> CIMultiDict[str]:
     """What goes upstream: end-to-end headers, the request id, and who the client was."""
-    headers: CIMultiDict[str] = CIMultiDict(
-        (k, v) for k, v in incoming.items() if k.lower() not in _NOT_FORWARDED
-    )
+    headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in incoming.items() if k.lower() not in _NOT_FORWARDED)
     headers[REQUEST_ID] = request_id
     if remote:
         prior = incoming.get("X-Forwarded-For")
@@ -96,7 +107,10 @@ class Guard:
             wait = self.limiter.take(client)
             if wait > 0:
                 raise Problem(
-                    429, "RATE_LIMITED", "Too many requests", "the request rate limit was exceeded",
+                    429,
+                    "RATE_LIMITED",
+                    "Too many requests",
+                    "the request rate limit was exceeded",
                     headers={"Retry-After": retry_after(wait)},
                 )
         if route.admin and not self._admin_ok(request.headers.get("X-Admin-Token")):
@@ -132,24 +146,32 @@ class Forwarder:
             url = URL(instance.url + request.raw_path, encoded=True)
             try:
                 async with self.session.request(
-                    request.method, url, data=body or None, headers=headers,
-                    timeout=self._timeout(route), allow_redirects=False,
+                    request.method,
+                    url,
+                    data=body or None,
+                    headers=headers,
+                    timeout=self._timeout(route),
+                    allow_redirects=False,
                 ) as answer:
                     payload = await answer.read()
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 instance.breaker.failed()
                 log.warning("instance unreachable", extra={"upstream": instance.url, "error": repr(exc)})
                 continue
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise Problem(
-                    504, "UPSTREAM_TIMEOUT", "Upstream timeout",
+                    504,
+                    "UPSTREAM_TIMEOUT",
+                    "Upstream timeout",
                     f"the {upstream.service} service did not answer in time",
                 ) from None
             except aiohttp.ClientError as exc:
                 instance.breaker.failed()
                 reached = True
-                log.warning("upstream connection broke after sending",
-                            extra={"upstream": instance.url, "error": repr(exc), "retry": retries > 0})
+                log.warning(
+                    "upstream connection broke after sending",
+                    extra={"upstream": instance.url, "error": repr(exc), "retry": retries > 0},
+                )
                 if retries:
                     retries -= 1
                     continue

@@ -67,9 +67,7 @@ def _trusted(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> boo
     return any(ip in net for net in networks)
 
 
-def client_address(
-    remote: str | None, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]
-) -> str:
+def client_address(remote: str | None, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]) -> str:
     """The client a request is counted for: ``remote``, or, when ``remote`` is a trusted proxy,
     the rightmost address of ``X-Forwarded-For`` that is not one."""
     client = remote or "unknown"

@@ -32,8 +32,12 @@ class ReadinessMonitor:
     """Probes ``/health/ready`` of every instance and keeps ``Instance.ready`` up to date."""
 
     def __init__(
-        self, upstreams: Iterable[Upstream], session: Callable[[], aiohttp.ClientSession], *,
-        poll_timeout_s: float, check_timeout_s: float,
+        self,
+        upstreams: Iterable[Upstream],
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        poll_timeout_s: float,
+        check_timeout_s: float,
     ) -> None:
         self.upstreams = {u.service: u for u in upstreams}
         self._session = session
@@ -56,8 +60,11 @@ class ReadinessMonitor:
         self._failed[instance.url] = failed
         ready = failed < FAILURES
         if ready != instance.ready:
-            log.warning("instance %s", "ready" if ready else "not ready",
-                        extra={"upstream": instance.url, "failed_probes": failed})
+            log.warning(
+                "instance %s",
+                "ready" if ready else "not ready",
+                extra={"upstream": instance.url, "failed_probes": failed},
+            )
         instance.ready = ready
 
     async def probe(self, service: str) -> bool:

@@ -18,8 +18,8 @@ from order_service.domain.saga import Policy
 from order_service.messaging.consumers import replies_handler, users_handler
 from order_service.messaging.housekeeping import run_housekeeping
 from order_service.messaging.sweeper import run_sweeper
-from order_service.service.orders import OrderDeps
 from order_service.service.flow_metrics import FlowMetrics
+from order_service.service.orders import OrderDeps
 from order_service.service.saga_runner import CONSUMER, SagaContext, arm_on_send
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
@@ -42,8 +42,11 @@ async def migrate_database(settings: Settings) -> None:
 
 
 def _policy(settings: Settings) -> Policy:
-    return Policy(step_timeout_s=settings.saga_step_timeout_s, max_attempts=settings.saga_max_attempts,
-                  backoff_cap_s=settings.saga_backoff_cap_s)
+    return Policy(
+        step_timeout_s=settings.saga_step_timeout_s,
+        max_attempts=settings.saga_max_attempts,
+        backoff_cap_s=settings.saga_backoff_cap_s,
+    )
 
 
 def _services_ctx(settings: Settings):
@@ -56,9 +59,13 @@ def _services_ctx(settings: Settings):
             flow = FlowMetrics(app[METRICS].registry)
             app[PROBES].append(flow.probe())
             app[SAGA] = SagaContext(pool, app[TOPICS], _policy(settings), flow)
-            app[ORDER_DEPS] = OrderDeps(pool, app[TOPICS], _policy(settings),
-                                        HttpCatalog(session, settings.catalog_url),
-                                        HttpUserRegistry(session, settings.balance_url))
+            app[ORDER_DEPS] = OrderDeps(
+                pool,
+                app[TOPICS],
+                _policy(settings),
+                HttpCatalog(session, settings.catalog_url),
+                HttpUserRegistry(session, settings.balance_url),
+            )
             app[WAIT_TIMEOUT] = settings.order_wait_timeout_s
             waiter = OutcomeWaiter(pool, settings.database_url)
             app[WAITER] = waiter
@@ -78,16 +85,39 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(messaging_ctx(settings, on_sent=arm_on_send(Topics(settings.kafka_topic_prefix))))
     app.cleanup_ctx.append(_services_ctx(settings))
     if settings.saga_workers:
-        app.cleanup_ctx.append(background("saga-sweeper", lambda a: run_sweeper(
-            a[SAGA], settings.saga_sweep_interval_s, settings.saga_sweep_batch,
-            hold=lambda: a[RELAY].failed_within(settings.saga_outage_grace_s))))
-        app.cleanup_ctx.append(consumer_ctx(settings, group=CONSUMER, topics=[topics.SAGA_REPLIES],
-                                            registry=REGISTRY, handler=lambda a: replies_handler(a[SAGA])))
-    app.cleanup_ctx.append(consumer_ctx(settings, group="order-users", topics=[topics.USER_REGISTERED],
-                                        registry=REGISTRY, handler=lambda a: users_handler(a[PG_POOL]),
-                                        projection=True))
-    app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(
-        a[PG_POOL], settings.retention_hours)))
+        app.cleanup_ctx.append(
+            background(
+                "saga-sweeper",
+                lambda a: run_sweeper(
+                    a[SAGA],
+                    settings.saga_sweep_interval_s,
+                    settings.saga_sweep_batch,
+                    hold=lambda: a[RELAY].failed_within(settings.saga_outage_grace_s),
+                ),
+            )
+        )
+        app.cleanup_ctx.append(
+            consumer_ctx(
+                settings,
+                group=CONSUMER,
+                topics=[topics.SAGA_REPLIES],
+                registry=REGISTRY,
+                handler=lambda a: replies_handler(a[SAGA]),
+            )
+        )
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group="order-users",
+            topics=[topics.USER_REGISTERED],
+            registry=REGISTRY,
+            handler=lambda a: users_handler(a[PG_POOL]),
+            projection=True,
+        )
+    )
+    app.cleanup_ctx.append(
+        background("order-housekeeping", lambda a: run_housekeeping(a[PG_POOL], settings.retention_hours))
+    )
     setup_routes(app)
     setup_admin_routes(app)
     setup_dead_letter_routes(app)

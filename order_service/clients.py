@@ -54,4 +54,4 @@ class HttpUserRegistry:
                 body = await resp.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailableError("the user registry is unreachable") from exc
-        return body["name"], datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+        return body["name"], datetime.fromisoformat(body["created_at"])

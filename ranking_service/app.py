@@ -45,9 +45,13 @@ def _ranking_ctx(settings: Settings, clock: Clock) -> Callable[[web.Application]
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[RANKING] = Ranking(
-            pool=app[PG_POOL], clock=clock, tz=ZoneInfo(settings.timezone),
-            cache=AnswerCache(settings.cache_ttl_s), instance_id=settings.instance_id,
-            snapshot_size=settings.snapshot_size, catch_up_days=settings.batch_catch_up_days,
+            pool=app[PG_POOL],
+            clock=clock,
+            tz=ZoneInfo(settings.timezone),
+            cache=AnswerCache(settings.cache_ttl_s),
+            instance_id=settings.instance_id,
+            snapshot_size=settings.snapshot_size,
+            catch_up_days=settings.batch_catch_up_days,
             batch_delay_s=settings.batch_delay_s,
         )
         app[SCHEDULER] = Scheduler(app[RANKING], settings.batch_interval_s)
@@ -64,10 +68,16 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     app.cleanup_ctx.append(_ranking_ctx(settings, clock))
     app.cleanup_ctx.append(messaging_ctx(settings, topics=(topics.ORDER_COMPLETED, topics.DEAD_LETTER)))
-    app.cleanup_ctx.append(consumer_ctx(
-        settings, group=GROUP, topics=[topics.ORDER_COMPLETED], registry=REGISTRY,
-        handler=lambda app: completed_orders_handler(app[RANKING]), projection=True,
-    ))
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            group=GROUP,
+            topics=[topics.ORDER_COMPLETED],
+            registry=REGISTRY,
+            handler=lambda app: completed_orders_handler(app[RANKING]),
+            projection=True,
+        )
+    )
     setup_routes(app)
     setup_dead_letter_routes(app)
     setup_openapi(app, title="Ranking service")

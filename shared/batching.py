@@ -71,7 +71,7 @@ class Batcher(Generic[T, R]):
             results = await self._flush([item for item, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
-        except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it
+        except BaseException as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -51,7 +51,7 @@ class BaseServiceSettings(BaseSettings):
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()
 
     @model_validator(mode="after")
-    def _explicit_outside_development(self) -> "BaseServiceSettings":
+    def _explicit_outside_development(self) -> BaseServiceSettings:
         if self.development:
             return self
         missing = [self.env_name(f) for f in self.required_outside_development if f not in self.model_fields_set]
@@ -113,7 +113,7 @@ class ServiceSettings(BaseServiceSettings):
     metrics_refresh_interval_s: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
-    def _pool_bounds(self) -> "ServiceSettings":
+    def _pool_bounds(self) -> ServiceSettings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("db_pool_min must not exceed db_pool_max")
         if not self.database_url.startswith(("postgresql://", "postgres://")):

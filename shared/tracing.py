@@ -59,7 +59,7 @@ def _exporter_configured(env: dict[str, str]) -> str | None:
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if chosen in {"none"}:
+    if chosen == "none":
         return None
     if chosen in {"otlp", "console"}:
         return chosen
@@ -71,13 +71,17 @@ def _exporter_configured(env: dict[str, str]) -> str | None:
 def _exporter(kind: str, env: dict[str, str]) -> Any:
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
-    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-                or "http/protobuf").strip()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    ).strip()
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
         return OTLPSpanExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
     return HttpExporter()
 
 
@@ -126,6 +130,7 @@ def shutdown() -> None:
 
 # --- HTTP ----------------------------------------------------------------------------------------
 
+
 def tag_request(request_id: str) -> None:
     """The request id as an attribute of the current (server) span."""
     if ENABLED:
@@ -142,6 +147,7 @@ def current_traceparent() -> str | None:
 
 
 # --- messages through the outbox ----------------------------------------------------------------
+
 
 def message_headers(key: str, saved: str | None = None) -> dict[str, str]:
     """The trace headers of a message about to be written to the outbox (see the module doc)."""
@@ -184,19 +190,30 @@ def _consuming(group: str, items: Sequence[Incoming]) -> Iterator[None]:
     for item in items:
         parent = propagate.extract(item.headers)
         span = _tracer.start_span(
-            f"{item.topic} process", context=parent, kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": item.topic,
-                        "messaging.consumer.group.name": group, "messaging.kafka.message.key": item.key or "",
-                        "messaging.kafka.offset": item.offset, "messaging.destination.partition.id": str(item.partition),
-                        "messaging.message.id": str(item.event_id), "event.type": item.message.event_type,
-                        "request.id": item.request_id or ""})
+            f"{item.topic} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": item.topic,
+                "messaging.consumer.group.name": group,
+                "messaging.kafka.message.key": item.key or "",
+                "messaging.kafka.offset": item.offset,
+                "messaging.destination.partition.id": str(item.partition),
+                "messaging.message.id": str(item.event_id),
+                "event.type": item.message.event_type,
+                "request.id": item.request_id or "",
+            },
+        )
         spans.append(span)
         if item.key is not None:
             by_key[item.key] = trace.set_span_in_context(span)
     links = [trace.Link(span.get_span_context()) for span in spans]
     token = _BY_KEY.set(by_key)
     try:
-        with _tracer.start_as_current_span(f"{group} batch", links=links, attributes={"messaging.batch.message_count": len(items)}):
+        with _tracer.start_as_current_span(
+            f"{group} batch", links=links, attributes={"messaging.batch.message_count": len(items)}
+        ):
             yield
     except BaseException as exc:
         for span in spans:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -43,11 +43,13 @@ marked replayed, so it can be asked for again)."""
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
+
 async def cancel(task: asyncio.Task[Any]) -> None:
     """Cancel a background task and wait for it to end."""
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
 
 def background(name: str, start: Callable[[web.Application], Coroutine[Any, Any, None]]) -> CleanupCtx:
     """A task that runs for the life of the app and is cancelled on shutdown."""
@@ -58,6 +60,7 @@ def background(name: str, start: Callable[[web.Application], Coroutine[Any, Any,
         await cancel(task)
 
     return ctx
+
 
 def messaging_ctx(
     settings: ServiceSettings,
@@ -80,8 +83,9 @@ def messaging_ctx(
         app[TOPICS] = names
         app[DEAD_LETTERS] = DeadLetterStore(app[PG_POOL], app[HEALTH].service, names(topic_names.DEAD_LETTER))
         security = kafka_security(settings)
-        await ensure_topics(settings.kafka_bootstrap, [names(t) for t in topics],
-                            create=settings.creates_topics, security=security)
+        await ensure_topics(
+            settings.kafka_bootstrap, [names(t) for t in topics], create=settings.creates_topics, security=security
+        )
         publisher = KafkaPublisher(
             settings.kafka_bootstrap,
             client_id=f"{app[HEALTH].service}-{settings.instance_id}",
@@ -91,9 +95,13 @@ def messaging_ctx(
         )
         app[PUBLISHER] = publisher
         relay = OutboxRelay(
-            app[PG_POOL], settings.database_url, publisher,
-            batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
-            metrics=app[METRICS], on_sent=on_sent,
+            app[PG_POOL],
+            settings.database_url,
+            publisher,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            metrics=app[METRICS],
+            on_sent=on_sent,
         )
         app[RELAY] = relay
         app[CONSUMERS] = []
@@ -104,7 +112,9 @@ def messaging_ctx(
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(
                 run_retention(
-                    app[PG_POOL], [INBOX, *retention], timedelta(hours=settings.retention_hours),
+                    app[PG_POOL],
+                    [INBOX, *retention],
+                    timedelta(hours=settings.retention_hours),
                     settings.retention_interval_s,
                 ),
                 name="retention",
@@ -122,6 +132,7 @@ def messaging_ctx(
         await publisher.close()
 
     return ctx
+
 
 def consumer_ctx(
     settings: ServiceSettings,

@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.support.infra import PrivateBroker, Servers, servers as find_servers
+from tests.support.infra import PrivateBroker, Servers
+from tests.support.infra import servers as find_servers
 
 
 @pytest.fixture(scope="session")

@@ -157,8 +157,9 @@ def test_compose_names_every_service(compose_services: dict[str, Any], app_servi
 def test_only_the_public_service_publishes_ports(
     compose_services: dict[str, Any], app_services: dict[str, dict[str, Any]]
 ) -> None:
-    publishing = {name for name, svc in compose_services.items()
-                  if svc.get("ports") and name not in OBSERVABILITY_SERVICES}
+    publishing = {
+        name for name, svc in compose_services.items() if svc.get("ports") and name not in OBSERVABILITY_SERVICES
+    }
     public = {name for name, spec in app_services.items() if spec.get("public")}
     assert publishing == public == {"gateway"}
     port = app_services["gateway"]["base_port"]
@@ -170,9 +171,7 @@ def test_infrastructure_services(compose_services: dict[str, Any], topology: dic
     assert str(pg["image"]).startswith("postgres:15")
     assert "pg_isready" in str(pg["healthcheck"]["test"])
     mounts = [str(v) for v in pg.get("volumes", [])]
-    assert any(
-        m.startswith("./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts
-    ), mounts
+    assert any(m.startswith("./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts), mounts
 
     kafka = compose_services["kafka"]
     env = _env(kafka)
@@ -291,7 +290,9 @@ def test_seed_one_shot_loads_the_runners_demo_data_once(compose_services: dict[s
     assert command[:3] == ["python", "/app/deploy/cluster.py", "seed"]
     assert "--once" in command and "http://gateway:8080" in command
     assert _env(seed)["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN:?")
-    assert "deploy" not in DOCKERFILE.with_name("Dockerfile.dockerignore").read_text().split(), "the image has cluster.py"
+    assert "deploy" not in DOCKERFILE.with_name("Dockerfile.dockerignore").read_text().split(), (
+        "the image has cluster.py"
+    )
 
 
 # --------------------------------------------------------------- topics, databases
@@ -340,11 +341,15 @@ def test_dockerfile_runs_the_service_package() -> None:
 def test_observability_profile_is_wired_to_deploy_monitoring(compose_services: dict[str, Any]) -> None:
     for name in OBSERVABILITY_SERVICES:
         assert compose_services[name]["profiles"] == ["observability"], name
-    mounts = {name: [str(v).split(":")[0] for v in compose_services[name].get("volumes", [])]
-              for name in OBSERVABILITY_SERVICES}
+    mounts = {
+        name: [str(v).split(":")[0] for v in compose_services[name].get("volumes", [])]
+        for name in OBSERVABILITY_SERVICES
+    }
     for mount in mounts["prometheus"] + mounts["grafana"]:
         assert (ROOT / mount).exists(), mount
     assert "./deploy/monitoring/prometheus/prometheus.yml" in mounts["prometheus"]
     assert "./deploy/monitoring/prometheus/rules" in mounts["prometheus"]
-    assert {"./deploy/monitoring/grafana/provisioning", "./deploy/monitoring/grafana/dashboards"} <= set(mounts["grafana"])
+    assert {"./deploy/monitoring/grafana/provisioning", "./deploy/monitoring/grafana/dashboards"} <= set(
+        mounts["grafana"]
+    )
     assert _env(compose_services["jaeger"])["COLLECTOR_OTLP_ENABLED"] == "true"

@@ -46,7 +46,9 @@ def spec() -> dict[str, Any]:
 
 
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items() if method in METHODS]
+    return [
+        (method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items() if method in METHODS
+    ]
 
 
 def test_every_served_route_is_in_docs_api_md(spec: dict[str, Any]) -> None:
@@ -66,8 +68,7 @@ def test_operation_ids_are_present_and_unique(spec: dict[str, Any]) -> None:
 
 def test_admin_operations_use_the_admin_token_scheme(spec: dict[str, Any]) -> None:
     scheme = spec["components"]["securitySchemes"]["adminToken"]
-    assert scheme == {"type": "apiKey", "in": "header", "name": "X-Admin-Token",
-                      "description": scheme["description"]}
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-Admin-Token", "description": scheme["description"]}
     for _, path, op in operations(spec):
         admin = path.startswith("/api/v1/admin/")
         assert (op.get("security") == [{"adminToken": []}]) is admin, path
@@ -120,19 +121,30 @@ def test_the_order_failure_problem_declares_its_members(spec: dict[str, Any]) ->
     assert failed["content"]["application/problem+json"]["schema"]["allOf"][0]["$ref"].endswith("/OrderFailedProblem")
     members = spec["components"]["schemas"]["OrderFailedProblem"]["properties"]
     assert members["order_status"]["enum"] == ["FAILED"] and members["order_id"]["type"] == "string"
-    assert {"INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "COUPON_UNAVAILABLE", "PRODUCT_NOT_SELLABLE",
-            "PAYMENT_TIMEOUT", "PROCESSING_FAILED"} <= set(_codes(failed))
+    assert {
+        "INSUFFICIENT_BALANCE",
+        "OUT_OF_STOCK",
+        "COUPON_UNAVAILABLE",
+        "PRODUCT_NOT_SELLABLE",
+        "PAYMENT_TIMEOUT",
+        "PROCESSING_FAILED",
+    } <= set(_codes(failed))
     failure_code = spec["components"]["schemas"]["OrderOut"]["properties"]["failure_code"]
     assert failure_code["nullable"] is True and failure_code["enum"][-1] is None
     assert set(failure_code["enum"][:-1]) <= set(_codes(failed))
 
 
 def test_query_and_header_parameters_declare_their_formats(spec: dict[str, Any]) -> None:
-    cursors = [(path, p["schema"]) for _, path, op in operations(spec)
-               for p in op.get("parameters", []) if p["name"] == "cursor"]
+    cursors = [
+        (path, p["schema"])
+        for _, path, op in operations(spec)
+        for p in op.get("parameters", [])
+        if p["name"] == "cursor"
+    ]
     assert len(cursors) >= 4 and all(schema.get("pattern") for _, schema in cursors), cursors
-    keys = [p["schema"] for _, _, op in operations(spec) for p in op.get("parameters", [])
-            if p["name"] == "Idempotency-Key"]
+    keys = [
+        p["schema"] for _, _, op in operations(spec) for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"
+    ]
     assert len(keys) == 2 and all((k["minLength"], k["maxLength"]) == (1, 255) for k in keys)
     coupon = spec["components"]["schemas"]["CreateCoupon"]
     assert "issue_ends_at" in coupon["description"] and coupon["properties"]["discount_value"]["maximum"] == 2**63 - 1

@@ -119,9 +119,7 @@ def _container(deployment: Obj) -> Obj:
     return containers[0]
 
 
-def _resolve_env(
-    container: Obj, configmap: dict[str, str], secret: dict[str, str]
-) -> dict[str, tuple[str, str]]:
+def _resolve_env(container: Obj, configmap: dict[str, str], secret: dict[str, str]) -> dict[str, tuple[str, str]]:
     """name -> (source, value): source is "value", "configmap" or "secret" (value from the template)."""
     out: dict[str, tuple[str, str]] = {}
     assert "envFrom" not in container, "use explicit env entries so every variable name is visible"
@@ -329,11 +327,7 @@ def test_the_public_service_is_behind_an_ingress(
     assert len(ingresses) == 1
     ingress = ingresses[0]
     assert ingress["apiVersion"] == "networking.k8s.io/v1"
-    backends = [
-        path["backend"]["service"]
-        for rule in ingress["spec"]["rules"]
-        for path in rule["http"]["paths"]
-    ]
+    backends = [path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert backends, "the Ingress routes nothing"
     ports = {p["name"]: p["port"] for p in services["gateway"]["spec"]["ports"]}
     for backend in backends:
@@ -342,9 +336,7 @@ def test_the_public_service_is_behind_an_ingress(
         assert port.get("name") in ports or port.get("number") in ports.values(), port
 
 
-def test_pod_disruption_budgets_keep_an_instance(
-    objects: list[Obj], deployments: dict[str, Obj]
-) -> None:
+def test_pod_disruption_budgets_keep_an_instance(objects: list[Obj], deployments: dict[str, Obj]) -> None:
     pdbs = _by_kind(objects, "PodDisruptionBudget")
     assert set(pdbs) == set(deployments)
     for name, pdb in pdbs.items():
@@ -375,8 +367,16 @@ def test_topics_job_creates_the_services_toml_topics(
     assert c["image"].split(":")[0] == IMAGE
     assert c["command"] == ["python", "-m", "shared.messaging.admin"]
     env = _resolve_env(c, configmap, secret_template)
-    for key in ("KAFKA_BOOTSTRAP", "KAFKA_TOPICS", "KAFKA_PARTITIONS", "KAFKA_REPLICATION_FACTOR",
-                "KAFKA_MIN_INSYNC_REPLICAS", "KAFKA_RETENTION_MS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM"):
+    for key in (
+        "KAFKA_BOOTSTRAP",
+        "KAFKA_TOPICS",
+        "KAFKA_PARTITIONS",
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "KAFKA_RETENTION_MS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+    ):
         assert env[key] == ("configmap", configmap[key]), key
     resources = c.get("resources") or {}
     assert {"cpu", "memory"} <= set(resources.get("requests", {}))
@@ -386,13 +386,18 @@ def test_services_never_create_topics_nor_migrate_in_the_cluster(configmap: dict
     """ENVIRONMENT=production: the services only check topics and the schema version."""
     from balance_service.config import Settings
 
-    settings = Settings(environment=configmap["ENVIRONMENT"], database_url="postgresql://u@db/balance",
-                        kafka_bootstrap=configmap["KAFKA_BOOTSTRAP"])
+    settings = Settings(
+        environment=configmap["ENVIRONMENT"],
+        database_url="postgresql://u@db/balance",
+        kafka_bootstrap=configmap["KAFKA_BOOTSTRAP"],
+    )
     assert not settings.creates_topics and not settings.migrates_on_start
 
 
 def test_migrations_job_runs_each_service_migration_as_the_schema_owner(
-    objects: list[Obj], app_services: dict[str, dict[str, Any]], configmap: dict[str, str],
+    objects: list[Obj],
+    app_services: dict[str, dict[str, Any]],
+    configmap: dict[str, str],
     secret_template: dict[str, str],
 ) -> None:
     job = _by_kind(objects, "Job")["db-migrations"]
@@ -461,9 +466,7 @@ def _allowed_sources(policy: Obj) -> tuple[set[str], set[str]]:
     return pods, namespaces
 
 
-def test_network_policies_follow_the_topology(
-    objects: list[Obj], app_services: dict[str, dict[str, Any]]
-) -> None:
+def test_network_policies_follow_the_topology(objects: list[Obj], app_services: dict[str, dict[str, Any]]) -> None:
     policies = _by_kind(objects, "NetworkPolicy")
     deny = policies.pop("default-deny-ingress")
     assert deny["spec"]["podSelector"] == {} and deny["spec"]["policyTypes"] == ["Ingress"]
@@ -536,8 +539,7 @@ def _kubeconform() -> str:
         pytest.skip("kubeconform is not installed: run deploy/k8s/install-validator.sh")
     if not (SCHEMA_DIR / f"v{K8S_VERSION}-standalone-strict" / ".complete").is_file():
         pytest.skip(
-            f"no offline Kubernetes {K8S_VERSION} schemas under .local/k8s-schemas: "
-            "run deploy/k8s/install-validator.sh"
+            f"no offline Kubernetes {K8S_VERSION} schemas under .local/k8s-schemas: run deploy/k8s/install-validator.sh"
         )
     return binary
 

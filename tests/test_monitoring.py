@@ -20,14 +20,35 @@ MONITORING = ROOT / "deploy" / "monitoring"
 PROMETHEUS = MONITORING / "prometheus"
 RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
-PACKAGES = ("shared", "gateway", "balance_service", "catalog_service", "coupon_service", "order_service",
-            "ranking_service")
+PACKAGES = (
+    "shared",
+    "gateway",
+    "balance_service",
+    "catalog_service",
+    "coupon_service",
+    "order_service",
+    "ranking_service",
+)
 BUILTIN = {"up"}  # written by Prometheus itself
 _DEFINED = re.compile(
     r"(?:Counter|Gauge|Histogram|Summary|GaugeMetricFamily|CounterMetricFamily|HistogramMetricFamily)"
-    r"\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-             "offset", "inf", "nan"}
+    r"\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\""
+)
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def promtool() -> str:
@@ -58,12 +79,28 @@ def test_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
 
 
 def test_every_alert_has_a_unit_test() -> None:
-    alerts = {rule["alert"] for path in RULES for group in yaml.safe_load(path.read_text())["groups"]
-              for rule in group["rules"] if "alert" in rule}
-    assert {"ServiceDown", "HighErrorRate", "SagasStuck", "OutboxNotDraining", "ConsumerLagHigh",
-            "DeadLetters", "CompensationDeadLettered"} <= alerts
-    tested = {case["alertname"] for path in (PROMETHEUS / "tests").glob("*.yml")
-              for test in yaml.safe_load(path.read_text())["tests"] for case in test.get("alert_rule_test", [])}
+    alerts = {
+        rule["alert"]
+        for path in RULES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert {
+        "ServiceDown",
+        "HighErrorRate",
+        "SagasStuck",
+        "OutboxNotDraining",
+        "ConsumerLagHigh",
+        "DeadLetters",
+        "CompensationDeadLettered",
+    } <= alerts
+    tested = {
+        case["alertname"]
+        for path in (PROMETHEUS / "tests").glob("*.yml")
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    }
     assert alerts == tested
 
 
@@ -85,7 +122,7 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     names = set()
     for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
-        rest = text[match.end():].lstrip()
+        rest = text[match.end() :].lstrip()
         word = match.group()
         if rest.startswith("(") or word.lower() in _KEYWORDS or re.fullmatch(r"\d.*", word):
             continue
@@ -95,7 +132,9 @@ def metric_names(expr: str) -> set[str]:
 
 def test_metric_names_parser() -> None:
     assert metric_names('sum by (job) (rate(a_total{status=~"5.."}[5m])) / sum by (job) (rate(b[5m])) > 0.05') == {
-        "a_total", "b"}
+        "a_total",
+        "b",
+    }
     assert metric_names("histogram_quantile(0.95, sum by (le) (rate(x_bucket[5m])))") == {"x_bucket"}
     assert metric_names("time() - y_seconds > 120") == {"y_seconds"}
     assert metric_names("sum(z_bytes) / 1e9 + 2.5E-3") == {"z_bytes"}
@@ -126,10 +165,16 @@ def expressions() -> list[tuple[str, str]]:
 
 def test_every_metric_in_rules_and_dashboards_is_exported_by_the_code() -> None:
     known = exported()
-    assert {"orders_finished_total", "saga_duration_seconds_bucket", "process_cpu_seconds_total",
-            "db_pool_connections", "outbox_rows_waiting", "kafka_consumer_lag_records", "dead_letters_total"} <= known
-    missing = {where: sorted(metric_names(expr) - known) for where, expr in expressions()
-               if metric_names(expr) - known}
+    assert {
+        "orders_finished_total",
+        "saga_duration_seconds_bucket",
+        "process_cpu_seconds_total",
+        "db_pool_connections",
+        "outbox_rows_waiting",
+        "kafka_consumer_lag_records",
+        "dead_letters_total",
+    } <= known
+    missing = {where: sorted(metric_names(expr) - known) for where, expr in expressions() if metric_names(expr) - known}
     assert not missing, missing
 
 

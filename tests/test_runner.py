@@ -49,9 +49,22 @@ def runner(infra: Servers, tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     suffix = f"run{uuid.uuid4().hex[:8]}"
     state = tmp_path / "state"
     args = [
-        sys.executable, str(CLUSTER), "up", "--no-seed", "--state-dir", str(state),
-        "--port-offset", str(cluster_port_offset()), "--topic-prefix", f"{suffix}.", "--db-suffix", suffix,
-        "--pg-admin-dsn", infra.pg_admin_dsn, "--kafka-bootstrap", infra.kafka_bootstrap,
+        sys.executable,
+        str(CLUSTER),
+        "up",
+        "--no-seed",
+        "--state-dir",
+        str(state),
+        "--port-offset",
+        str(cluster_port_offset()),
+        "--topic-prefix",
+        f"{suffix}.",
+        "--db-suffix",
+        suffix,
+        "--pg-admin-dsn",
+        infra.pg_admin_dsn,
+        "--kafka-bootstrap",
+        infra.kafka_bootstrap,
     ]
     yield args, state
     for pid in _cluster_pids(state):  # only if a test failed: never leave them running
@@ -101,7 +114,11 @@ def test_an_infra_failure_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     failing.chmod(0o755)
     done = subprocess.run(
         [sys.executable, str(CLUSTER), "up", "--no-seed", "--state-dir", str(tmp_path / "state")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env=os.environ | {"CLUSTER_INFRA_SH": str(failing)},
     )
     assert done.returncode == 1
@@ -123,12 +140,14 @@ def test_ctrl_c_after_start_up_stops_the_services_and_says_what_still_runs(
         f'&& echo "export KAFKA_BOOTSTRAP={infra.kafka_bootstrap}"\nexit 0\n'
     )
     fake.chmod(0o755)
-    own = [a for a in args if a not in (infra.pg_admin_dsn, infra.kafka_bootstrap,
-                                        "--pg-admin-dsn", "--kafka-bootstrap")]
+    own = [
+        a for a in args if a not in (infra.pg_admin_dsn, infra.kafka_bootstrap, "--pg-admin-dsn", "--kafka-bootstrap")
+    ]
     log = tmp_path / "run.log"
     with log.open("w") as out:
-        up = subprocess.Popen(own, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                              env=os.environ | {"CLUSTER_INFRA_SH": str(fake)})
+        up = subprocess.Popen(
+            own, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"CLUSTER_INFRA_SH": str(fake)}
+        )
     try:
         deadline = time.monotonic() + 180
         while "running; Ctrl-C" not in log.read_text():

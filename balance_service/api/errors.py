@@ -1,7 +1,9 @@
 """The single map from domain errors to HTTP problems."""
 
 from balance_service.domain.errors import (
-    BalanceLimitExceededError, IdempotencyKeyReusedError, UserNotFoundError,
+    BalanceLimitExceededError,
+    IdempotencyKeyReusedError,
+    UserNotFoundError,
 )
 from shared.web.problems import ErrorMap, ProblemSpec
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from balance_service.api.cursor import HISTORY
 from balance_service.domain.model import MAX_CHARGE, MIN_CHARGE
 from shared.messaging.envelope import rfc3339
-from balance_service.api.cursor import HISTORY
 from shared.web.validation import text
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]

@@ -8,8 +8,14 @@ from pydantic import BaseModel
 from balance_service.api import cursor
 from balance_service.api.keys import CHARGES
 from balance_service.api.schemas import (
-    BalanceResponse, ChargeRequest, ChargeResponse, CreateUserRequest, HistoryItem, HistoryPage,
-    HistoryQuery, UserResponse,
+    BalanceResponse,
+    ChargeRequest,
+    ChargeResponse,
+    CreateUserRequest,
+    HistoryItem,
+    HistoryPage,
+    HistoryQuery,
+    UserResponse,
 )
 from balance_service.domain.commands import Charge, RegisterUser
 from balance_service.service import balances, users
@@ -36,8 +42,9 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-@operation(summary="Register a user", tags=TAGS, body=CreateUserRequest,
-           responses={201: UserResponse, 400: "VALIDATION_ERROR"})
+@operation(
+    summary="Register a user", tags=TAGS, body=CreateUserRequest, responses={201: UserResponse, 400: "VALIDATION_ERROR"}
+)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, CreateUserRequest)
     topic = request.app[TOPICS](topics.USER_REGISTERED)
@@ -56,31 +63,43 @@ async def internal_get_user(request: web.Request) -> web.Response:
     return await get_user(request)
 
 
-@operation(summary="Get a user's balance", tags=TAGS,
-           responses={200: BalanceResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
+@operation(
+    summary="Get a user's balance", tags=TAGS, responses={200: BalanceResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND}
+)
 async def get_balance(request: web.Request) -> web.Response:
     balance = await balances.get_balance(request.app[PG_POOL], path_id(request, "user_id"))
     return _json(BalanceResponse.model_validate(balance))
 
 
 @operation(
-    summary="Charge a user's balance", tags=TAGS, body=ChargeRequest,
+    summary="Charge a user's balance",
+    tags=TAGS,
+    body=ChargeRequest,
     responses={
-        200: ChargeResponse, 400: "VALIDATION_ERROR (amount not an integer in 1..10,000,000)",
+        200: ChargeResponse,
+        400: "VALIDATION_ERROR (amount not an integer in 1..10,000,000)",
         404: NOT_FOUND,
         409: "BALANCE_LIMIT_EXCEEDED (the balance after the charge plus the money held by orders in "
-             "flight would exceed 10,000,000; the detail names the held amount; nothing changed) or "
-             "IDEMPOTENCY_KEY_REUSED (the key was used with another body)",
+        "flight would exceed 10,000,000; the detail names the held amount; nothing changed) or "
+        "IDEMPOTENCY_KEY_REUSED (the key was used with another body)",
     },
-    headers=[(IDEMPOTENCY_KEY, "Up to 255 characters; a retry with the same key and body returns the "
-                               "first outcome and charges once. Keys are scoped to the user. Kept at "
-                               "least 24 hours.", IDEMPOTENCY_KEY_SCHEMA)],
+    headers=[
+        (
+            IDEMPOTENCY_KEY,
+            (
+                "Up to 255 characters; a retry with the same key and body returns the "
+                "first outcome and charges once. Keys are scoped to the user. Kept at "
+                "least 24 hours."
+            ),
+            IDEMPOTENCY_KEY_SCHEMA,
+        )
+    ],
     description="A balance never exceeds 10,000,000, refunds included: money an order in flight has "
-                "taken counts toward the limit until the order completes (a failed order's refund "
-                "gives it back and is never refused). So a charge that a later refund would push over "
-                "the limit is refused with 409 BALANCE_LIMIT_EXCEEDED, whose detail says how much is "
-                "held. The hold ends when balance_service consumes the order's order.completed event, "
-                "normally well under a second after the order shows COMPLETED.",
+    "taken counts toward the limit until the order completes (a failed order's refund "
+    "gives it back and is never refused). So a charge that a later refund would push over "
+    "the limit is refused with 409 BALANCE_LIMIT_EXCEEDED, whose detail says how much is "
+    "held. The hold ends when balance_service consumes the order's order.completed event, "
+    "normally well under a second after the order shows COMPLETED.",
 )
 async def charge(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
@@ -90,8 +109,12 @@ async def charge(request: web.Request) -> web.Response:
     return _json(ChargeResponse.model_validate(result))
 
 
-@operation(summary="A user's balance history, newest first", tags=TAGS, query=HistoryQuery,
-           responses={200: HistoryPage, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
+@operation(
+    summary="A user's balance history, newest first",
+    tags=TAGS,
+    query=HistoryQuery,
+    responses={200: HistoryPage, 400: "VALIDATION_ERROR", 404: NOT_FOUND},
+)
 async def history(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, HistoryQuery)

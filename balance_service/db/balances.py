@@ -21,16 +21,21 @@ WITH before AS (
     SELECT $1, 'CHARGE', $2, balance, updated_at FROM upd
 )"""
 
-_CHARGE = _CHARGE_CTES + """
+_CHARGE = (
+    _CHARGE_CTES
+    + """
 SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after,
        (SELECT held FROM before) AS held
 """
+)
 
 # The same charge that also records its Idempotency-Key with the raw result, in one statement.
 # A duplicate key fails the INSERT, and with it the whole statement: the charge is undone and
 # the caller reads the stored result instead. A racing duplicate waits on the balance row (or
 # on the key's index entry) until the first commits, then fails the same way.
-_CHARGE_ONCE = _CHARGE_CTES + """, result AS (
+_CHARGE_ONCE = (
+    _CHARGE_CTES
+    + """, result AS (
     SELECT (SELECT balance FROM before) AS balance_before, (SELECT balance FROM upd) AS balance_after,
            (SELECT held FROM before) AS held
 ), k AS (
@@ -40,6 +45,7 @@ _CHARGE_ONCE = _CHARGE_CTES + """, result AS (
 )
 SELECT balance_before, balance_after, held FROM result
 """
+)
 
 # Many charges of distinct users in one statement (and one commit). Rows are locked in user_id
 # order and never waited for: a row another transaction holds (a saga's deduct batch, a keyed
@@ -95,8 +101,10 @@ async def charge_many(
     :func:`charge` gives it, or ``None`` when the row was locked elsewhere (nothing done: charge it
     alone) or the user does not exist (charging it alone says so)."""
     rows = await conn.fetch(_CHARGE_MANY, [u for u, _ in charges], [a for _, a in charges], limit)
-    return {row["user_id"]: (row["balance_before"], row["balance_after"], row["held"]) if row["applied"] else None
-            for row in rows}
+    return {
+        row["user_id"]: (row["balance_before"], row["balance_after"], row["held"]) if row["applied"] else None
+        for row in rows
+    }
 
 
 class KeyTaken(Exception):

@@ -51,7 +51,8 @@ SELECT 'b', NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, balance FRO
 
 # Everything a settled batch changes, and its replies, in one statement. New records are plain
 # INSERTs (in order-id order): a record another transaction wrote meanwhile fails the key.
-_WRITE = """
+_WRITE = (
+    """
 WITH created AS (
     INSERT INTO order_payments (order_id, user_id, amount, status, balance_after, failure_code, reason, held)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[],
@@ -73,22 +74,34 @@ WITH created AS (
         AS h(user_id, type, amount, balance_after, order_id, n)
     ORDER BY n
 ), m AS (
-    """ + outbox.insert_sql(20) + """
+    """
+    + outbox.insert_sql(20)
+    + """
 )
 SELECT 1
 """
+)
 
 
 def _payment(row: asyncpg.Record) -> Payment:
     return Payment(
-        row["order_id"], row["user_id"], row["amount"], PaymentStatus(row["status"]),
-        row["balance_after"], row["failure_code"], row["reason"], row["held"],
+        row["order_id"],
+        row["user_id"],
+        row["amount"],
+        PaymentStatus(row["status"]),
+        row["balance_after"],
+        row["failure_code"],
+        row["reason"],
+        row["held"],
     )
 
 
 async def claim_and_lock(
-    conn: asyncpg.Connection, consumer: str, message_ids: Iterable[uuid.UUID],
-    order_ids: Iterable[str], user_ids: Iterable[int],
+    conn: asyncpg.Connection,
+    consumer: str,
+    message_ids: Iterable[uuid.UUID],
+    order_ids: Iterable[str],
+    user_ids: Iterable[int],
 ) -> tuple[set[uuid.UUID], dict[str, Payment], dict[int, int]]:
     """Record ``message_ids`` in ``consumer``'s inbox, then lock and read the payment records of
     ``order_ids`` and the balances of ``user_ids`` and of the records' users: the new message
@@ -118,14 +131,25 @@ async def write(conn: asyncpg.Connection, settlement: Settlement, messages: Sequ
     created, updated, history = s.created, s.updated, s.history
     await conn.execute(
         _WRITE,
-        [p.order_id for p in created], [p.user_id for p in created], [p.amount for p in created],
-        [p.status.value for p in created], [p.balance_after for p in created],
-        [p.failure_code for p in created], [p.reason for p in created],
-        [p.order_id for p in updated], [p.status.value for p in updated],
-        list(s.balances), list(s.balances.values()),
-        [h.user_id for h in history], [h.type.value for h in history], [h.amount for h in history],
-        [h.balance_after for h in history], [h.order_id for h in history],
-        [p.held for p in created], [p.held for p in updated], [s.held.get(u, 0) for u in s.balances],
+        [p.order_id for p in created],
+        [p.user_id for p in created],
+        [p.amount for p in created],
+        [p.status.value for p in created],
+        [p.balance_after for p in created],
+        [p.failure_code for p in created],
+        [p.reason for p in created],
+        [p.order_id for p in updated],
+        [p.status.value for p in updated],
+        list(s.balances),
+        list(s.balances.values()),
+        [h.user_id for h in history],
+        [h.type.value for h in history],
+        [h.amount for h in history],
+        [h.balance_after for h in history],
+        [h.order_id for h in history],
+        [p.held for p in created],
+        [p.held for p in updated],
+        [s.held.get(u, 0) for u in s.balances],
         *outbox.insert_args(messages),
     )
 

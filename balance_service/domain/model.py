@@ -29,7 +29,7 @@ def can_charge(balance: int, amount: int, limit: int = MAX_BALANCE, held: int = 
     """A charge is allowed when it is positive and the balance after it, plus the money ``held`` by
     orders in flight (which a refund may give back), stays within the limit: so a refund, which is
     never refused, can never take the balance over it either."""
-    return MIN_CHARGE <= amount and balance + held + amount <= limit
+    return amount >= MIN_CHARGE and balance + held + amount <= limit
 
 
 def can_deduct(balance: int, amount: int) -> bool:
@@ -52,7 +52,8 @@ def charge_result(
     if balance_after is None:
         explains = not can_charge(balance_before, amount, held=held or 0)
         raise BalanceLimitExceededError(
-            balance_before if explains else None, amount, MAX_BALANCE, held if explains else None)
+            balance_before if explains else None, amount, MAX_BALANCE, held if explains else None
+        )
     return balance_after
 
 

@@ -153,9 +153,7 @@ class Settlement:
         return not (self.created or self.updated or self.balances or self.history)
 
 
-def settle(
-    commands: Sequence[SagaCommand], payments: Mapping[str, Payment], balances: Mapping[int, int]
-) -> Settlement:
+def settle(commands: Sequence[SagaCommand], payments: Mapping[str, Payment], balances: Mapping[int, int]) -> Settlement:
     """Apply ``commands`` in order to the orders' payment records and the users' balances.
 
     ``payments``: the records of the orders concerned that exist (locked by the caller);
@@ -184,13 +182,17 @@ def settle(
                 holding[cmd.user_id] = holding.get(cmd.user_id, 0) + cmd.amount
                 touched.add(cmd.user_id)
                 records[cmd.order_id] = Payment(
-                    cmd.order_id, cmd.user_id, cmd.amount, PaymentStatus.DEDUCTED, outcome.balance_after,
+                    cmd.order_id,
+                    cmd.user_id,
+                    cmd.amount,
+                    PaymentStatus.DEDUCTED,
+                    outcome.balance_after,
                     held=cmd.amount,
                 )
                 if cmd.amount > 0:
-                    history.append(HistoryEntry(
-                        cmd.user_id, EntryType.USE, cmd.amount, outcome.balance_after, cmd.order_id
-                    ))
+                    history.append(
+                        HistoryEntry(cmd.user_id, EntryType.USE, cmd.amount, outcome.balance_after, cmd.order_id)
+                    )
             else:
                 records[cmd.order_id] = refused(cmd.order_id, cmd.user_id, cmd.amount, outcome)
             changed.add(cmd.order_id)
@@ -214,9 +216,7 @@ def settle(
                 holding[user] = holding.get(user, 0) - existing.held
                 touched.add(user)
                 if existing.amount > 0:
-                    history.append(HistoryEntry(
-                        user, EntryType.REFUND, existing.amount, money[user], cmd.order_id
-                    ))
+                    history.append(HistoryEntry(user, EntryType.REFUND, existing.amount, money[user], cmd.order_id))
             outcomes.append(Refunded(existing.amount))
     return Settlement(
         outcomes=outcomes,

@@ -15,7 +15,12 @@ from shared.db.dead_letter_hooks import failure_reply_hook
 from shared.db.dead_letters import DeadLetterHook
 from shared.db.pool import PG_POOL
 from shared.events.saga import (
-    BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance, SagaReply,
+    BalanceDeducted,
+    BalanceDeductionFailed,
+    BalanceRefunded,
+    DeductBalance,
+    RefundBalance,
+    SagaReply,
 )
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
@@ -31,8 +36,10 @@ CONSUMER = "balance-saga"
 def deduct_reply(cmd: DeductBalance, outcome: DeductOutcome) -> SagaReply:
     if isinstance(outcome, Deducted):
         return BalanceDeducted(
-            order_id=cmd.order_id, command_id=cmd.event_id,
-            amount=outcome.amount, balance_after=outcome.balance_after,
+            order_id=cmd.order_id,
+            command_id=cmd.event_id,
+            amount=outcome.amount,
+            balance_after=outcome.balance_after,
         )
     return BalanceDeductionFailed(
         order_id=cmd.order_id, command_id=cmd.event_id, code=outcome.code, reason=outcome.reason
@@ -90,7 +97,9 @@ def dead_letter_hook(app: web.Application) -> DeadLetterHook:
 
 def from_app(app: web.Application) -> BatchHandler:
     timer = Histogram(
-        "balance_saga_batch_apply_seconds", "Time to apply one consumed batch of saga commands (its transaction)",
-        buckets=_BUCKETS, registry=app[METRICS].registry,
+        "balance_saga_batch_apply_seconds",
+        "Time to apply one consumed batch of saga commands (its transaction)",
+        buckets=_BUCKETS,
+        registry=app[METRICS].registry,
     )
     return saga_batch_handler(app[PG_POOL], app[TOPICS](topics.SAGA_REPLIES), timer)

@@ -71,7 +71,8 @@ class Charges:
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 128, max_flushes: int = 2) -> None:
         self._pool = pool
         self.batcher: Batcher[tuple[int, int], BeforeAfter | None] = Batcher(
-            self._flush, max_batch=max_batch, max_flushes=max_flushes)
+            self._flush, max_batch=max_batch, max_flushes=max_flushes
+        )
 
     async def charge(self, cmd: Charge) -> Charged:
         if cmd.idempotency_key is not None:

@@ -17,7 +17,13 @@ import asyncpg
 from balance_service.db import payments as payments_db
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import (
-    DeductOutcome, Payment, Refunded, SagaCommand, SagaOutcome, Settlement, settle,
+    DeductOutcome,
+    Payment,
+    Refunded,
+    SagaCommand,
+    SagaOutcome,
+    Settlement,
+    settle,
 )
 from balance_service.service.unit_of_work import Connected, SingleStatement, UnitOfWork
 from shared.db.consume import message_context, split_on_conflict
@@ -39,11 +45,16 @@ def _record_raced(exc: asyncpg.UniqueViolationError) -> bool:
 
 
 async def _lock(
-    conn: asyncpg.Connection, commands: Sequence[SagaCommand], consumer: str = "",
+    conn: asyncpg.Connection,
+    commands: Sequence[SagaCommand],
+    consumer: str = "",
     message_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[set[uuid.UUID], dict[str, Payment], dict[int, int]]:
     return await payments_db.claim_and_lock(
-        conn, consumer, message_ids, [c.order_id for c in commands],
+        conn,
+        consumer,
+        message_ids,
+        [c.order_id for c in commands],
         [c.user_id for c in commands if isinstance(c, Deduct)],
     )
 
@@ -85,8 +96,9 @@ async def _apply(
             new.discard(item.event_id)  # a duplicate inside the same batch applies once
             if cmd is None:
                 with message_context(item):
-                    log.warning("ignored message on the balance commands topic",
-                                extra={"type": type(item.message).__name__})
+                    log.warning(
+                        "ignored message on the balance commands topic", extra={"type": type(item.message).__name__}
+                    )
                 continue
             todo.append((item, cmd))
         settlement = settle([cmd for _, cmd in todo], records, balances)

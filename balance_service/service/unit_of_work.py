@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 import asyncpg
 
@@ -36,7 +36,7 @@ class SingleStatement:
             raise RuntimeError("the unit of work is not open")
         return self._conn  # type: ignore[return-value]
 
-    async def __aenter__(self) -> "SingleStatement":
+    async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
         return self
 

@@ -47,7 +47,7 @@ class PatchProduct(_Body):
         return data
 
     @model_validator(mode="after")
-    def _something(self) -> "PatchProduct":
+    def _something(self) -> PatchProduct:
         if not self.model_fields_set:
             raise ValueError("at least one of name, price, stock, status is required")
         return self
@@ -67,10 +67,13 @@ class ProductOut(BaseModel):
     status: Literal["SELLABLE", "SOLD_OUT", "DISCONTINUED"]
 
     @classmethod
-    def of(cls, product: Product) -> "ProductOut":
+    def of(cls, product: Product) -> ProductOut:
         return cls(
-            product_id=product.product_id, name=product.name, price=product.price,
-            stock=product.stock, status=product.status.value,
+            product_id=product.product_id,
+            name=product.name,
+            price=product.price,
+            stock=product.stock,
+            status=product.status.value,
         )
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from catalog_service.api.schemas import (
-    CreateProduct, ListQuery, LookupRequest, LookupResponse, PatchProduct, ProductOut, ProductPage,
+    CreateProduct,
+    ListQuery,
+    LookupRequest,
+    LookupResponse,
+    PatchProduct,
+    ProductOut,
+    ProductPage,
     encode_cursor,
 )
 from catalog_service.domain.model import ProductChange, ProductStatus
@@ -22,7 +28,12 @@ def _json(model: ProductOut | ProductPage | LookupResponse, status: int = 200) -
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
-@operation(summary="List products", tags=TAGS, query=ListQuery, responses={200: ProductPage, 400: "VALIDATION_ERROR: invalid status, limit or cursor"})
+@operation(
+    summary="List products",
+    tags=TAGS,
+    query=ListQuery,
+    responses={200: ProductPage, 400: "VALIDATION_ERROR: invalid status, limit or cursor"},
+)
 async def list_products(request: web.Request) -> web.Response:
     query = parse_query(request, ListQuery)
     page = await service.list_products(
@@ -32,14 +43,20 @@ async def list_products(request: web.Request) -> web.Response:
     return _json(ProductPage(items=[ProductOut.of(p) for p in page.items], next_cursor=cursor))
 
 
-@operation(summary="Get a product", tags=TAGS, responses={200: ProductOut, 400: "VALIDATION_ERROR: invalid id", 404: "PRODUCT_NOT_FOUND"})
+@operation(
+    summary="Get a product",
+    tags=TAGS,
+    responses={200: ProductOut, 400: "VALIDATION_ERROR: invalid id", 404: "PRODUCT_NOT_FOUND"},
+)
 async def get_product(request: web.Request) -> web.Response:
     product = await service.get_product(request.app[PG_POOL], path_id(request, "product_id"))
     return _json(ProductOut.of(product))
 
 
 @operation(
-    summary="Create a product", tags=ADMIN, body=CreateProduct,
+    summary="Create a product",
+    tags=ADMIN,
+    body=CreateProduct,
     responses={201: ProductOut, 400: "VALIDATION_ERROR", 401: "Missing or wrong admin token (UNAUTHORIZED)"},
 )
 async def create_product(request: web.Request) -> web.Response:
@@ -49,15 +66,23 @@ async def create_product(request: web.Request) -> web.Response:
 
 
 @operation(
-    summary="Change a product", tags=ADMIN, body=PatchProduct,
-    responses={200: ProductOut, 400: "VALIDATION_ERROR", 401: "Missing or wrong admin token (UNAUTHORIZED)",
-               404: "PRODUCT_NOT_FOUND"},
+    summary="Change a product",
+    tags=ADMIN,
+    body=PatchProduct,
+    responses={
+        200: ProductOut,
+        400: "VALIDATION_ERROR",
+        401: "Missing or wrong admin token (UNAUTHORIZED)",
+        404: "PRODUCT_NOT_FOUND",
+    },
 )
 async def patch_product(request: web.Request) -> web.Response:
     product_id = path_id(request, "product_id")
     body = await read_json(request, PatchProduct)
     change = ProductChange(
-        name=body.name, price=body.price, stock=body.stock,
+        name=body.name,
+        price=body.price,
+        stock=body.stock,
         status=ProductStatus(body.status) if body.status else None,
     )
     product = await service.change_product(request.app[PG_POOL], product_id, change)

@@ -32,7 +32,8 @@ async def claim_many(conn: asyncpg.Connection, claims: Mapping[str, OrderStockSt
         ON CONFLICT (order_id) DO NOTHING
         RETURNING order_id
         """,
-        ids, [claims[order_id].value for order_id in ids],
+        ids,
+        [claims[order_id].value for order_id in ids],
     )
     return {row["order_id"] for row in rows}
 
@@ -70,7 +71,9 @@ def _bigint_or_none(value: int | None) -> int | None:
 
 
 async def write_batch(
-    conn: asyncpg.Connection, products: Sequence[Product], orders: Mapping[str, OrderRecord],
+    conn: asyncpg.Connection,
+    products: Sequence[Product],
+    orders: Mapping[str, OrderRecord],
     lines: Mapping[str, Mapping[int, int]],
 ) -> None:
     """Store, in one statement, the products' new stock and status, the orders' new records and
@@ -96,9 +99,14 @@ async def write_batch(
         SELECT l.order_id, l.product_id, l.quantity
         FROM unnest($8::text[], $9::bigint[], $10::bigint[]) AS l(order_id, product_id, quantity)
         """,
-        [p.product_id for p in products], [p.stock for p in products], [p.status.value for p in products],
-        order_ids, [orders[order_id].status.value for order_id in order_ids],
+        [p.product_id for p in products],
+        [p.stock for p in products],
+        [p.status.value for p in products],
+        order_ids,
+        [orders[order_id].status.value for order_id in order_ids],
         [f.code.value if f else None for f in failures],
         [_bigint_or_none(f.product_id) if f else None for f in failures],
-        [row[0] for row in line_rows], [row[1] for row in line_rows], [row[2] for row in line_rows],
+        [row[0] for row in line_rows],
+        [row[1] for row in line_rows],
+        [row[2] for row in line_rows],
     )

@@ -13,15 +13,23 @@ _COLUMNS = "id, name, price, stock, status, created_at, updated_at"
 
 def to_product(row: asyncpg.Record) -> Product:
     return Product(
-        row["id"], row["name"], row["price"], row["stock"], ProductStatus(row["status"]),
-        row["created_at"], row["updated_at"],
+        row["id"],
+        row["name"],
+        row["price"],
+        row["stock"],
+        ProductStatus(row["status"]),
+        row["created_at"],
+        row["updated_at"],
     )
 
 
 async def insert(conn: asyncpg.Connection, product: Product) -> Product:
     row = await conn.fetchrow(
         f"INSERT INTO products (name, price, stock, status) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
-        product.name, product.price, product.stock, product.status.value,
+        product.name,
+        product.price,
+        product.stock,
+        product.status.value,
     )
     return to_product(row)
 
@@ -41,7 +49,9 @@ async def lock_many(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, P
 
 
 async def lock_for_batch(
-    conn: asyncpg.Connection, ids: Sequence[int], order_ids: Sequence[str],
+    conn: asyncpg.Connection,
+    ids: Sequence[int],
+    order_ids: Sequence[str],
 ) -> dict[int, Product]:
     """Lock and read, in id order, every product a batch of saga commands may touch, before
     anything else: ``ids`` and the products the orders ``order_ids`` took."""
@@ -52,7 +62,8 @@ async def lock_for_batch(
             || ARRAY(SELECT product_id FROM order_stock_lines WHERE order_id = ANY($2::text[])))
         ORDER BY id FOR UPDATE
         """,
-        list(ids), list(order_ids),
+        list(ids),
+        list(order_ids),
     )
     return {row["id"]: to_product(row) for row in rows}
 
@@ -63,15 +74,17 @@ async def update(conn: asyncpg.Connection, product: Product) -> Product:
         UPDATE products SET name = $2, price = $3, stock = $4, status = $5, updated_at = now()
         WHERE id = $1 RETURNING {_COLUMNS}
         """,
-        product.product_id, product.name, product.price, product.stock, product.status.value,
+        product.product_id,
+        product.name,
+        product.price,
+        product.stock,
+        product.status.value,
     )
     return to_product(row)
 
 
 async def fetch_many(conn: asyncpg.Connection, ids: Sequence[int]) -> list[Product]:
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM products WHERE id = ANY($1::bigint[]) ORDER BY id", list(ids)
-    )
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM products WHERE id = ANY($1::bigint[]) ORDER BY id", list(ids))
     return [to_product(row) for row in rows]
 
 

@@ -54,7 +54,7 @@ class Product:
         """Stock may be taken from it (SOLD_OUT still is, its stock is just 0)."""
         return not self.discontinued
 
-    def with_stock(self, stock: int) -> "Product":
+    def with_stock(self, stock: int) -> Product:
         """The product after its stock became ``stock`` (status follows)."""
         if stock < 0:
             raise ValueError(f"stock {stock} out of range")
@@ -77,10 +77,7 @@ class ProductChange:
 
 def new_status_of(current: Product, change: ProductChange) -> ProductStatus:
     stock = current.stock if change.stock is None else change.stock
-    if change.status is None:
-        discontinued = current.discontinued
-    else:
-        discontinued = change.status is ProductStatus.DISCONTINUED
+    discontinued = current.discontinued if change.status is None else change.status is ProductStatus.DISCONTINUED
     return derive_status(stock, discontinued)
 
 

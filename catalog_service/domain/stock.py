@@ -97,6 +97,7 @@ def replay_refusal(status: OrderStockStatus, code: str | None, product_id: int |
 
 # --- a consumed batch of saga commands, decided in one pass -----------------------------------
 
+
 @dataclass(frozen=True)
 class OrderRecord:
     """What the catalog decided for an order so far (a row of ``order_stock`` and its lines)."""
@@ -152,7 +153,9 @@ def stored(refusal: Refusal) -> Refusal:
 
 
 def apply_commands(
-    commands: Sequence[StockCommand], products: Mapping[int, Product], orders: Mapping[str, OrderRecord],
+    commands: Sequence[StockCommand],
+    products: Mapping[int, Product],
+    orders: Mapping[str, OrderRecord],
 ) -> BatchOutcome:
     """Fold a batch of commands, in order, over the locked ``products`` and the known ``orders``.
 

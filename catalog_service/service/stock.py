@@ -17,7 +17,13 @@ from catalog_service.db import order_stock
 from catalog_service.db import products as repo
 from catalog_service.domain.model import MAX_ID
 from catalog_service.domain.stock import (
-    DeductCommand, OrderStockStatus, Refusal, RestoreCommand, StockCommand, apply_commands, merge_lines,
+    DeductCommand,
+    OrderStockStatus,
+    Refusal,
+    RestoreCommand,
+    StockCommand,
+    apply_commands,
+    merge_lines,
 )
 from shared.db.uow import UnitOfWork
 from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockDeducted, StockDeductionFailed, StockRestored
@@ -31,8 +37,11 @@ def _answer(command: Command, refusal: Refusal | None) -> SagaReply:
     if refusal is None:
         return StockDeducted(order_id=command.order_id, command_id=command.event_id)
     return StockDeductionFailed(
-        order_id=command.order_id, command_id=command.event_id,
-        code=refusal.code.value, reason=refusal.reason, product_id=refusal.product_id,
+        order_id=command.order_id,
+        command_id=command.event_id,
+        code=refusal.code.value,
+        reason=refusal.reason,
+        product_id=refusal.product_id,
     )
 
 
@@ -48,9 +57,7 @@ async def apply_stock_commands(uow: UnitOfWork, commands: Sequence[Command]) -> 
         return []
     conn = uow.conn
     decisions = [_decision(command) for command in commands]
-    wanted = sorted({
-        pid for d in decisions if isinstance(d, DeductCommand) for pid in d.wanted if 1 <= pid <= MAX_ID
-    })
+    wanted = sorted({pid for d in decisions if isinstance(d, DeductCommand) for pid in d.wanted if 1 <= pid <= MAX_ID})
     restoring = sorted({d.order_id for d in decisions if isinstance(d, RestoreCommand)})
     # 1. every product the batch may touch, locked in id order before anything else
     products = await repo.lock_for_batch(conn, wanted, restoring)
@@ -64,16 +71,16 @@ async def apply_stock_commands(uow: UnitOfWork, commands: Sequence[Command]) -> 
     known = await order_stock.read_many(conn, [order_id for order_id in claims if order_id not in new])
     # an order deducted by a transaction that committed after step 1 read its lines: lock its
     # products now (rare; a deadlock this may cause is retried one by one by the caller)
-    missing = sorted({
-        pid for order_id in restoring if order_id in known
-        for pid in known[order_id].taken if pid not in products
-    })
+    missing = sorted(
+        {pid for order_id in restoring if order_id in known for pid in known[order_id].taken if pid not in products}
+    )
     if missing:
         products.update(await repo.lock_many(conn, missing))
     outcome = apply_commands(decisions, products, known)
     # 4. one write: the products, the orders whose record is not what the claim stored, the lines
     changed = {
-        order_id: record for order_id, record in outcome.orders.items()
+        order_id: record
+        for order_id, record in outcome.orders.items()
         if order_id not in new or record.status is not claims[order_id] or record.failure is not None
     }
     await order_stock.write_batch(

@@ -1,11 +1,15 @@
 """The one map from coupon errors to HTTP problems."""
 
-from shared.web.problems import ErrorMap, ProblemSpec
-
 from coupon_service.domain.errors import (
-    CouponAlreadyIssuedError, CouponNotFoundError, CouponNotIssuableError, CouponSoldOutError,
-    InvalidCouponError, UserDirectoryUnavailableError, UserNotFoundError,
+    CouponAlreadyIssuedError,
+    CouponNotFoundError,
+    CouponNotIssuableError,
+    CouponSoldOutError,
+    InvalidCouponError,
+    UserDirectoryUnavailableError,
+    UserNotFoundError,
 )
+from shared.web.problems import ErrorMap, ProblemSpec
 
 ERRORS: ErrorMap = {
     InvalidCouponError: ProblemSpec(400, "VALIDATION_ERROR", "Invalid request"),

@@ -20,10 +20,15 @@ class CreateCoupon(BaseModel):
     every copy is a row made when the coupon is created, within the gateway's timeout.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
-        {"properties": {"discount_type": {"enum": ["FIXED"]}}},
-        {"properties": {"discount_type": {"enum": ["RATE"]}, "discount_value": {"maximum": 100}}},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"discount_type": {"enum": ["FIXED"]}}},
+                {"properties": {"discount_type": {"enum": ["RATE"]}, "discount_value": {"maximum": 100}}},
+            ]
+        },
+    )
 
     name: text(1, 100)  # type: ignore[valid-type]
     discount_type: Literal["FIXED", "RATE"]
@@ -88,8 +93,10 @@ class OwnedCouponOut(BaseModel):
     name: str
     discount_type: Literal["FIXED", "RATE"]
     discount_value: int
-    status: Annotated[Literal["AVAILABLE", "RESERVED", "USED", "EXPIRED"], Field(
-        description="USED from the moment an order takes the coupon; AVAILABLE again if that order fails")]
+    status: Annotated[
+        Literal["AVAILABLE", "RESERVED", "USED", "EXPIRED"],
+        Field(description="USED from the moment an order takes the coupon; AVAILABLE again if that order fails"),
+    ]
     issued_at: str
     expires_at: str
     used_at: str | None = Field(description="when an order took the coupon (null unless USED)")

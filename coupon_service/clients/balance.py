@@ -26,5 +26,5 @@ class BalanceUserDirectory:
                 body = await resp.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UserDirectoryUnavailableError(f"user lookup failed: {exc!r}") from None
-        created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+        created = datetime.fromisoformat(body["created_at"])
         return body["name"], created

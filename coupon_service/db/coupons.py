@@ -35,10 +35,14 @@ CLAIM_WAITING = _CLAIM.format(skip="")
 
 def coupon_from_row(row: Any) -> Coupon:
     terms = CouponTerms(
-        name=row["name"], discount_type=DiscountType(row["discount_type"]),
-        discount_value=row["discount_value"], total_quantity=row["total_quantity"],
-        valid_days=row["valid_days"], min_order_amount=row["min_order_amount"],
-        issue_starts_at=row["issue_starts_at"], issue_ends_at=row["issue_ends_at"],
+        name=row["name"],
+        discount_type=DiscountType(row["discount_type"]),
+        discount_value=row["discount_value"],
+        total_quantity=row["total_quantity"],
+        valid_days=row["valid_days"],
+        min_order_amount=row["min_order_amount"],
+        issue_starts_at=row["issue_starts_at"],
+        issue_ends_at=row["issue_ends_at"],
     )
     return Coupon(row["coupon_id"], terms, row["created_at"])
 
@@ -46,8 +50,15 @@ def coupon_from_row(row: Any) -> Coupon:
 async def insert_coupon(conn: asyncpg.Connection, terms: CouponTerms) -> Coupon:
     """Store a coupon and one free slot per copy (call inside a transaction)."""
     row = await conn.fetchrow(
-        _INSERT, terms.name, terms.discount_type.value, terms.discount_value, terms.total_quantity,
-        terms.issue_starts_at, terms.issue_ends_at, terms.valid_days, terms.min_order_amount,
+        _INSERT,
+        terms.name,
+        terms.discount_type.value,
+        terms.discount_value,
+        terms.total_quantity,
+        terms.issue_starts_at,
+        terms.issue_ends_at,
+        terms.valid_days,
+        terms.min_order_amount,
     )
     await conn.execute(_SLOTS, row["coupon_id"], terms.total_quantity)
     return coupon_from_row(row)
@@ -131,6 +142,8 @@ async def issue_many(
     return await conn.fetch(ISSUE_MANY, coupon_id, user_ids, valid_days)
 
 
-async def who_holds(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int]) -> list[asyncpg.Record]:
+async def who_holds(
+    conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int]
+) -> list[asyncpg.Record]:
     """Per user: ``known`` (projection) and ``held`` (holds a copy of the coupon)."""
     return await conn.fetch(WHO_HOLDS, coupon_id, user_ids)

@@ -15,8 +15,12 @@ async def lock_record(conn: asyncpg.Connection, order_id: str) -> OrderCoupon | 
     if row is None:
         return None
     return OrderCoupon(
-        row["order_id"], OrderCouponState(row["state"]), row["user_coupon_id"], row["discount_amount"],
-        row["failure_code"], row["failure_reason"] or "",
+        row["order_id"],
+        OrderCouponState(row["state"]),
+        row["user_coupon_id"],
+        row["discount_amount"],
+        row["failure_code"],
+        row["failure_reason"] or "",
     )
 
 
@@ -29,8 +33,12 @@ async def insert_record(conn: asyncpg.Connection, record: OrderCoupon) -> None:
         INSERT INTO order_coupons (order_id, state, user_coupon_id, discount_amount, failure_code, failure_reason)
         VALUES ($1, $2, $3, $4, $5, $6)
         """,
-        record.order_id, record.state.value, record.user_coupon_id, record.discount_amount,
-        record.failure_code, record.failure_reason,
+        record.order_id,
+        record.state.value,
+        record.user_coupon_id,
+        record.discount_amount,
+        record.failure_code,
+        record.failure_reason,
     )
 
 
@@ -38,7 +46,8 @@ async def update_state(conn: asyncpg.Connection, record: OrderCoupon) -> None:
     """The new state of a record read and locked by :func:`lock_record` in this transaction."""
     await conn.execute(
         "UPDATE order_coupons SET state = $2, updated_at = now() WHERE order_id = $1",
-        record.order_id, record.state.value,
+        record.order_id,
+        record.state.value,
     )
 
 
@@ -66,7 +75,9 @@ async def mark_taken(conn: asyncpg.Connection, user_coupon_id: int, order_id: st
         UPDATE user_coupons SET status = 'USED', used_at = $3, reserved_order_id = $2
         WHERE user_coupon_id = $1 AND status = 'AVAILABLE' RETURNING true
         """,
-        user_coupon_id, order_id, now,
+        user_coupon_id,
+        order_id,
+        now,
     )
     return bool(done)
 
@@ -78,7 +89,9 @@ async def mark_used(conn: asyncpg.Connection, user_coupon_id: int, order_id: str
         UPDATE user_coupons SET status = 'USED', used_at = $3
         WHERE user_coupon_id = $1 AND status = 'RESERVED' AND reserved_order_id = $2
         """,
-        user_coupon_id, order_id, now,
+        user_coupon_id,
+        order_id,
+        now,
     )
 
 
@@ -89,5 +102,6 @@ async def mark_available(conn: asyncpg.Connection, user_coupon_id: int, order_id
         UPDATE user_coupons SET status = 'AVAILABLE', reserved_order_id = NULL, used_at = NULL
         WHERE user_coupon_id = $1 AND status IN ('RESERVED', 'USED') AND reserved_order_id = $2
         """,
-        user_coupon_id, order_id,
+        user_coupon_id,
+        order_id,
     )

@@ -19,9 +19,13 @@ LIMIT $5
 
 
 async def list_owned(
-    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, *, usable_only: bool,
-    after: tuple[datetime, int] | None, limit: int,
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: int,
+    *,
+    usable_only: bool,
+    after: tuple[datetime, int] | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     """Up to ``limit`` coupons of the user after the keyset position ``after``."""
-    issued_at, uc_id = after if after else (None, None)
+    issued_at, uc_id = after or (None, None)
     return await conn.fetch(_LIST, user_id, usable_only, issued_at, uc_id, limit)

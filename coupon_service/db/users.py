@@ -23,5 +23,7 @@ async def add_known(conn: asyncpg.Connection | asyncpg.Pool, users: Iterable[tup
         SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[])
         ON CONFLICT (user_id) DO NOTHING
         """,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
     )

@@ -62,7 +62,9 @@ def _unusable_reason(holding: Holding | None, user_id: int, now: datetime) -> st
     return None
 
 
-def decide_reserve(order_id: str, user_id: int, order_amount: int, holding: Holding | None, now: datetime) -> OrderCoupon:
+def decide_reserve(
+    order_id: str, user_id: int, order_amount: int, holding: Holding | None, now: datetime
+) -> OrderCoupon:
     """A first reserve for the order: ``RESERVED`` with the discount, or ``REFUSED``."""
     reason = _unusable_reason(holding, user_id, now)
     if reason is not None:

@@ -45,7 +45,9 @@ def dead_letter_hook(names: Topics) -> DeadLetterHook:
     """A set-aside ReserveCoupon fails its order (PROCESSING_FAILED); a ReleaseCoupon or
     ConfirmCoupon (after the outcome, nothing to answer) waits for a replay."""
     return failure_reply_hook(
-        SAGA_GROUP, names(topics.SAGA_REPLIES), {ReserveCoupon: CouponReservationFailed},
+        SAGA_GROUP,
+        names(topics.SAGA_REPLIES),
+        {ReserveCoupon: CouponReservationFailed},
         (ReleaseCoupon, ConfirmCoupon),
     )
 

@@ -9,7 +9,10 @@ import asyncpg
 
 from coupon_service.db import coupons as repo
 from coupon_service.domain.errors import (
-    CouponAlreadyIssuedError, CouponNotFoundError, CouponNotIssuableError, CouponSoldOutError,
+    CouponAlreadyIssuedError,
+    CouponNotFoundError,
+    CouponNotIssuableError,
+    CouponSoldOutError,
 )
 from coupon_service.domain.model import Coupon, CouponTerms
 from coupon_service.service.users import KnownUsers
@@ -92,6 +95,4 @@ class Coupons:
         try:
             return await repo.claim_slot(self._pool, coupon.coupon_id, user_id, coupon.terms.valid_days, wait=wait)
         except asyncpg.UniqueViolationError:
-            raise CouponAlreadyIssuedError(
-                f"user {user_id} already holds coupon {coupon.coupon_id}"
-            ) from None
+            raise CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon.coupon_id}") from None

@@ -48,7 +48,8 @@ class Issuer:
         self._users = users
         self._pool: asyncpg.Pool = coupons.pool
         self.batcher: Batcher[tuple[Coupon, int], IssuedCoupon | None] = Batcher(
-            self._flush, max_batch=max_batch, max_flushes=max_flushes)
+            self._flush, max_batch=max_batch, max_flushes=max_flushes
+        )
         self._in_flight: set[tuple[int, int]] = set()  # (coupon_id, user_id) in a running flush
         self.alone = 0
         """Requests that went the one-by-one path (outside the window or not settled by a batch)."""
@@ -107,8 +108,12 @@ class Issuer:
                 outcomes[user_id] = _already(coupon.coupon_id, user_id)
             elif row["user_coupon_id"] is not None:
                 outcomes[user_id] = IssuedCoupon(
-                    user_coupon_id=row["user_coupon_id"], coupon_id=row["coupon_id"], user_id=user_id,
-                    status=row["status"], issued_at=row["issued_at"], expires_at=row["expires_at"],
+                    user_coupon_id=row["user_coupon_id"],
+                    coupon_id=row["coupon_id"],
+                    user_id=user_id,
+                    status=row["status"],
+                    issued_at=row["issued_at"],
+                    expires_at=row["expires_at"],
                 )
             elif row["more_free"]:
                 outcomes[user_id] = None  # copies may be in flight elsewhere: wait for them alone
@@ -121,8 +126,11 @@ class Issuer:
         rows = await repo.who_holds(self._pool, coupon.coupon_id, user_ids)
         self._users.remember([row["user_id"] for row in rows if row["known"]])
         return {
-            row["user_id"]: None if not row["known"]
-            else _already(coupon.coupon_id, row["user_id"]) if row["held"] else _sold_out(coupon.coupon_id)
+            row["user_id"]: None
+            if not row["known"]
+            else _already(coupon.coupon_id, row["user_id"])
+            if row["held"]
+            else _sold_out(coupon.coupon_id)
             for row in rows
         }
 

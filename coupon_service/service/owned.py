@@ -40,8 +40,14 @@ class Page:
 
 
 async def list_owned(
-    pool: asyncpg.Pool, users: KnownUsers, user_id: int, *, show_all: bool, cursor: str | None,
-    limit: int, now: datetime,
+    pool: asyncpg.Pool,
+    users: KnownUsers,
+    user_id: int,
+    *,
+    show_all: bool,
+    cursor: str | None,
+    limit: int,
+    now: datetime,
 ) -> Page:
     """The user's coupons; ``show_all`` adds reserved, used and expired ones."""
     after = decode_cursor(cursor) if cursor else None

@@ -21,8 +21,15 @@ from coupon_service.domain.saga import OrderCoupon
 from shared.db.consume import ApplyOne, apply_batch
 from shared.db.uow import UnitOfWork
 from shared.events.saga import (
-    ConfirmCoupon, CouponConfirmed, CouponReleased, CouponReservationFailed, CouponReserved, ReleaseCoupon,
-    ReserveCoupon, SagaCommand, SagaReply,
+    ConfirmCoupon,
+    CouponConfirmed,
+    CouponReleased,
+    CouponReservationFailed,
+    CouponReserved,
+    ReleaseCoupon,
+    ReserveCoupon,
+    SagaCommand,
+    SagaReply,
 )
 from shared.messaging.envelope import Incoming
 
@@ -45,12 +52,16 @@ def _reserve_reply(cmd: SagaCommand, record: OrderCoupon) -> SagaReply:
     if saga.is_reserved(record):
         assert record.user_coupon_id is not None and record.discount_amount is not None
         return CouponReserved(
-            order_id=cmd.order_id, command_id=cmd.event_id,
-            user_coupon_id=record.user_coupon_id, discount_amount=record.discount_amount,
+            order_id=cmd.order_id,
+            command_id=cmd.event_id,
+            user_coupon_id=record.user_coupon_id,
+            discount_amount=record.discount_amount,
         )
     return CouponReservationFailed(
-        order_id=cmd.order_id, command_id=cmd.event_id,
-        code=record.failure_code or saga.COUPON_UNAVAILABLE, reason=record.failure_reason,
+        order_id=cmd.order_id,
+        command_id=cmd.event_id,
+        code=record.failure_code or saga.COUPON_UNAVAILABLE,
+        reason=record.failure_reason,
     )
 
 

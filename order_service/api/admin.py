@@ -18,9 +18,13 @@ TAGS = ["admin: sagas"]
 @docs(operationId="getOrderSaga")
 @operation(
     summary="An order's saga with its history (every command sent, reply received, timeout and "
-            "compensation, oldest first)", tags=TAGS,
-    responses={200: SagaOut, 401: "Missing or wrong admin token",
-               404: "ORDER_NOT_FOUND (also for an id that is not a UUID)"},
+    "compensation, oldest first)",
+    tags=TAGS,
+    responses={
+        200: SagaOut,
+        401: "Missing or wrong admin token",
+        404: "ORDER_NOT_FOUND (also for an id that is not a UUID)",
+    },
 )
 async def order_saga(request: web.Request) -> web.Response:
     row, history = await sagas.saga_of(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
@@ -29,18 +33,27 @@ async def order_saga(request: web.Request) -> web.Response:
 
 @docs(operationId="listUnfinishedSagas")
 @operation(
-    summary="Unfinished sagas, oldest first", tags=TAGS, query=SagaQuery,
+    summary="Unfinished sagas, oldest first",
+    tags=TAGS,
+    query=SagaQuery,
     responses={200: SagaPage, 400: "invalid step, older_than_s, limit or cursor", 401: "Missing or wrong admin token"},
     description="Sagas not yet DONE or FAILED (an order may be COMPLETED while its saga still confirms the "
-                "coupon), ordered by start time then order id; filter by step and by age.",
+    "coupon), ordered by start time then order id; filter by step and by age.",
 )
 async def unfinished_sagas(request: web.Request) -> web.Response:
     query = parse_query(request, SagaQuery)
     after = cursor.decode(query.cursor) if query.cursor else None
-    rows = await sagas.unfinished(request.app[ORDER_DEPS].pool, step=query.step, older_than_s=query.older_than_s,
-                                  limit=query.limit + 1, after=after)
+    rows = await sagas.unfinished(
+        request.app[ORDER_DEPS].pool,
+        step=query.step,
+        older_than_s=query.older_than_s,
+        limit=query.limit + 1,
+        after=after,
+    )
     page = rows[: query.limit]
-    next_cursor = cursor.encode_key(page[-1]["started_at"], str(page[-1]["order_id"])) if len(rows) > query.limit else None
+    next_cursor = (
+        cursor.encode_key(page[-1]["started_at"], str(page[-1]["order_id"])) if len(rows) > query.limit else None
+    )
     body = SagaPage(items=[SagaSummary.of(row) for row in page], next_cursor=next_cursor)
     return web.Response(body=body.model_dump_json(), content_type="application/json")
 

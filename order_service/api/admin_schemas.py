@@ -45,7 +45,7 @@ class SagaSummary(BaseModel):
     started_at: str
 
     @classmethod
-    def of(cls, row: Any) -> "SagaSummary":
+    def of(cls, row: Any) -> SagaSummary:
         return cls(**_summary(row))
 
 
@@ -55,16 +55,22 @@ class SagaOut(SagaSummary):
     history: list[SagaHistoryItem]
 
     @classmethod
-    def with_history(cls, row: Any, history: list[Any]) -> "SagaOut":
-        items = [SagaHistoryItem(at=rfc3339(h["at"]), kind=h["kind"], name=h["name"], detail=h["detail"])
-                 for h in history]
+    def with_history(cls, row: Any, history: list[Any]) -> SagaOut:
+        items = [
+            SagaHistoryItem(at=rfc3339(h["at"]), kind=h["kind"], name=h["name"], detail=h["detail"]) for h in history
+        ]
         return cls(**_summary(row), history=items)
 
 
 def _summary(row: Any) -> dict[str, Any]:
-    return dict(order_id=str(row["order_id"]), status=row["status"], step=row["step"], attempts=row["attempts"],
-                deadline=rfc3339(row["deadline"]) if row["deadline"] else None,
-                started_at=rfc3339(row["started_at"]))
+    return {
+        "order_id": str(row["order_id"]),
+        "status": row["status"],
+        "step": row["step"],
+        "attempts": row["attempts"],
+        "deadline": rfc3339(row["deadline"]) if row["deadline"] else None,
+        "started_at": rfc3339(row["started_at"]),
+    }
 
 
 class SagaPage(BaseModel):

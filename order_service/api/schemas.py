@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from order_service.api.cursor import ORDERS
 from order_service.domain.order import Order
 from shared.events.orders import FAILURE_CODES
 from shared.messaging.envelope import rfc3339
-from order_service.api.cursor import ORDERS
 from shared.web.validation import Id
 
 
@@ -55,23 +55,38 @@ class OrderOut(BaseModel):
     status: Literal["PENDING", "COMPLETED", "FAILED"]
     items: list[OrderItemOut]
     total_amount: int
-    discount_amount: Annotated[int, Field(description="applied and kept by the completed payment; 0 while "
-                                                      "PENDING and on a FAILED order")]
-    paid_amount: Annotated[int, Field(description="taken from the balance and kept; 0 while PENDING and on a "
-                                                  "FAILED order (refunded)")]
+    discount_amount: Annotated[
+        int, Field(description="applied and kept by the completed payment; 0 while PENDING and on a FAILED order")
+    ]
+    paid_amount: Annotated[
+        int, Field(description="taken from the balance and kept; 0 while PENDING and on a FAILED order (refunded)")
+    ]
     user_coupon_id: int | None
     failure_code: str | None = Field(json_schema_extra={"enum": [*FAILURE_CODES, None]})
     created_at: str
     completed_at: str | None
 
     @classmethod
-    def of(cls, order: Order) -> "OrderOut":
+    def of(cls, order: Order) -> OrderOut:
         return cls(
-            order_id=order.order_id, user_id=order.user_id, status=order.status.value,
-            items=[OrderItemOut(product_id=ln.product_id, name=ln.name, unit_price=ln.unit_price,
-                                quantity=ln.quantity, line_total=ln.line_total) for ln in order.lines],
-            total_amount=order.total_amount, discount_amount=order.discount_amount, paid_amount=order.paid_amount,
-            user_coupon_id=order.user_coupon_id, failure_code=order.failure_code,
+            order_id=order.order_id,
+            user_id=order.user_id,
+            status=order.status.value,
+            items=[
+                OrderItemOut(
+                    product_id=ln.product_id,
+                    name=ln.name,
+                    unit_price=ln.unit_price,
+                    quantity=ln.quantity,
+                    line_total=ln.line_total,
+                )
+                for ln in order.lines
+            ],
+            total_amount=order.total_amount,
+            discount_amount=order.discount_amount,
+            paid_amount=order.paid_amount,
+            user_coupon_id=order.user_coupon_id,
+            failure_code=order.failure_code,
             created_at=rfc3339(order.created_at),
             completed_at=rfc3339(order.completed_at) if order.completed_at else None,
         )

@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from order_service.api import cursor
-from order_service.api.keys import ORDER_DEPS, WAITER, WAIT_TIMEOUT
+from order_service.api.keys import ORDER_DEPS, WAIT_TIMEOUT, WAITER
 from order_service.api.schemas import OrderOut, OrderPage, PageQuery, PlaceOrderRequest
 from order_service.domain.order import Order, OrderStatus
 from order_service.domain.saga import TIMEOUT_CODE
@@ -34,8 +34,9 @@ def _render(order: Order) -> web.Response:
         return web.Response(status=201, body=body, content_type="application/json", headers=location)
     if order.status is OrderStatus.FAILED:
         code = order.failure_code or "ORDER_FAILED"
-        raise Problem(409, code, "Order failed", f"the order failed: {code}",
-                      order_id=order.order_id, order_status="FAILED")
+        raise Problem(
+            409, code, "Order failed", f"the order failed: {code}", order_id=order.order_id, order_status="FAILED"
+        )
     return web.Response(status=202, body=body, content_type="application/json", headers=location)
 
 
@@ -46,27 +47,45 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
     # the hash of the normalised body only matters with a key (a replay must carry the same body)
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if key is not None else ""
     return orders.PlaceOrder(
-        user_id=body.user_id, items={item.product_id: item.quantity for item in body.items},
-        user_coupon_id=body.user_coupon_id, idempotency_key=key, request_hash=request_hash,
+        user_id=body.user_id,
+        items={item.product_id: item.quantity for item in body.items},
+        user_coupon_id=body.user_coupon_id,
+        idempotency_key=key,
+        request_hash=request_hash,
     )
 
 
 @operation(
     summary="Place an order and pay it (waits for the outcome up to the server limit)",
-    tags=TAGS, body=PlaceOrderRequest,
-    responses={201: OrderOut, 202: OrderOut, 400: "VALIDATION_ERROR", 404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
-               409: FAILED_DOC,
-               503: "SERVICE_UNAVAILABLE (with Retry-After): catalog or user registry unreachable; nothing was done"},
-    location=True, problems={409: OrderFailedProblem},
-    headers=[("Idempotency-Key", "same key and body return the same order (1..255 chars); keys are scoped to "
-                                 "the user: another user's identical key does not collide", IDEMPOTENCY_KEY_SCHEMA),
-             ("Prefer", "respond-async: answer 202 at once without waiting for the payment")],
+    tags=TAGS,
+    body=PlaceOrderRequest,
+    responses={
+        201: OrderOut,
+        202: OrderOut,
+        400: "VALIDATION_ERROR",
+        404: "USER_NOT_FOUND or PRODUCT_NOT_FOUND",
+        409: FAILED_DOC,
+        503: "SERVICE_UNAVAILABLE (with Retry-After): catalog or user registry unreachable; nothing was done",
+    },
+    location=True,
+    problems={409: OrderFailedProblem},
+    headers=[
+        (
+            "Idempotency-Key",
+            (
+                "same key and body return the same order (1..255 chars); keys are scoped to "
+                "the user: another user's identical key does not collide"
+            ),
+            IDEMPOTENCY_KEY_SCHEMA,
+        ),
+        ("Prefer", "respond-async: answer 202 at once without waiting for the payment"),
+    ],
     description="201 COMPLETED, 409 FAILED (problem with order_id and order_status), 202 PENDING when the "
-                "outcome is not known in time or with Prefer: respond-async; Location names the order. "
-                "When an order shows COMPLETED every effect is already visible: the balance deducted, the "
-                "stock taken, the coupon USED. While it is in flight its coupon cannot be used by another "
-                "order; when it fails the coupon is AVAILABLE again. discount_amount and paid_amount are 0 "
-                "while PENDING and on a FAILED order. Idempotency keys are scoped to the user.",
+    "outcome is not known in time or with Prefer: respond-async; Location names the order. "
+    "When an order shows COMPLETED every effect is already visible: the balance deducted, the "
+    "stock taken, the coupon USED. While it is in flight its coupon cannot be used by another "
+    "order; when it fails the coupon is AVAILABLE again. discount_amount and paid_amount are 0 "
+    "while PENDING and on a FAILED order. Idempotency keys are scoped to the user.",
 )
 async def place_order(request: web.Request) -> web.Response:
     body = await read_json(request, PlaceOrderRequest)
@@ -89,16 +108,26 @@ async def place_order(request: web.Request) -> web.Response:
     return _render(order)
 
 
-@operation(summary="Get an order", tags=TAGS,
-           responses={200: OrderOut, 400: "VALIDATION_ERROR: NUL in the id",
-                      404: "ORDER_NOT_FOUND (also for an id that is not a UUID)"})
+@operation(
+    summary="Get an order",
+    tags=TAGS,
+    responses={
+        200: OrderOut,
+        400: "VALIDATION_ERROR: NUL in the id",
+        404: "ORDER_NOT_FOUND (also for an id that is not a UUID)",
+    },
+)
 async def get_order(request: web.Request) -> web.Response:
     order = await orders.get_order(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
     return web.Response(body=OrderOut.of(order).model_dump_json(), content_type="application/json")
 
 
-@operation(summary="A user's orders, newest first", tags=TAGS, query=PageQuery,
-           responses={200: OrderPage, 400: "VALIDATION_ERROR: invalid id, limit or cursor", 404: "USER_NOT_FOUND"})
+@operation(
+    summary="A user's orders, newest first",
+    tags=TAGS,
+    query=PageQuery,
+    responses={200: OrderPage, 400: "VALIDATION_ERROR: invalid id, limit or cursor", 404: "USER_NOT_FOUND"},
+)
 async def user_orders(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, PageQuery)

@@ -44,8 +44,11 @@ def finished(order: Order, outcome: dict[str, Any]) -> Order:
     """``order`` with the final status, amounts and times a notice reported."""
     completed = outcome.get("completed_at")
     return replace(
-        order, status=OrderStatus(outcome["status"]), failure_code=outcome.get("failure_code"),
-        discount_amount=int(outcome["discount_amount"]), paid_amount=int(outcome["paid_amount"]),
+        order,
+        status=OrderStatus(outcome["status"]),
+        failure_code=outcome.get("failure_code"),
+        discount_amount=int(outcome["discount_amount"]),
+        paid_amount=int(outcome["paid_amount"]),
         completed_at=datetime.fromisoformat(completed) if completed else None,
     )
 
@@ -78,7 +81,12 @@ class OutcomeWaiter:
                 fut.set_result(notice)
 
     async def wait(
-        self, order_id: str, fut: asyncio.Future[Notice], timeout: float, *, read_first: bool = True,
+        self,
+        order_id: str,
+        fut: asyncio.Future[Notice],
+        timeout: float,
+        *,
+        read_first: bool = True,
         created: Order | None = None,
     ) -> Order | None:
         """The order once finished, or as it is when ``timeout`` passes. ``created``: the order

@@ -42,8 +42,9 @@ def sent(decision: Decision) -> list[Entry]:
         detail.update(step=str(state.step), attempt=state.attempts + 1)
         entries.append(Entry(state.order_id, kind, command.event_type, detail))
     if decision.outcome is not None:
-        entries.append(Entry(state.order_id, OUTCOME, decision.outcome.status,
-                             {"failure_code": decision.outcome.failure_code}))
+        entries.append(
+            Entry(state.order_id, OUTCOME, decision.outcome.status, {"failure_code": decision.outcome.failure_code})
+        )
     return entries
 
 
@@ -56,8 +57,9 @@ def applied(before: SagaState, event: Event, decision: Decision) -> list[Entry]:
     if isinstance(event, Timeout):
         if not changed:
             return []
-        head = Entry(before.order_id, TIMEOUT, str(before.step), {"step": str(before.step),
-                                                                   "attempts": before.attempts})
+        head = Entry(
+            before.order_id, TIMEOUT, str(before.step), {"step": str(before.step), "attempts": before.attempts}
+        )
     else:
         detail = event.model_dump(mode="json", exclude=_ENVELOPE)
         if not changed:

@@ -72,6 +72,4 @@ def kept_amounts(status: str, discount_amount: int, paid_amount: int) -> tuple[i
 
 def price_lines(quantities: dict[int, int], products: dict[int, Product]) -> tuple[OrderLine, ...]:
     """Snapshot name and price of each product; callers have checked every id exists."""
-    return tuple(
-        OrderLine(pid, products[pid].name, products[pid].price, qty) for pid, qty in quantities.items()
-    )
+    return tuple(OrderLine(pid, products[pid].name, products[pid].price, qty) for pid, qty in quantities.items())

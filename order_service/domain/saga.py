@@ -105,8 +105,15 @@ class SagaState:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, deadline: datetime | None, attempts: int,
-                  send_id: str | None = None, wait_s: float = 0.0) -> SagaState:
+    def from_json(
+        cls,
+        data: dict[str, Any],
+        *,
+        deadline: datetime | None,
+        attempts: int,
+        send_id: str | None = None,
+        wait_s: float = 0.0,
+    ) -> SagaState:
         values = {k: v for k, v in data.items() if k not in TIMING}
         values["lines"] = tuple((int(p), int(q)) for p, q in data["lines"])
         values["pending"] = tuple(Comp(c) for c in data["pending"])
@@ -147,14 +154,15 @@ Event = ev.SagaReply | Timeout
 
 # --- commands -------------------------------------------------------------------------------
 
+
 def forward_command(state: SagaState) -> tuple[str, ev.SagaCommand]:
     """The command of the current forward step (a fresh event id each time it is sent)."""
     oid = state.order_id
     if state.step is Step.RESERVING_COUPON:
         assert state.user_coupon_id is not None
         return topics.COUPON_COMMANDS, ev.ReserveCoupon(
-            order_id=oid, user_id=state.user_id, user_coupon_id=state.user_coupon_id,
-            order_amount=state.total_amount)
+            order_id=oid, user_id=state.user_id, user_coupon_id=state.user_coupon_id, order_amount=state.total_amount
+        )
     if state.step is Step.DEDUCTING_BALANCE:
         return topics.BALANCE_COMMANDS, ev.DeductBalance(order_id=oid, user_id=state.user_id, amount=state.amount_due)
     if state.step is Step.DEDUCTING_STOCK:
@@ -174,6 +182,7 @@ def compensation_command(order_id: str, comp: Comp) -> tuple[str, ev.SagaCommand
 
 
 # --- transitions ----------------------------------------------------------------------------
+
 
 def start(state: SagaState, now: datetime, policy: Policy) -> Decision:
     """The saga of a new order: its first step and command."""
@@ -214,8 +223,7 @@ def arm(state: SagaState, sent_id: str, now: datetime) -> SagaState:
     send, the saga moved on) nothing changes. ``ARM_SENT`` in ``db.repository`` is this rule in SQL."""
     if state.send_id is None or state.send_id != sent_id:
         return state
-    return replace(state, attempts=state.attempts + 1, deadline=now + timedelta(seconds=state.wait_s),
-                   send_id=None)
+    return replace(state, attempts=state.attempts + 1, deadline=now + timedelta(seconds=state.wait_s), send_id=None)
 
 
 def _done_so_far(state: SagaState, *, including_current: bool) -> list[Comp]:
@@ -249,8 +257,11 @@ _AWAITED = {
     Step.DEDUCTING_BALANCE: (ev.BalanceDeducted, ev.BalanceDeductionFailed),
     Step.DEDUCTING_STOCK: (ev.StockDeducted, ev.StockDeductionFailed),
 }
-_ACKS = {ev.StockRestored: Comp.RESTORE_STOCK, ev.BalanceRefunded: Comp.REFUND_BALANCE,
-         ev.CouponReleased: Comp.RELEASE_COUPON}
+_ACKS = {
+    ev.StockRestored: Comp.RESTORE_STOCK,
+    ev.BalanceRefunded: Comp.REFUND_BALANCE,
+    ev.CouponReleased: Comp.RELEASE_COUPON,
+}
 
 
 def _on_forward_reply(state: SagaState, reply: ev.SagaReply, now: datetime, policy: Policy) -> Decision:

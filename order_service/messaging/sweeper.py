@@ -21,8 +21,9 @@ def _never() -> bool:
     return False
 
 
-async def run_sweeper(ctx: saga_runner.SagaContext, interval_s: float, batch: int,
-                      hold: Callable[[], bool] = _never) -> None:
+async def run_sweeper(
+    ctx: saga_runner.SagaContext, interval_s: float, batch: int, hold: Callable[[], bool] = _never
+) -> None:
     """Sweep until cancelled; ``FOR UPDATE SKIP LOCKED`` lets several instances share the work."""
     holding = False
     while True:
@@ -40,7 +41,7 @@ async def run_sweeper(ctx: saga_runner.SagaContext, interval_s: float, batch: in
             handled = await saga_runner.sweep(ctx, batch)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any database hiccup
+        except Exception as exc:
             log.warning("saga sweep failed", extra={"error": repr(exc)})
         if handled < batch:
             await asyncio.sleep(interval_s)

@@ -24,29 +24,53 @@ class FlowMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.finished = Counter(
-            "orders_finished_total", "Orders that reached a final status, by status and failure code "
-            "(failure_code is empty for COMPLETED)", ["status", "failure_code"], registry=registry)
+            "orders_finished_total",
+            "Orders that reached a final status, by status and failure code (failure_code is empty for COMPLETED)",
+            ["status", "failure_code"],
+            registry=registry,
+        )
         self.saga_seconds = Histogram(
-            "saga_duration_seconds", "Time from placing an order to its final status", ["status"],
-            buckets=_SAGA_BUCKETS, registry=registry)
+            "saga_duration_seconds",
+            "Time from placing an order to its final status",
+            ["status"],
+            buckets=_SAGA_BUCKETS,
+            registry=registry,
+        )
         self.step_seconds = Histogram(
-            "saga_step_duration_seconds", "Time from sending a step's command (its last send) to the reply "
-            "that moved the saga on, by step and result (ok, failed)", ["step", "result"],
-            buckets=_STEP_BUCKETS, registry=registry)
+            "saga_step_duration_seconds",
+            "Time from sending a step's command (its last send) to the reply "
+            "that moved the saga on, by step and result (ok, failed)",
+            ["step", "result"],
+            buckets=_STEP_BUCKETS,
+            registry=registry,
+        )
         self.timeouts = Counter(
-            "saga_step_timeouts_total", "Steps whose deadline passed without a reply (each leads to a re-send or "
-            "a compensation)", ["step"], registry=registry)
+            "saga_step_timeouts_total",
+            "Steps whose deadline passed without a reply (each leads to a re-send or a compensation)",
+            ["step"],
+            registry=registry,
+        )
         self.unfinished = Gauge(
-            "sagas_unfinished", "Sagas not DONE nor FAILED, by step (refreshed periodically)", ["step"],
-            registry=registry)
+            "sagas_unfinished",
+            "Sagas not DONE nor FAILED, by step (refreshed periodically)",
+            ["step"],
+            registry=registry,
+        )
         self.oldest = Gauge(
-            "saga_oldest_unfinished_age_seconds", "Age of the oldest saga not DONE nor FAILED (0 when none; "
-            "refreshed periodically)", registry=registry)
+            "saga_oldest_unfinished_age_seconds",
+            "Age of the oldest saga not DONE nor FAILED (0 when none; refreshed periodically)",
+            registry=registry,
+        )
         for step in UNFINISHED:
             self.unfinished.labels(step)
 
-    def record(self, steps: Iterable[tuple[str, str, str]], outcomes: Iterable[tuple[str, str, str | None]],
-               times: dict[str, tuple[datetime, datetime]], now: datetime) -> None:
+    def record(
+        self,
+        steps: Iterable[tuple[str, str, str]],
+        outcomes: Iterable[tuple[str, str, str | None]],
+        times: dict[str, tuple[datetime, datetime]],
+        now: datetime,
+    ) -> None:
         """``steps``: (order id, step, result) of replies and timeouts that moved a saga; ``outcomes``:
         (order id, status, failure code); ``times``: each saga's (started_at, updated_at) as locked."""
         for order_id, step, result in steps:

@@ -11,8 +11,12 @@ import asyncpg
 from order_service.db import repository as repo
 from order_service.domain import history, saga
 from order_service.domain.errors import (
-    IdempotencyKeyReusedError, OrderNotFoundError, ProductNotFoundError, ProductNotSellableError,
-    UpstreamUnavailableError, UserNotFoundError,
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    ProductNotFoundError,
+    ProductNotSellableError,
+    UpstreamUnavailableError,
+    UserNotFoundError,
 )
 from order_service.domain.order import Order, price_lines
 from order_service.service.ports import Catalog, UserRegistry
@@ -65,8 +69,13 @@ async def _priced_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str) -> Orde
     stopped = [pid for pid in cmd.items if products[pid].status == "DISCONTINUED"]
     if stopped:
         raise ProductNotSellableError(f"product {stopped[0]} is no longer sold")
-    return Order(order_id=order_id, user_id=cmd.user_id, lines=price_lines(cmd.items, products),
-                 user_coupon_id=cmd.user_coupon_id, created_at=utcnow())
+    return Order(
+        order_id=order_id,
+        user_id=cmd.user_id,
+        lines=price_lines(cmd.items, products),
+        user_coupon_id=cmd.user_coupon_id,
+        created_at=utcnow(),
+    )
 
 
 async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = None) -> tuple[str, Order | None]:
@@ -87,20 +96,27 @@ async def place_order(deps: OrderDeps, cmd: PlaceOrder, order_id: str | None = N
         if existing is not None:
             return existing, None
         raise
-    state = saga.SagaState(order_id=order.order_id, user_id=order.user_id, total_amount=order.total_amount,
-                           lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
-                           user_coupon_id=order.user_coupon_id, request_id=current_request_id(),
-                           traceparent=tracing.current_traceparent())
+    state = saga.SagaState(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        total_amount=order.total_amount,
+        lines=tuple((ln.product_id, ln.quantity) for ln in order.lines),
+        user_coupon_id=order.user_coupon_id,
+        request_id=current_request_id(),
+        traceparent=tracing.current_traceparent(),
+    )
     decision = saga.start(state, utcnow(), deps.policy)
     request_id = current_request_id()
-    messages = [Outgoing(deps.topics(topic), order.order_id, command, request_id)
-                for topic, command in decision.commands]
+    messages = [
+        Outgoing(deps.topics(topic), order.order_id, command, request_id) for topic, command in decision.commands
+    ]
     entries = history.sent(decision)
     if cmd.idempotency_key is None:  # one statement, one round trip, no transaction block
         await repo.insert_order(deps.pool, order, decision.state, messages, entries)
         return order.order_id, order
-    if not await repo.insert_order_once(deps.pool, order, decision.state, messages, cmd.idempotency_key,
-                                        cmd.request_hash, entries):
+    if not await repo.insert_order_once(
+        deps.pool, order, decision.state, messages, cmd.idempotency_key, cmd.request_hash, entries
+    ):
         # READ COMMITTED: this statement sees the row the racing (or earlier) request committed.
         winner = await _replayed(deps.pool, cmd)
         assert winner is not None

@@ -37,16 +37,18 @@ class SagaContext:
     metrics: FlowMetrics | None = None
 
 
-async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
-                 lines: dict[str, list] | None = None) -> None:
+async def _write(
+    uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime, lines: dict[str, list] | None = None
+) -> None:
     """Persist changed sagas, finish decided orders, queue every command and public event, add the
     history: one statement (``lines``: order lines already read, by order id; the others are read
     here)."""
     decisions = run.decisions
     if not decisions and not run.history:
         return
-    finished = [(_kept(d.state, d.outcome.status), d.outcome.status, d.outcome.failure_code)
-                for d in decisions if d.outcome]
+    finished = [
+        (_kept(d.state, d.outcome.status), d.outcome.status, d.outcome.failure_code) for d in decisions if d.outcome
+    ]
     completed = [d.state.order_id for d in decisions if d.outcome and d.outcome.status == "COMPLETED"]
     lines = dict(lines or {})
     missing = [order_id for order_id in completed if order_id not in lines]
@@ -56,12 +58,10 @@ async def _write(uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime,
     for d in decisions:
         state = d.state
         for topic, command in d.commands:
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id,
-                                     state.traceparent))
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id, state.traceparent))
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id,
-                                     state.traceparent))
+            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id, state.traceparent))
     await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages, run.history)
 
 
@@ -73,14 +73,25 @@ def _kept(state: saga.SagaState, status: str) -> saga.SagaState:
 
 def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):
     if outcome.status == "COMPLETED":
-        items = [public.OrderCompletedItem(product_id=line.product_id, name=line.name,
-                                           unit_price=line.unit_price, quantity=line.quantity) for line in lines]
+        items = [
+            public.OrderCompletedItem(
+                product_id=line.product_id, name=line.name, unit_price=line.unit_price, quantity=line.quantity
+            )
+            for line in lines
+        ]
         return topics.ORDER_COMPLETED, public.OrderCompleted(
-            order_id=state.order_id, user_id=state.user_id, items=items, total_amount=state.total_amount,
-            discount_amount=state.discount_amount, paid_amount=state.paid_amount,
-            user_coupon_id=state.user_coupon_id, completed_at=now)
+            order_id=state.order_id,
+            user_id=state.user_id,
+            items=items,
+            total_amount=state.total_amount,
+            discount_amount=state.discount_amount,
+            paid_amount=state.paid_amount,
+            user_coupon_id=state.user_coupon_id,
+            completed_at=now,
+        )
     return topics.ORDER_FAILED, public.OrderFailed(
-        order_id=state.order_id, user_id=state.user_id, failure_code=outcome.failure_code or "", failed_at=now)
+        order_id=state.order_id, user_id=state.user_id, failure_code=outcome.failure_code or "", failed_at=now
+    )
 
 
 @dataclass(frozen=True)
@@ -95,13 +106,17 @@ class _Run:
     def record(self, ctx: SagaContext, times: dict[str, tuple[datetime, datetime]], now: datetime) -> None:
         """The flow metrics of a committed batch (nothing read for them: ``times`` came with the lock)."""
         if ctx.metrics is not None:
-            outcomes = [(d.state.order_id, d.outcome.status, d.outcome.failure_code)
-                        for d in self.decisions if d.outcome is not None]
+            outcomes = [
+                (d.state.order_id, d.outcome.status, d.outcome.failure_code)
+                for d in self.decisions
+                if d.outcome is not None
+            ]
             ctx.metrics.record(self.steps, outcomes, times, now)
 
 
-def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime,
-         policy: saga.Policy) -> _Run:
+def _run(
+    states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Event]], now: datetime, policy: saga.Policy
+) -> _Run:
     """Fold every event into its saga; one decision per saga that changed, commands concatenated."""
     decisions: dict[str, saga.Decision] = {}
     entries: list[history.Entry] = []
@@ -121,8 +136,9 @@ def _run(states: dict[str, saga.SagaState], events: Sequence[tuple[str, saga.Eve
         states[order_id] = decision.state
         before = decisions.get(order_id)
         if before is not None:
-            decision = saga.Decision(decision.state, before.commands + decision.commands,
-                                     decision.outcome or before.outcome)
+            decision = saga.Decision(
+                decision.state, before.commands + decision.commands, decision.outcome or before.outcome
+            )
         decisions[order_id] = decision
     return _Run(list(decisions.values()), entries, steps)
 
@@ -134,8 +150,8 @@ async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
         order_ids = sorted({item.message.order_id for item in batch if isinstance(item.message, SagaReply)})
         times: dict[str, tuple[datetime, datetime]] = {}
         new, states, lines = await repo.claim_and_lock(
-            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK),
-            times)
+            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK), times
+        )
         replies = []
         for item in batch:
             if item.event_id in new and isinstance(item.message, SagaReply):

@@ -21,7 +21,8 @@ async def saga_of(pool: asyncpg.Pool, order_id: str) -> tuple[Any, list[Any]]:
     return found
 
 
-async def unfinished(pool: asyncpg.Pool, *, step: str | None, older_than_s: int | None, limit: int,
-                     after: tuple[datetime, str] | None) -> list[Any]:
+async def unfinished(
+    pool: asyncpg.Pool, *, step: str | None, older_than_s: int | None, limit: int, after: tuple[datetime, str] | None
+) -> list[Any]:
     before = utcnow() - timedelta(seconds=older_than_s) if older_than_s is not None else None
     return await repo.unfinished_sagas(pool, step=step, started_before=before, limit=limit, after=after)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranking_service.api.schemas import (
-    RankedProductOut, RebuildOut, RebuildQuery, TopProductsOut, TopProductsQuery,
+    RankedProductOut,
+    RebuildOut,
+    RebuildQuery,
+    TopProductsOut,
+    TopProductsQuery,
 )
 from ranking_service.service.context import Ranking
 from ranking_service.service.rollup import rebuild
@@ -21,12 +25,18 @@ _QUERIES: dict[str, TopProductsQuery] = {}
 
 def _render(answer: TopProducts) -> TopProductsOut:
     items = [
-        RankedProductOut(rank=r.rank, product_id=r.sales.product_id, name=r.sales.name,
-                         quantity_sold=r.sales.quantity_sold, order_count=r.sales.order_count)
+        RankedProductOut(
+            rank=r.rank,
+            product_id=r.sales.product_id,
+            name=r.sales.name,
+            quantity_sold=r.sales.quantity_sold,
+            order_count=r.sales.order_count,
+        )
         for r in answer.items
     ]
-    return TopProductsOut(from_=answer.window.first, to=answer.window.last,
-                          generated_at=rfc3339(answer.generated_at), items=items)
+    return TopProductsOut(
+        from_=answer.window.first, to=answer.window.last, generated_at=rfc3339(answer.generated_at), items=items
+    )
 
 
 def _json(model: TopProductsOut | RebuildOut) -> web.Response:
@@ -35,7 +45,8 @@ def _json(model: TopProductsOut | RebuildOut) -> web.Response:
 
 @operation(
     summary="Top products by quantity sold over the last days",
-    tags=["rankings"], query=TopProductsQuery,
+    tags=["rankings"],
+    query=TopProductsQuery,
     responses={200: TopProductsOut, 400: "VALIDATION_ERROR: days or limit out of range"},
 )
 async def get_top_products(request: web.Request) -> web.Response:
@@ -54,11 +65,12 @@ async def get_top_products(request: web.Request) -> web.Response:
 
 @operation(
     summary="Run the ranking batch now (admin)",
-    tags=["admin"], query=RebuildQuery,
+    tags=["admin"],
+    query=RebuildQuery,
     responses={200: RebuildOut, 400: "VALIDATION_ERROR: day is not a closed day within the catch-up window"},
     description="day: a closed day (before today in the service's time zone) within the last "
-                "RANKING_BATCH_CATCH_UP_DAYS days (default 30); any other date is 400 VALIDATION_ERROR. The window "
-                "moves with the clock, so the schema can only say it is a date.",
+    "RANKING_BATCH_CATCH_UP_DAYS days (default 30); any other date is 400 VALIDATION_ERROR. The window "
+    "moves with the clock, so the schema can only say it is a date.",
 )
 async def post_rebuild(request: web.Request) -> web.Response:
     query = parse_query(request, RebuildQuery)

@@ -59,8 +59,12 @@ async def save_snapshot(conn: asyncpg.Connection, day: date, ranked: list[Ranked
     await conn.execute("DELETE FROM ranking_snapshots WHERE day = $1", day)
     if ranked:
         await conn.execute(
-            _SAVE_SNAPSHOT, day, [r.rank for r in ranked], [r.sales.product_id for r in ranked],
-            [r.sales.name for r in ranked], [r.sales.quantity_sold for r in ranked],
+            _SAVE_SNAPSHOT,
+            day,
+            [r.rank for r in ranked],
+            [r.sales.product_id for r in ranked],
+            [r.sales.name for r in ranked],
+            [r.sales.quantity_sold for r in ranked],
             [r.sales.order_count for r in ranked],
         )
     await conn.execute("UPDATE batch_runs SET products = $2 WHERE day = $1", day, len(ranked))

@@ -26,9 +26,7 @@ RETURNING order_id
 """
 
 
-async def claim_orders(
-    conn: asyncpg.Connection, consumer: str, events: Sequence[tuple[uuid.UUID, str]]
-) -> set[str]:
+async def claim_orders(conn: asyncpg.Connection, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[str]:
     """Record ``(event_id, order_id)`` pairs; return the order ids to count now (each once)."""
     if not events:
         return set()

@@ -22,7 +22,7 @@ class Window:
     last: date
 
     @classmethod
-    def ending(cls, today: date, days: int) -> "Window":
+    def ending(cls, today: date, days: int) -> Window:
         """The last ``days`` calendar days, ``today`` included."""
         if days < 1:
             raise ValueError("days must be at least 1")

@@ -38,6 +38,6 @@ class Scheduler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the database may be away; try next second
+            except Exception as exc:
                 log.warning("ranking batch failed; will retry", extra={"error": repr(exc)})
             await asyncio.sleep(self._interval)

@@ -12,7 +12,9 @@ from shared.messaging.envelope import Incoming, Outgoing
 
 
 def failure_reply_hook(
-    inbox: str, replies_topic: str, forward: dict[type[SagaCommand], type[SagaFailure]],
+    inbox: str,
+    replies_topic: str,
+    forward: dict[type[SagaCommand], type[SagaFailure]],
     unanswered: tuple[type[SagaCommand], ...],
 ) -> DeadLetterHook:
     """The hook of a saga participant: a set-aside FORWARD command (a key of ``forward``) is
@@ -29,7 +31,9 @@ def failure_reply_hook(
             if not await claim(conn, inbox, item.event_id):
                 return "none"  # applied and answered before
             reply = failure(
-                order_id=message.order_id, command_id=message.event_id, code=PROCESSING_FAILED,
+                order_id=message.order_id,
+                command_id=message.event_id,
+                code=PROCESSING_FAILED,
                 reason="the command could not be processed; it was set aside as a dead letter",
             )
             await enqueue(conn, [Outgoing(replies_topic, message.order_id, reply, item.request_id)])

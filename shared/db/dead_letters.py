@@ -114,11 +114,17 @@ def _json(value: Any) -> Any:
 def _topic_headers(record: RawRecord, kind: str, error: str, group: str, service: str) -> str:
     """Headers of the copy on the dead-letter topic: the original ones (as text) + why and where."""
     headers = {clean(k): _text(v) for k, v in record.headers if not k.startswith("dlq-")}
-    headers.update({
-        "dlq-reason": clean(error), "dlq-kind": kind, "dlq-topic": record.topic,
-        "dlq-partition": str(record.partition), "dlq-offset": str(record.offset),
-        "dlq-group": group, "dlq-service": service,
-    })
+    headers.update(
+        {
+            "dlq-reason": clean(error),
+            "dlq-kind": kind,
+            "dlq-topic": record.topic,
+            "dlq-partition": str(record.partition),
+            "dlq-offset": str(record.offset),
+            "dlq-group": group,
+            "dlq-service": service,
+        }
+    )
     return orjson.dumps(headers).decode()
 
 
@@ -140,20 +146,35 @@ def _event_type(record: RawRecord) -> str | None:
 def _row(row: asyncpg.Record) -> DeadLetter:
     headers = [(base64.b64decode(k).decode(), base64.b64decode(v)) for k, v in _json(row["headers"])]
     record = RawRecord(
-        row["topic"], row["kafka_partition"], row["kafka_offset"],
+        row["topic"],
+        row["kafka_partition"],
+        row["kafka_offset"],
         bytes(row["msg_key"]) if row["msg_key"] is not None else None,
-        bytes(row["payload"]) if row["payload"] is not None else None, headers,
+        bytes(row["payload"]) if row["payload"] is not None else None,
+        headers,
     )
     return DeadLetter(
-        row["id"], row["consumer_group"], record, row["event_type"], row["event_id"], row["error_kind"],
-        row["error"], row["failed_at"], row["replayed_at"],
+        row["id"],
+        row["consumer_group"],
+        record,
+        row["event_type"],
+        row["event_id"],
+        row["error_kind"],
+        row["error"],
+        row["failed_at"],
+        row["replayed_at"],
     )
 
 
 def raw_of(record: Any) -> RawRecord:
     """A :class:`RawRecord` from an aiokafka ``ConsumerRecord`` (or another ``RawRecord``)."""
     return RawRecord(
-        record.topic, record.partition, record.offset, record.key, record.value, tuple(record.headers or ()),
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        tuple(record.headers or ()),
     )
 
 
@@ -176,26 +197,41 @@ class DeadLetterStore:
         return int(number)
 
     async def set_aside(
-        self, record: RawRecord, group: str, kind: ErrorKind, error: str,
-        hook: DeadLetterHook | None = None, item: Incoming | None = None,
+        self,
+        record: RawRecord,
+        group: str,
+        kind: ErrorKind,
+        error: str,
+        hook: DeadLetterHook | None = None,
+        item: Incoming | None = None,
     ) -> tuple[int, Fate]:
         """Store ``record``, queue its copy for the dead-letter topic and run ``hook`` (for a
         decoded ``item``), all in one transaction; return the row id and what the hook did."""
         fate: Fate = "none"
         async with self.pool.acquire() as conn, conn.transaction():
             row_id = await conn.fetchval(
-                _STORE, group, record.topic, record.partition, record.offset, record.key,
-                _stored_headers(record.headers), record.value, _event_type(record), _event_id(record),
-                kind, clean(error), self.topic, _text(record.key), _topic_headers(record, kind, error, group, self.service),
+                _STORE,
+                group,
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                _stored_headers(record.headers),
+                record.value,
+                _event_type(record),
+                _event_id(record),
+                kind,
+                clean(error),
+                self.topic,
+                _text(record.key),
+                _topic_headers(record, kind, error, group, self.service),
                 self.service,
             )
             if hook is not None and item is not None:
                 fate = await hook(conn, item)
         return row_id, fate
 
-    async def page(
-        self, limit: int, before: tuple[datetime, str, int] | None = None
-    ) -> list[DeadLetter]:
+    async def page(self, limit: int, before: tuple[datetime, str, int] | None = None) -> list[DeadLetter]:
         """Newest first; ``before`` = (failed_at, service, row id) of the last item already seen."""
         at, service, row_id = before if before is not None else (None, None, None)
         async with self.pool.acquire() as conn:
@@ -210,4 +246,3 @@ class DeadLetterStore:
     async def mark_replayed(self, row_id: int) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(_REPLAYED, row_id)
-

@@ -38,30 +38,37 @@ class PoolCollector(Collector):
         used.add_metric(["in_use"], size - idle)
         used.add_metric(["idle"], idle)
         yield used
-        yield GaugeMetricFamily("db_pool_max_connections", "Size limit of the asyncpg pool",
-                                value=self._pool.get_max_size())
+        yield GaugeMetricFamily(
+            "db_pool_max_connections", "Size limit of the asyncpg pool", value=self._pool.get_max_size()
+        )
 
 
 def outbox_probe(registry: CollectorRegistry) -> Probe:
     """``outbox_rows_waiting`` and ``outbox_oldest_row_age_seconds`` (0 when the outbox is empty)."""
     waiting = Gauge("outbox_rows_waiting", "Outbox rows not yet published to Kafka", registry=registry)
-    oldest = Gauge("outbox_oldest_row_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)",
-                   registry=registry)
+    oldest = Gauge(
+        "outbox_oldest_row_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)", registry=registry
+    )
 
     async def probe(conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(
-            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox")
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
+        )
         waiting.set(row["n"])
         oldest.set(max(float(row["age"]), 0.0))
 
     return probe
 
 
-async def run_probes(pool: asyncpg.Pool, probes: Sequence[Probe], registry: CollectorRegistry,
-                     interval_s: float) -> None:
+async def run_probes(
+    pool: asyncpg.Pool, probes: Sequence[Probe], registry: CollectorRegistry, interval_s: float
+) -> None:
     """Refresh the probes' gauges every ``interval_s`` until cancelled."""
-    refreshed = Gauge("db_gauges_refreshed_timestamp_seconds",
-                      "When the database-backed gauges were last refreshed (Unix time)", registry=registry)
+    refreshed = Gauge(
+        "db_gauges_refreshed_timestamp_seconds",
+        "When the database-backed gauges were last refreshed (Unix time)",
+        registry=registry,
+    )
     while True:
         try:
             async with pool.acquire() as conn:
@@ -70,6 +77,6 @@ async def run_probes(pool: asyncpg.Pool, probes: Sequence[Probe], registry: Coll
             refreshed.set(time.time())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a gauge must never take the service down
+        except Exception as exc:
             log.warning("metrics probe failed", extra={"error": repr(exc)})
         await asyncio.sleep(interval_s)

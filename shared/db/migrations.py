@@ -72,7 +72,8 @@ async def apply_migrations(conn: asyncpg.Connection, sources: list[MigrationSour
                     await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
-                        name, _checksum(sql),
+                        name,
+                        _checksum(sql),
                     )
                 applied_now.append(name)
     finally:

@@ -177,7 +177,8 @@ class OutboxRelay:
                 await tx.rollback()
                 await conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])",
-                    [row["id"] for row in rows], str(exc)[:500],
+                    [row["id"] for row in rows],
+                    str(exc)[:500],
                 )
             except BaseException:
                 await tx.rollback()

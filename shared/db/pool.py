@@ -12,8 +12,8 @@ import orjson
 from aiohttp import web
 
 from shared.config import ServiceSettings
-from shared.db.migrations import MigrationSource, check_schema, migrate
 from shared.db.gauges import PoolCollector
+from shared.db.migrations import MigrationSource, check_schema, migrate
 from shared.web.app import HEALTH, METRICS
 
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
@@ -93,8 +93,13 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     """A pool whose connections decode json/jsonb with orjson and are reset only when suspect
     (see :class:`CheckedConnection`)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60,
-        connection_class=CheckedConnection, reset=_reset_if_suspect,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        connection_class=CheckedConnection,
+        reset=_reset_if_suspect,
     )
     assert pool is not None
     return pool

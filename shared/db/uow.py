@@ -7,6 +7,7 @@ outbox inside the same transaction when :meth:`UnitOfWork.commit` is called.
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 import asyncpg
 
@@ -32,7 +33,7 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not open")
         return self._conn  # type: ignore[return-value]
 
-    async def __aenter__(self) -> "UnitOfWork":
+    async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
         try:
             self._tx = self._conn.transaction(isolation=self._isolation)

@@ -9,7 +9,10 @@ from shared.events import orders, saga, users
 from shared.messaging.envelope import Message, MessageRegistry
 
 ALL_MESSAGES: tuple[type[Message], ...] = (
-    *users.MESSAGES, *orders.MESSAGES, *saga.COMMANDS, *saga.REPLIES,
+    *users.MESSAGES,
+    *orders.MESSAGES,
+    *saga.COMMANDS,
+    *saga.REPLIES,
 )
 REGISTRY = MessageRegistry(ALL_MESSAGES)
 """Decodes any message of the system by its ``event-type`` header."""

@@ -11,10 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.messaging.envelope import Message
 
-
 FAILURE_CODES = (
-    "INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "COUPON_UNAVAILABLE", "PRODUCT_NOT_SELLABLE",
-    "PAYMENT_TIMEOUT", "PROCESSING_FAILED",
+    "INSUFFICIENT_BALANCE",
+    "OUT_OF_STOCK",
+    "COUPON_UNAVAILABLE",
+    "PRODUCT_NOT_SELLABLE",
+    "PAYMENT_TIMEOUT",
+    "PROCESSING_FAILED",
 )
 """The failure codes of the contract, declared as the schemas' enum. The model keeps ``str``: a
 code added later must not make an event unpublishable; the enum tells integrators what exists."""

@@ -49,6 +49,7 @@ class SagaFailure(SagaReply):
 
 # --- coupon_service -------------------------------------------------------------------------
 
+
 class ReserveCoupon(SagaCommand):
     """Reserve ``user_coupon_id`` of ``user_id`` for the order, if usable at ``order_amount``."""
 
@@ -92,6 +93,7 @@ class CouponReleased(SagaReply):
 
 # --- balance_service ------------------------------------------------------------------------
 
+
 class DeductBalance(SagaCommand):
     """Take ``amount`` from the user's balance for the order (history ``USE``)."""
 
@@ -126,6 +128,7 @@ class BalanceRefunded(SagaReply):
 
 
 # --- catalog_service ------------------------------------------------------------------------
+
 
 class StockLine(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -163,10 +166,23 @@ class StockRestored(SagaReply):
 
 
 COMMANDS = (
-    ReserveCoupon, ConfirmCoupon, ReleaseCoupon, DeductBalance, RefundBalance, DeductStock, RestoreStock,
+    ReserveCoupon,
+    ConfirmCoupon,
+    ReleaseCoupon,
+    DeductBalance,
+    RefundBalance,
+    DeductStock,
+    RestoreStock,
 )
 REPLIES = (
-    CouponReserved, CouponReservationFailed, CouponConfirmed, CouponReleased,
-    BalanceDeducted, BalanceDeductionFailed, BalanceRefunded,
-    StockDeducted, StockDeductionFailed, StockRestored,
+    CouponReserved,
+    CouponReservationFailed,
+    CouponConfirmed,
+    CouponReleased,
+    BalanceDeducted,
+    BalanceDeductionFailed,
+    BalanceRefunded,
+    StockDeducted,
+    StockDeductionFailed,
+    StockRestored,
 )

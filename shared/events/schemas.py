@@ -108,8 +108,11 @@ def asyncapi() -> dict[str, Any]:
         },
         "defaultContentType": "application/json",
         "servers": {
-            "kafka": {"host": "localhost:9092", "protocol": "kafka",
-                      "description": "the deployment's Kafka bootstrap servers"},
+            "kafka": {
+                "host": "localhost:9092",
+                "protocol": "kafka",
+                "description": "the deployment's Kafka bootstrap servers",
+            },
         },
         "channels": channels,
         "operations": operations,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -57,10 +58,8 @@ def _admin(bootstrap: str, timeout_s: float, security: Mapping[str, Any] | None)
 
 
 async def _close(admin: AIOKafkaAdminClient) -> None:
-    try:
+    with contextlib.suppress(BaseException):
         await asyncio.wait_for(admin.close(), 2.0)
-    except BaseException:  # noqa: BLE001 - closing a client that never connected
-        pass
 
 
 async def _create(admin: AIOKafkaAdminClient, topics: list[NewTopic], timeout_s: float) -> None:
@@ -93,11 +92,12 @@ async def ensure_topics(
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
         missing = [n for n in wanted if n not in existing]
         if missing and not create:
-            log.error("topics missing; create them with the topics step (python -m shared.messaging.admin)",
-                      extra={"topics": missing})
+            log.error(
+                "topics missing; create them with the topics step (python -m shared.messaging.admin)",
+                extra={"topics": missing},
+            )
             return False
-        await _create(admin, [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing],
-                      timeout_s)
+        await _create(admin, [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing], timeout_s)
         return True
     except (TimeoutError, KafkaError, OSError) as exc:
         log.warning("could not ensure topics", extra={"topics": wanted, "error": repr(exc)})
@@ -112,7 +112,8 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str], keys: Iterable[
     for topic in await admin.describe_topics(names):
         parts = topic["partitions"]
         out[topic["topic"]] = {
-            "partitions": len(parts), "replication_factor": min((len(p["replicas"]) for p in parts), default=0),
+            "partitions": len(parts),
+            "replication_factor": min((len(p["replicas"]) for p in parts), default=0),
         }
     keys = list(keys)
     resources = [ConfigResource(ConfigResourceType.TOPIC, n, configs=dict.fromkeys(keys) or None) for n in names]
@@ -139,11 +140,20 @@ async def provision_topics(
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
-        await _create(admin, [
-            NewTopic(n, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
-                     topic_configs=dict(spec.configs))
-            for n in wanted if n not in existing
-        ], timeout_s)
+        await _create(
+            admin,
+            [
+                NewTopic(
+                    n,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    topic_configs=dict(spec.configs),
+                )
+                for n in wanted
+                if n not in existing
+            ],
+            timeout_s,
+        )
         present = await describe(admin, wanted, ())
         wrong = [
             f"{n}: {d['partitions']} partitions, replication factor {d['replication_factor']}"
@@ -158,9 +168,12 @@ async def provision_topics(
         if spec.configs:
             # AlterConfigs (not incremental) replaces a topic's dynamic configs with these: the
             # step owns them, so a hand-made change is put back on every run.
-            await asyncio.wait_for(admin.alter_configs([
-                ConfigResource(ConfigResourceType.TOPIC, n, configs=dict(spec.configs)) for n in wanted
-            ]), timeout_s)
+            await asyncio.wait_for(
+                admin.alter_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, n, configs=dict(spec.configs)) for n in wanted]
+                ),
+                timeout_s,
+            )
         return await describe(admin, wanted, spec.configs)
     finally:
         await _close(admin)

@@ -86,7 +86,12 @@ class BatchConsumer:
         self.dead_letters = dead_letters
         self._metrics = metrics
         self._recovery = Recovery(
-            group_id, handler, dead_letters, hook, metrics, max_attempts=max_attempts,
+            group_id,
+            handler,
+            dead_letters,
+            hook,
+            metrics,
+            max_attempts=max_attempts,
             backoff_max_s=retry_backoff_max_s,
         )
         self._lag = ConsumerLag(metrics.consumer_lag, group_id) if metrics is not None else None
@@ -106,7 +111,7 @@ class BatchConsumer:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - restart from committed offsets
+            except Exception as exc:
                 log.warning(
                     "consumer failed; restarting",
                     extra={"group": self.group_id, "error": repr(exc), "backoff_s": backoff},
@@ -148,11 +153,11 @@ class BatchConsumer:
         finally:
             try:
                 await asyncio.wait_for(asyncio.shield(self._settle_commit()), 5)
-            except BaseException as exc:  # noqa: BLE001 - the next owner re-reads; the inbox dedups
+            except BaseException as exc:
                 log.info("last offset commit not confirmed", extra={"group": self.group_id, "error": repr(exc)})
             try:
                 await asyncio.wait_for(consumer.stop(), 5)
-            except BaseException:  # noqa: BLE001 - never mask the reason we are stopping
+            except BaseException:
                 log.warning("consumer did not stop cleanly", extra={"group": self.group_id})
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
@@ -171,7 +176,7 @@ class BatchConsumer:
             with tracing.consuming(self.group_id, decoded):
                 try:
                     await self._handler(decoded)
-                except Exception as exc:  # noqa: BLE001 - classified and recovered from below
+                except Exception as exc:
                     await self._recovery.recover(decoded, exc)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         await self._settle_commit()
@@ -212,15 +217,20 @@ class BatchConsumer:
                 return
             try:
                 await self._handler([item])
-            except Exception as exc:  # noqa: BLE001 - classified and recovered from below
+            except Exception as exc:
                 await self._recovery.recover([item], exc)
 
     async def _send_to_dead_letter(self, poison: list[tuple[Any, str]]) -> None:
         for record, reason in poison:
             log.error(
                 "poison message",
-                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                       "reason": reason, "group": self.group_id},
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": reason,
+                    "group": self.group_id,
+                },
             )
         if self.dead_letters is not None:
             for record, reason in poison:
@@ -230,14 +240,17 @@ class BatchConsumer:
             return
         publisher, topic = self._dead_letter
         await publisher.send_raw(
-            [(topic, record.key, record.value, _dead_letter_headers(record, reason, self.group_id))
-             for record, reason in poison]
+            [
+                (topic, record.key, record.value, _dead_letter_headers(record, reason, self.group_id))
+                for record, reason in poison
+            ]
         )
 
 
 def _dead_letter_headers(record: Any, reason: str, group: str) -> list[tuple[str, bytes]]:
     original = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
-    return original + [
+    return [
+        *original,
         ("dlq-reason", reason.encode()),
         ("dlq-topic", record.topic.encode()),
         ("dlq-partition", str(record.partition).encode()),

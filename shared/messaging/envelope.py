@@ -123,6 +123,12 @@ class MessageRegistry:
             raise PoisonMessage(f"invalid {event_type}: {exc.error_count()} errors") from None
         key = record.key.decode(errors="replace") if record.key is not None else None
         return Incoming(
-            topic=record.topic, partition=record.partition, offset=record.offset, key=key,
-            message=message, request_id=headers.get("request-id"), headers=headers, raw=record,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=key,
+            message=message,
+            request_id=headers.get("request-id"),
+            headers=headers,
+            raw=record,
         )

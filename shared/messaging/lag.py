@@ -44,7 +44,7 @@ def _fetch_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | Non
     """The next offset the consumer will fetch, if known locally (``position()`` may wait on the
     broker; this never does)."""
     try:
-        state = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+        state = consumer._subscription.subscription.assignment.state_value(tp)
         return state.position if state is not None and state.has_valid_position else None
     except AttributeError:  # no assignment right now
         return None

@@ -30,7 +30,12 @@ class KafkaPublisher:
     """Sends batches of :class:`Outgoing` messages, waiting for every acknowledgement."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str, send_timeout_s: float = 10.0, linger_ms: int = 0,
+        self,
+        bootstrap: str,
+        *,
+        client_id: str,
+        send_timeout_s: float = 10.0,
+        linger_ms: int = 0,
         security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
@@ -66,7 +71,7 @@ class KafkaPublisher:
     async def _discard(producer: AIOKafkaProducer) -> None:
         try:
             await asyncio.wait_for(producer.stop(), 2.0)
-        except BaseException as exc:  # noqa: BLE001 - a wedged client is abandoned, not awaited
+        except BaseException as exc:
             log.warning("producer did not stop cleanly", extra={"error": repr(exc)})
 
     async def _reset(self) -> None:
@@ -77,12 +82,16 @@ class KafkaPublisher:
 
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         """Send ``messages`` (in order per partition) and wait until the broker has them all."""
-        await self.send_raw([
-            (out.topic, out.key.encode(), out.value(), [(k, v.encode()) for k, v in out.headers().items()])
-            for out in messages
-        ])
+        await self.send_raw(
+            [
+                (out.topic, out.key.encode(), out.value(), [(k, v.encode()) for k, v in out.headers().items()])
+                for out in messages
+            ]
+        )
 
-    async def send_raw(self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    async def send_raw(
+        self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    ) -> None:
         """Send encoded ``(topic, key, value, headers)`` records; raise :class:`PublishError` on failure."""
         if not records:
             return
@@ -105,12 +114,13 @@ class KafkaPublisher:
         await self._reset()
 
 
-async def _send_traced(producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes | None,
-                                                                         list[tuple[str, bytes]]]]) -> list:
+async def _send_traced(
+    producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> list:
     """Each record sent under the trace context stored in its headers (``shared.tracing.sending``)."""
     futures = []
-    for topic, key, value, headers in records:
-        headers = list(headers)
+    for topic, key, value, stored in records:
+        headers = list(stored)
         with tracing.sending(headers):
             futures.append(await producer.send(topic, value, key=key, headers=headers))
     return futures

@@ -84,12 +84,23 @@ class Recovery:
                 return
             failure = failed
         log.error(
-            "record set aside after %d tries", self._max_attempts,
-            extra={"group": self.group, "topic": item.topic, "partition": item.partition,
-                   "offset": item.offset, "event_id": str(item.event_id), "error": describe(failure)},
+            "record set aside after %d tries",
+            self._max_attempts,
+            extra={
+                "group": self.group,
+                "topic": item.topic,
+                "partition": item.partition,
+                "offset": item.offset,
+                "event_id": str(item.event_id),
+                "error": describe(failure),
+            },
         )
-        await self.set_aside(raw_of(item.raw) if item.raw is not None else _raw_of_incoming(item),
-                             "deterministic", describe(failure), item)
+        await self.set_aside(
+            raw_of(item.raw) if item.raw is not None else _raw_of_incoming(item),
+            "deterministic",
+            describe(failure),
+            item,
+        )
 
     async def _try(self, items: list[Incoming], retry_after: Exception | None = None) -> Exception | None:
         """Run the handler on ``items`` until it succeeds (``None``) or fails deterministically
@@ -107,7 +118,7 @@ class Recovery:
             try:
                 await self._handler(items)
                 return None
-            except Exception as exc:  # noqa: BLE001 - classified right here
+            except Exception as exc:
                 self._count(exc)
                 if classify(exc) == "deterministic":
                     return exc
@@ -123,22 +134,33 @@ class Recovery:
             try:
                 row_id, fate = await self._store.set_aside(record, self.group, kind, error, hook, item)
                 break
-            except Exception as exc:  # noqa: BLE001 - classified right here
+            except Exception as exc:
                 if classify(exc) == "deterministic" and hook is not None:
-                    log.error("dead-letter hook failed; storing without it",
-                              extra={"group": self.group, "error": describe(exc)})
+                    log.error(
+                        "dead-letter hook failed; storing without it",
+                        extra={"group": self.group, "error": describe(exc)},
+                    )
                     hook = None
                     continue
                 if classify(exc) == "deterministic":
                     raise
-                log.warning("setting a record aside failed (transient); retrying",
-                            extra={"group": self.group, "error": describe(exc), "backoff_s": backoff})
+                log.warning(
+                    "setting a record aside failed (transient); retrying",
+                    extra={"group": self.group, "error": describe(exc), "backoff_s": backoff},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
         log.error(
             "dead letter stored",
-            extra={"group": self.group, "dead_letter_id": self._store.public_id(row_id), "topic": record.topic,
-                   "partition": record.partition, "offset": record.offset, "kind": kind, "fate": fate},
+            extra={
+                "group": self.group,
+                "dead_letter_id": self._store.public_id(row_id),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "kind": kind,
+                "fate": fate,
+            },
         )
         if self._metrics is not None:
             self._metrics.dead_letters.labels(record.topic, kind).inc()
@@ -156,8 +178,12 @@ def _raw_of_incoming(item: Incoming) -> RawRecord:
     if not item.headers:
         headers = [("event-type", item.message.event_type.encode()), ("event-id", str(item.event_id).encode())]
     return RawRecord(
-        item.topic, item.partition, item.offset, item.key.encode() if item.key is not None else None,
-        item.message.model_dump_json().encode(), headers,
+        item.topic,
+        item.partition,
+        item.offset,
+        item.key.encode() if item.key is not None else None,
+        item.message.model_dump_json().encode(),
+        headers,
     )
 
 

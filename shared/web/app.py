@@ -54,7 +54,9 @@ def create_base_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
-            request_id_middleware, metrics_middleware(metrics), problem_middleware(error_map),
+            request_id_middleware,
+            metrics_middleware(metrics),
+            problem_middleware(error_map),
             nul_guard_middleware,
         ],
     )

@@ -50,9 +50,7 @@ class Cursor:
         self.parts = parts
         self.prefix = prefix
         self.pattern = "^" + re.escape(prefix) + r"\.".join(p.pattern for p in parts) + "$"
-        self._regex = re.compile(
-            "^" + re.escape(prefix) + r"\.".join(f"({p.pattern})" for p in parts) + "$"
-        )
+        self._regex = re.compile("^" + re.escape(prefix) + r"\.".join(f"({p.pattern})" for p in parts) + "$")
 
     def encode(self, *values: Any) -> str:
         return self.prefix + ".".join(p.encode(v) for p, v in zip(self.parts, values, strict=True))

@@ -23,8 +23,11 @@ from shared.web.problems import ValidationProblem
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Position = tuple[datetime, str, int]
 LISTING = Cursor("d", MOMENT, NAME, ID)
-DEAD_LETTER_ID = {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}-[0-9]{1,18}$",
-                  "description": "the service that set the record aside, then its number (balance-42)"}
+DEAD_LETTER_ID = {
+    "type": "string",
+    "pattern": r"^[a-z][a-z0-9_]{0,31}-[0-9]{1,18}$",
+    "description": "the service that set the record aside, then its number (balance-42)",
+}
 
 
 class DeadLetterQuery(BaseModel):
@@ -84,7 +87,7 @@ def decode_cursor(cursor: str) -> Position:
 
 def position_of(item: dict[str, Any]) -> Position:
     """The cursor position of a listed item (``failed_at`` has millisecond precision, as stored)."""
-    at = datetime.fromisoformat(item["failed_at"].replace("Z", "+00:00"))
+    at = datetime.fromisoformat(item["failed_at"])
     return at, item["service"], int(item["dead_letter_id"].rpartition("-")[2])
 
 
@@ -104,10 +107,18 @@ def _payload(raw: bytes | None) -> Any:
 def to_out(store: DeadLetterStore, letter: DeadLetter) -> DeadLetterOut:
     record = letter.record
     return DeadLetterOut(
-        dead_letter_id=store.public_id(letter.id), service=store.service, consumer_group=letter.group,
-        topic=record.topic, partition=record.partition, offset=record.offset, key=_text(record.key),
-        event_type=letter.event_type, event_id=str(letter.event_id) if letter.event_id else None,
-        error_kind=letter.error_kind, error=letter.error, failed_at=rfc3339(letter.failed_at),
+        dead_letter_id=store.public_id(letter.id),
+        service=store.service,
+        consumer_group=letter.group,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=_text(record.key),
+        event_type=letter.event_type,
+        event_id=str(letter.event_id) if letter.event_id else None,
+        error_kind=letter.error_kind,
+        error=letter.error,
+        failed_at=rfc3339(letter.failed_at),
         replayed_at=rfc3339(letter.replayed_at) if letter.replayed_at else None,
         headers={k: v.decode(errors="replace") for k, v in record.headers},
         payload=_payload(record.value),

@@ -19,7 +19,13 @@ from aiohttp import web
 from shared.db.dead_letters import DeadLetter, DeadLetterStore
 from shared.messaging.consumer import BatchConsumer
 from shared.web.dead_letter_models import (
-    DEAD_LETTER_ID, DeadLetterPage, DeadLetterQuery, ReplayAccepted, decode_cursor, encode_cursor, to_out,
+    DEAD_LETTER_ID,
+    DeadLetterPage,
+    DeadLetterQuery,
+    ReplayAccepted,
+    decode_cursor,
+    encode_cursor,
+    to_out,
 )
 from shared.web.openapi import operation
 from shared.web.problems import Problem
@@ -30,7 +36,9 @@ TAGS = ["admin: dead letters"]
 
 
 @operation(
-    summary="List dead letters", tags=TAGS, query=DeadLetterQuery,
+    summary="List dead letters",
+    tags=TAGS,
+    query=DeadLetterQuery,
     responses={200: DeadLetterPage, 400: "Invalid query (VALIDATION_ERROR)"},
     description="Records a consumer could not process and set aside, newest first. `service` filters "
     "by the service that set them aside; `cursor` is the `next_cursor` of the previous page.",
@@ -51,10 +59,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 @operation(
-    summary="Replay a dead letter", tags=TAGS,
+    summary="Replay a dead letter",
+    tags=TAGS,
     path={"dead_letter_id": DEAD_LETTER_ID},
-    responses={202: ReplayAccepted, 404: "No such dead letter (NOT_FOUND)",
-               503: "This instance does not run the consumer group (SERVICE_UNAVAILABLE); see Retry-After"},
+    responses={
+        202: ReplayAccepted,
+        404: "No such dead letter (NOT_FOUND)",
+        503: "This instance does not run the consumer group (SERVICE_UNAVAILABLE); see Retry-After",
+    },
     description="Delivers the original record (key, value, headers) again to the consumer group that "
     "set it aside, through its inbox like any record (a record that was in fact applied stays applied "
     "once). `replayed_at` is set once it has been processed; failing again, it is set aside again as a "
@@ -69,9 +81,13 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise Problem(404, "NOT_FOUND", "Not found", f"no dead letter {public_id!r}")
     consumer = _consumer(request.app, letter.group)
     if consumer is None:  # an instance started without that consumer (catalog consume_saga=false)
-        raise Problem(503, "SERVICE_UNAVAILABLE", "Service unavailable",
-                      f"this instance does not run consumer group {letter.group!r}; retry (another instance)",
-                      headers={"Retry-After": "1"})
+        raise Problem(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+            f"this instance does not run consumer group {letter.group!r}; retry (another instance)",
+            headers={"Retry-After": "1"},
+        )
     task = asyncio.create_task(_replay(store, consumer, letter), name=f"replay-{public_id}")
     replays = request.app[REPLAYS]
     replays.add(task)

@@ -24,7 +24,7 @@ class Health:
     async def _run(self, check: ReadinessCheck) -> str:
         try:
             await asyncio.wait_for(check(), timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             return f"down: {type(exc).__name__}"
         return "up"
 

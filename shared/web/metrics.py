@@ -22,27 +22,40 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
-            "http_requests_total", "HTTP requests handled", ["method", "route", "status"],
+            "http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.http_latency = Histogram(
-            "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.messages_consumed = Counter(
-            "messages_consumed_total", "Kafka messages consumed", ["topic", "outcome"],
+            "messages_consumed_total",
+            "Kafka messages consumed",
+            ["topic", "outcome"],
             registry=self.registry,
         )
         self.consumer_batch_seconds = Histogram(
-            "consumer_batch_duration_seconds", "Time to process one consumed batch", ["group"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "consumer_batch_duration_seconds",
+            "Time to process one consumed batch",
+            ["group"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.outbox_published = Counter(
-            "outbox_published_total", "Outbox messages published to Kafka", ["topic"],
+            "outbox_published_total",
+            "Outbox messages published to Kafka",
+            ["topic"],
             registry=self.registry,
         )
         self.outbox_failures = Counter(
-            "outbox_publish_failures_total", "Outbox batches that failed to publish",
+            "outbox_publish_failures_total",
+            "Outbox batches that failed to publish",
             registry=self.registry,
         )
         # The standard process_*, python_info and python_gc_* series, on this registry.
@@ -50,21 +63,28 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.dead_letters = Counter(
-            "dead_letters_total", "Consumed records set aside as dead letters",
-            ["topic", "error_kind"], registry=self.registry,
+            "dead_letters_total",
+            "Consumed records set aside as dead letters",
+            ["topic", "error_kind"],
+            registry=self.registry,
         )
         self.compensations_dead_lettered = Counter(
             "sagas_compensation_dead_lettered_total",
             "Saga compensation commands set aside (their saga stays COMPENSATING until a replay)",
-            ["topic", "event_type"], registry=self.registry,
+            ["topic", "event_type"],
+            registry=self.registry,
         )
         self.handler_failures = Counter(
-            "consumer_handler_failures_total", "Failed tries of a consumer's batch handler",
-            ["group", "kind"], registry=self.registry,
+            "consumer_handler_failures_total",
+            "Failed tries of a consumer's batch handler",
+            ["group", "kind"],
+            registry=self.registry,
         )
         self.consumer_lag = Gauge(
-            "kafka_consumer_lag_records", "Records of a partition not yet processed by the group",
-            ["group", "topic", "partition"], registry=self.registry,
+            "kafka_consumer_lag_records",
+            "Records of a partition not yet processed by the group",
+            ["group", "topic", "partition"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

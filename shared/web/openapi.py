@@ -56,18 +56,32 @@ class OrderFailedProblem(ProblemDocument):
 
 
 _CODE = re.compile(r"\b(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|UNAUTHORIZED)\b")
-DEFAULT_CODES = {400: ["VALIDATION_ERROR"], 401: ["UNAUTHORIZED"], 413: ["PAYLOAD_TOO_LARGE"],
-                 429: ["RATE_LIMITED"], 502: ["UPSTREAM_FAILED"], 503: ["SERVICE_UNAVAILABLE"],
-                 504: ["UPSTREAM_TIMEOUT"]}
-HEADER_SCHEMAS = {
-    "X-Request-ID": {"description": "The request id (the client's own when sane, else a new one)",
-                     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"}},
-    "Location": {"description": "The URL of the created resource", "schema": {"type": "string"}},
-    "Retry-After": {"description": "Seconds to wait before retrying",
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+DEFAULT_CODES = {
+    400: ["VALIDATION_ERROR"],
+    401: ["UNAUTHORIZED"],
+    413: ["PAYLOAD_TOO_LARGE"],
+    429: ["RATE_LIMITED"],
+    502: ["UPSTREAM_FAILED"],
+    503: ["SERVICE_UNAVAILABLE"],
+    504: ["UPSTREAM_TIMEOUT"],
 }
-IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255,
-                          "pattern": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"}
+HEADER_SCHEMAS = {
+    "X-Request-ID": {
+        "description": "The request id (the client's own when sane, else a new one)",
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"},
+    },
+    "Location": {"description": "The URL of the created resource", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+}
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$",
+}
 """1..255 characters; the spec offers printable ASCII without surrounding blanks (HTTP trims them)."""
 
 
@@ -193,8 +207,13 @@ def operation(
         extra["requestBody"] = {"required": True, "content": _content(body)}
     parameters = _query_parameters(query) if query is not None else []
     parameters += [
-        {"in": "header", "name": header[0], "required": False,
-         "schema": header[2] if len(header) > 2 else {"type": "string"}, "description": header[1]}  # type: ignore[misc]
+        {
+            "in": "header",
+            "name": header[0],
+            "required": False,
+            "schema": header[2] if len(header) > 2 else {"type": "string"},
+            "description": header[1],
+        }  # type: ignore[misc]
         for header in headers
     ]
 
@@ -213,8 +232,13 @@ def operation(
 def path_parameter_schema(name: str) -> dict[str, Any]:
     """What a path parameter accepts: an order id is a UUID, any other ``*_id`` a bigint id."""
     if name == "order_id":
-        return {"type": "string", "format": "uuid", "minLength": 36, "maxLength": 36,
-                "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+        return {
+            "type": "string",
+            "format": "uuid",
+            "minLength": 36,
+            "maxLength": 36,
+            "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        }
     if name.endswith("_id"):
         return {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
     return {"type": "string", "minLength": 1, "pattern": "^[^\\x00/]+$"}
@@ -225,12 +249,17 @@ def _fix_operation(path: str, op: dict[str, Any]) -> None:
     declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path" and "schema" in p}
     params = []
     for param in op.get("parameters", []):
-        if "type" in param:  # aiohttp-apispec adds path keys in Swagger 2 style
-            if param["name"] in declared:
-                continue
-            param = {"in": param["in"], "name": param["name"], "required": True,
-                     "schema": path_parameter_schema(param["name"])}
-        params.append(param)
+        if "type" not in param:
+            params.append(param)
+        elif param["name"] not in declared:  # aiohttp-apispec adds path keys in Swagger 2 style
+            params.append(
+                {
+                    "in": param["in"],
+                    "name": param["name"],
+                    "required": True,
+                    "schema": path_parameter_schema(param["name"]),
+                }
+            )
     op["parameters"] = params
 
 
@@ -241,9 +270,7 @@ class _Spec(AiohttpApiSpec):
         # no swagger_path: aiohttp-apispec's bundled Swagger UI (4.1.0) is not served; the gateway
         # serves Swagger UI 5 for the merged document
         super().__init__(url=SPEC_URL, app=None, swagger_path=None, title=title, version=version)
-        self.spec = APISpec(
-            title=title, version=version, openapi_version="3.0.3", plugins=(MarshmallowPlugin(),)
-        )
+        self.spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=(MarshmallowPlugin(),))
         self.plugin = self.spec.plugins[0]  # type: ignore[assignment]
         self._models: dict[str, type[BaseModel]] = {}
         self.register(app, in_place=False)
@@ -279,5 +306,5 @@ def setup_openapi(app: web.Application, *, title: str, version: str = "1.0.0") -
 def openapi_document(app: web.Application) -> dict[str, Any]:
     """The document of an app that is set up but not started (for tools and tests: no IO)."""
     spec = app[_SPEC]
-    spec._register(app)  # noqa: SLF001 - what the startup hook does
+    spec._register(app)
     return app["swagger_dict"]

@@ -51,7 +51,10 @@ class ValidationProblem(Problem):
 
     def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
         super().__init__(
-            400, "VALIDATION_ERROR", "Invalid request", detail or "the request is not valid",
+            400,
+            "VALIDATION_ERROR",
+            "Invalid request",
+            detail or "the request is not valid",
             errors=errors,
         )
 
@@ -128,8 +131,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 _UNAVAILABLE = (
-    ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.ConnectionDoesNotExistError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
 )
 
 
@@ -159,12 +166,15 @@ def _unavailable_problem(request: web.Request, exc: BaseException) -> Problem:
     that would invite a plain retry of a POST that in fact went through."""
     if request.method not in SAFE_METHODS and isinstance(exc, _BROKEN_MID_STATEMENT):
         return Problem(
-            502, "UPSTREAM_FAILED", "Outcome unknown",
+            502,
+            "UPSTREAM_FAILED",
+            "Outcome unknown",
             "the database connection broke during the request; it may or may not have taken effect:"
             " look the result up, or retry with the same Idempotency-Key",
         )
-    return Problem(503, "SERVICE_UNAVAILABLE", "Service unavailable",
-                   "a backing service (database) is unavailable; retry shortly")
+    return Problem(
+        503, "SERVICE_UNAVAILABLE", "Service unavailable", "a backing service (database) is unavailable; retry shortly"
+    )
 
 
 def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -181,7 +191,7 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
             if exc.status < 400:
                 raise
             return problem_response(_from_http(exc))
-        except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into 500s
+        except Exception as exc:
             domain = _from_domain(exc, mapping)
             if domain is not None:
                 return problem_response(domain)
@@ -189,8 +199,6 @@ def problem_middleware(error_map: ErrorMap | None = None) -> Callable[..., Await
                 log.warning("dependency unavailable: %r", exc, extra={"path": request.path})
                 return problem_response(_unavailable_problem(request, exc))
             log.exception("unhandled error", extra={"path": request.path})
-            return problem_response(
-                Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
-            )
+            return problem_response(Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred"))
 
     return middleware

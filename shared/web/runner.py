@@ -49,9 +49,7 @@ def serve(app: web.Application, settings: BaseServiceSettings) -> None:
 
 def _problems(exc: ValidationError) -> str:
     """What is wrong, without the input values (they may hold secrets: DSNs, tokens)."""
-    return "; ".join(
-        ".".join(map(str, e["loc"])) + ": " + e["msg"] if e["loc"] else e["msg"] for e in exc.errors()
-    )
+    return "; ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] if e["loc"] else e["msg"] for e in exc.errors())
 
 
 def main(

@@ -68,7 +68,9 @@ def text(min_length: int, max_length: int, *, strip: bool = False, **extra: Any)
     return Annotated[
         str,
         StringConstraints(
-            min_length=min_length, max_length=max_length, strip_whitespace=strip,
+            min_length=min_length,
+            max_length=max_length,
+            strip_whitespace=strip,
             pattern=NO_NUL_NOT_BLANK if strip else NO_NUL,
         ),
         Field(**extra),
@@ -107,6 +109,7 @@ _DIGITS = re.compile(r"^[+-]?[0-9]+$")
 @functools.cache
 def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
     """The query fields the spec declares as integers."""
+
     def is_integer(prop: dict[str, Any]) -> bool:
         return prop.get("type") == "integer" or any(is_integer(p) for p in prop.get("anyOf", []))
 

@@ -24,9 +24,16 @@ from tests.support.kafka import produce, read_topic
 async def settings(new_database, kafka_bootstrap: str, topic_prefix: str) -> Settings:
     dsn = await new_database("balance")
     return Settings(
-        database_url=dsn, kafka_bootstrap=kafka_bootstrap, kafka_topic_prefix=topic_prefix,
-        environment="test", access_log=False, log_level="WARNING", port=0,
-        db_pool_min=2, db_pool_max=20, outbox_poll_interval_s=0.2,
+        database_url=dsn,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        environment="test",
+        access_log=False,
+        log_level="WARNING",
+        port=0,
+        db_pool_min=2,
+        db_pool_max=20,
+        outbox_poll_interval_s=0.2,
     )
 
 
@@ -86,8 +93,9 @@ class Helpers:
             records.append((topic, out.key.encode(), out.value(), headers))
         await produce(self.settings.kafka_bootstrap, records)
 
-    async def replies(self, order_ids: set[str], until: Callable[[list[Message]], bool],
-                      timeout: float = 30.0) -> list[Message]:
+    async def replies(
+        self, order_ids: set[str], until: Callable[[list[Message]], bool], timeout: float = 30.0
+    ) -> list[Message]:
         """Replies on the real ``saga.replies`` topic for ``order_ids``, read until ``until`` holds."""
 
         def decode(records: list[Any]) -> list[Message]:
@@ -95,8 +103,10 @@ class Helpers:
             return [REGISTRY.decode(r).message for r in mine]
 
         records = await read_topic(
-            self.settings.kafka_bootstrap, self.topic(topics.SAGA_REPLIES),
-            until=lambda rs: until(decode(rs)), timeout=timeout,
+            self.settings.kafka_bootstrap,
+            self.topic(topics.SAGA_REPLIES),
+            until=lambda rs: until(decode(rs)),
+            timeout=timeout,
         )
         return decode(records)
 

@@ -9,31 +9,60 @@ from balance_service.domain.commands import Charge
 from balance_service.domain.errors import BalanceLimitExceededError, UserNotFoundError
 from balance_service.domain.model import MAX_BALANCE, can_charge, can_deduct, charge_result
 from balance_service.domain.payments import (
-    Deducted, DeductRefused, Payment, PaymentStatus, RefundAction, Refunded, deduct_result, fence,
-    refund_action, refund_replay, refused, replay_deduct,
+    Deducted,
+    DeductRefused,
+    Payment,
+    PaymentStatus,
+    RefundAction,
+    Refunded,
+    deduct_result,
+    fence,
+    refund_action,
+    refund_replay,
+    refused,
+    replay_deduct,
 )
 from shared.web.problems import ValidationProblem
 
 
-@pytest.mark.parametrize(("balance", "amount", "ok"), [
-    (0, 1, True), (0, MAX_BALANCE, True), (1, MAX_BALANCE, False), (MAX_BALANCE, 1, False),
-    (MAX_BALANCE - 1, 1, True), (5, 0, False), (5, -1, False),
-])
+@pytest.mark.parametrize(
+    ("balance", "amount", "ok"),
+    [
+        (0, 1, True),
+        (0, MAX_BALANCE, True),
+        (1, MAX_BALANCE, False),
+        (MAX_BALANCE, 1, False),
+        (MAX_BALANCE - 1, 1, True),
+        (5, 0, False),
+        (5, -1, False),
+    ],
+)
 def test_can_charge(balance: int, amount: int, ok: bool) -> None:
     assert can_charge(balance, amount) is ok
 
 
-@pytest.mark.parametrize(("balance", "amount", "ok"), [
-    (1000, 1000, True), (999, 1000, False), (0, 0, True), (5, -1, False),
-])
+@pytest.mark.parametrize(
+    ("balance", "amount", "ok"),
+    [
+        (1000, 1000, True),
+        (999, 1000, False),
+        (0, 0, True),
+        (5, -1, False),
+    ],
+)
 def test_can_deduct(balance: int, amount: int, ok: bool) -> None:
     assert can_deduct(balance, amount) is ok
 
 
-@pytest.mark.parametrize(("balance", "held", "amount", "ok"), [
-    (7_000_000, 3_000_000, 1, False), (7_000_000, 3_000_000, 0, False), (6_000_000, 3_000_000, 1_000_000, True),
-    (0, MAX_BALANCE, 1, False),
-])
+@pytest.mark.parametrize(
+    ("balance", "held", "amount", "ok"),
+    [
+        (7_000_000, 3_000_000, 1, False),
+        (7_000_000, 3_000_000, 0, False),
+        (6_000_000, 3_000_000, 1_000_000, True),
+        (0, MAX_BALANCE, 1, False),
+    ],
+)
 def test_can_charge_counts_held_money(balance: int, held: int, amount: int, ok: bool) -> None:
     assert can_charge(balance, amount, held=held) is ok
 
@@ -67,12 +96,15 @@ def test_replay_answers_the_same() -> None:
     assert replay_deduct(refused("o", 1, 300, refusal)) == refusal
 
 
-@pytest.mark.parametrize(("payment", "action"), [
-    (None, RefundAction.FENCE),
-    (Payment("o", 1, 300, PaymentStatus.DEDUCTED, 700), RefundAction.GIVE_BACK),
-    (Payment("o", 1, 300, PaymentStatus.REFUNDED, 700), RefundAction.DONE),
-    (Payment("o", 1, 300, PaymentStatus.REFUSED, None, "INSUFFICIENT_BALANCE"), RefundAction.DONE),
-])
+@pytest.mark.parametrize(
+    ("payment", "action"),
+    [
+        (None, RefundAction.FENCE),
+        (Payment("o", 1, 300, PaymentStatus.DEDUCTED, 700), RefundAction.GIVE_BACK),
+        (Payment("o", 1, 300, PaymentStatus.REFUNDED, 700), RefundAction.DONE),
+        (Payment("o", 1, 300, PaymentStatus.REFUSED, None, "INSUFFICIENT_BALANCE"), RefundAction.DONE),
+    ],
+)
 def test_refund_action(payment: Payment | None, action: RefundAction) -> None:
     assert refund_action(payment) is action
 

@@ -40,11 +40,20 @@ async def _complete(h, user: int, order: str, paid: int) -> None:  # type: ignor
     """Publish the order's ``order.completed`` as order_service does (the contract's headers)."""
     topic = h.topic(topics.ORDER_COMPLETED)
     event = OrderCompleted(
-        order_id=order, user_id=user, items=[OrderCompletedItem(product_id=1, name="p", unit_price=paid, quantity=1)],
-        total_amount=paid, discount_amount=0, paid_amount=paid, user_coupon_id=None, completed_at=datetime.now(UTC))
+        order_id=order,
+        user_id=user,
+        items=[OrderCompletedItem(product_id=1, name="p", unit_price=paid, quantity=1)],
+        total_amount=paid,
+        discount_amount=0,
+        paid_amount=paid,
+        user_coupon_id=None,
+        completed_at=datetime.now(UTC),
+    )
     out = Outgoing(topic, order, event, "req-held")
-    await produce(h.settings.kafka_bootstrap,
-                  [(topic, order.encode(), out.value(), [(k, v.encode()) for k, v in out.headers().items()])])
+    await produce(
+        h.settings.kafka_bootstrap,
+        [(topic, order.encode(), out.value(), [(k, v.encode()) for k, v in out.headers().items()])],
+    )
 
 
 async def _held(h, user: int) -> int:  # type: ignore[no-untyped-def]

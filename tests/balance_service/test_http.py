@@ -30,16 +30,29 @@ async def test_register_get_and_internal_lookup(h) -> None:
     assert balance["updated_at"].endswith("Z")
 
 
-@pytest.mark.parametrize("body", [b'{"name": ""}', b'{"name": 5}', b"{}", b"{bad", b"", b'{"name": "' + b"x" * 101 + b'"}',
-                                  b'{"name": "a\\u0000b"}', b'{"name": ["Kim"]}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": ""}',
+        b'{"name": 5}',
+        b"{}",
+        b"{bad",
+        b"",
+        b'{"name": "' + b"x" * 101 + b'"}',
+        b'{"name": "a\\u0000b"}',
+        b'{"name": ["Kim"]}',
+    ],
+)
 async def test_register_rejects_invalid_bodies(h, body: bytes) -> None:
     resp = await h.client.post("/api/v1/users", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
     assert (await resp.json())["code"] == "VALIDATION_ERROR"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/users/{u}", "/api/v1/users/{u}/balance",
-                                  "/api/v1/users/{u}/balance/history", "/internal/users/{u}"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/users/{u}", "/api/v1/users/{u}/balance", "/api/v1/users/{u}/balance/history", "/internal/users/{u}"],
+)
 async def test_unknown_user_is_404(h, path: str) -> None:
     resp = await h.client.get(path.format(u=9_000_000_000))
     assert resp.status == 404
@@ -54,19 +67,35 @@ async def test_charge_adds_and_writes_history(h) -> None:
     assert resp.status == 200
     assert await resp.json() == {"user_id": user, "balance": 5000, "charged": 5000}
     items = (await h.history(user))["items"]
-    assert [(i["type"], i["amount"], i["balance_after"], i["order_id"]) for i in items] == [("CHARGE", 5000, 5000, None)]
+    assert [(i["type"], i["amount"], i["balance_after"], i["order_id"]) for i in items] == [
+        ("CHARGE", 5000, 5000, None)
+    ]
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"{bad json", b"", b"[]", b'{"amount": "1000"}', b'{"amount": 1000.0}', b'{"amount": true}',
-     b'{"amount": null}', b'{"amount": 0}', b'{"amount": -1000}', b'{"amount": 10000001}',
-     b'{"amount": 100000000000000000000000000000000000}', b'{"amount": 1e3}', b"{}", b'{"amt": 5}'],
+    [
+        b"{bad json",
+        b"",
+        b"[]",
+        b'{"amount": "1000"}',
+        b'{"amount": 1000.0}',
+        b'{"amount": true}',
+        b'{"amount": null}',
+        b'{"amount": 0}',
+        b'{"amount": -1000}',
+        b'{"amount": 10000001}',
+        b'{"amount": 100000000000000000000000000000000000}',
+        b'{"amount": 1e3}',
+        b"{}",
+        b'{"amt": 5}',
+    ],
 )
 async def test_charge_validation_errors_change_nothing(h, body: bytes) -> None:
     user = await h.new_user(balance=700)
-    resp = await h.client.post(f"/api/v1/users/{user}/balance/charge", data=body,
-                               headers={"Content-Type": "application/json"})
+    resp = await h.client.post(
+        f"/api/v1/users/{user}/balance/charge", data=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     problem = await resp.json()
     assert problem["code"] == "VALIDATION_ERROR" and problem["errors"]
@@ -172,8 +201,9 @@ async def test_history_pages_newest_first(h) -> None:
     assert all(i["created_at"].endswith("Z") and i["type"] == "CHARGE" for i in seen)
 
 
-@pytest.mark.parametrize("params", [{"cursor": "!!!"}, {"cursor": "aGVsbG8"}, {"limit": "0"},
-                                    {"limit": "101"}, {"limit": "x"}])
+@pytest.mark.parametrize(
+    "params", [{"cursor": "!!!"}, {"cursor": "aGVsbG8"}, {"limit": "0"}, {"limit": "101"}, {"limit": "x"}]
+)
 async def test_history_bad_query_is_400(h, params: dict[str, str]) -> None:
     user = await h.new_user()
     resp = await h.client.get(f"/api/v1/users/{user}/balance/history", params=params)
@@ -191,6 +221,7 @@ async def test_user_registered_is_published(h) -> None:
     headers = dict(mine[0].headers)
     assert headers["event-type"] == b"UserRegistered"
     from shared.events.users import UserRegistered
+
     event = UserRegistered.model_validate_json(mine[0].value)
     assert event.user_id == user and event.name.startswith("user-")
 
@@ -259,8 +290,9 @@ async def test_a_row_held_elsewhere_does_not_hold_up_the_batch(h, pool) -> None:
 async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(h) -> None:
     user = await h.new_user(balance=500)
     cases = [("POST", "/api/v1/users", field, body) for field, body in body_mutations({"name": "Kim"})]
-    cases += [("POST", f"/api/v1/users/{user}/balance/charge", field, body)
-              for field, body in body_mutations({"amount": 100})]
+    cases += [
+        ("POST", f"/api/v1/users/{user}/balance/charge", field, body) for field, body in body_mutations({"amount": 100})
+    ]
     for method, path, field, body in cases:
         resp = await h.client.request(method, path, json=body)
         problem = await resp.json()

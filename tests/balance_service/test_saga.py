@@ -12,7 +12,11 @@ from balance_service.domain.payments import Deducted, DeductRefused, Refunded
 from balance_service.service import payments
 from shared.db.uow import UnitOfWork
 from shared.events.saga import (
-    BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance,
+    BalanceDeducted,
+    BalanceDeductionFailed,
+    BalanceRefunded,
+    DeductBalance,
+    RefundBalance,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

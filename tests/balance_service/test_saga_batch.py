@@ -17,10 +17,15 @@ from balance_service.domain.payments import Deducted, DeductRefused, Refunded, S
 from balance_service.messaging import saga
 from balance_service.service import payments
 from balance_service.service.unit_of_work import UnitOfWork
-from shared.events.saga import (
-    BalanceDeducted, BalanceDeductionFailed, BalanceRefunded, DeductBalance, RefundBalance, SagaCommand,
-)
 from shared.db.pool import create_pool
+from shared.events.saga import (
+    BalanceDeducted,
+    BalanceDeductionFailed,
+    BalanceRefunded,
+    DeductBalance,
+    RefundBalance,
+    SagaCommand,
+)
 from shared.messaging import topics
 from shared.messaging.envelope import Incoming, Outgoing
 
@@ -69,19 +74,20 @@ async def test_one_batch_applies_in_message_order(h, pool) -> None:
     o = [_order() for _ in range(10)]
     dup = DeductBalance(order_id=o[6], user_id=b, amount=30)
     messages: list[SagaCommand] = [
-        DeductBalance(order_id=o[0], user_id=a, amount=2000),   # 3000
-        DeductBalance(order_id=o[4], user_id=b, amount=60),     # b 40
-        DeductBalance(order_id=o[1], user_id=a, amount=2000),   # 1000
-        RefundBalance(order_id=o[4]),                           # b 100
-        DeductBalance(order_id=o[2], user_id=a, amount=2000),   # refused
-        RefundBalance(order_id=o[5]),                           # fence
-        DeductBalance(order_id=o[3], user_id=a, amount=1500),   # refused
-        DeductBalance(order_id=o[5], user_id=b, amount=10),     # ALREADY_COMPENSATED
-        dup, dup,                                               # b 70, once
-        DeductBalance(order_id=o[6], user_id=b, amount=30),     # re-sent: the same answer
+        DeductBalance(order_id=o[0], user_id=a, amount=2000),  # 3000
+        DeductBalance(order_id=o[4], user_id=b, amount=60),  # b 40
+        DeductBalance(order_id=o[1], user_id=a, amount=2000),  # 1000
+        RefundBalance(order_id=o[4]),  # b 100
+        DeductBalance(order_id=o[2], user_id=a, amount=2000),  # refused
+        RefundBalance(order_id=o[5]),  # fence
+        DeductBalance(order_id=o[3], user_id=a, amount=1500),  # refused
+        DeductBalance(order_id=o[5], user_id=b, amount=10),  # ALREADY_COMPENSATED
+        dup,
+        dup,  # b 70, once
+        DeductBalance(order_id=o[6], user_id=b, amount=30),  # re-sent: the same answer
         DeductBalance(order_id=o[7], user_id=9_000_000_010, amount=5),
-        DeductBalance(order_id=o[8], user_id=b, amount=0),      # accepted, no history row
-        RefundBalance(order_id=o[2]),                           # refused order: gives back 0
+        DeductBalance(order_id=o[8], user_id=b, amount=0),  # accepted, no history row
+        RefundBalance(order_id=o[2]),  # refused order: gives back 0
     ]
     await saga.saga_batch_handler(pool, h.topic(topics.SAGA_REPLIES))(_incoming(h, messages))
 
@@ -109,15 +115,29 @@ async def test_one_batch_applies_in_message_order(h, pool) -> None:
     hist_a = [(i["type"], i["amount"], i["balance_after"], i["order_id"]) for i in (await h.history(a))["items"]]
     assert hist_a == [("USE", 2000, 1000, o[1]), ("USE", 2000, 3000, o[0]), ("CHARGE", 5000, 5000, None)]
     hist_b = [(i["type"], i["amount"], i["balance_after"], i["order_id"]) for i in (await h.history(b))["items"]]
-    assert hist_b == [("USE", 30, 70, o[6]), ("REFUND", 60, 100, o[4]), ("USE", 60, 40, o[4]),
-                      ("CHARGE", 100, 100, None)]
+    assert hist_b == [
+        ("USE", 30, 70, o[6]),
+        ("REFUND", 60, 100, o[4]),
+        ("USE", 60, 40, o[4]),
+        ("CHARGE", 100, 100, None),
+    ]
     async with pool.acquire() as conn:
-        records = {r["order_id"]: (r["status"], r["failure_code"]) for r in await conn.fetch(
-            "SELECT order_id, status, failure_code FROM order_payments WHERE order_id = ANY($1)", o)}
+        records = {
+            r["order_id"]: (r["status"], r["failure_code"])
+            for r in await conn.fetch(
+                "SELECT order_id, status, failure_code FROM order_payments WHERE order_id = ANY($1)", o
+            )
+        }
     assert records == {
-        o[0]: ("DEDUCTED", None), o[1]: ("DEDUCTED", None), o[2]: ("REFUSED", "INSUFFICIENT_BALANCE"),
-        o[3]: ("REFUSED", "INSUFFICIENT_BALANCE"), o[4]: ("REFUNDED", None), o[5]: ("REFUNDED", None),
-        o[6]: ("DEDUCTED", None), o[7]: ("REFUSED", "USER_NOT_FOUND"), o[8]: ("DEDUCTED", None),
+        o[0]: ("DEDUCTED", None),
+        o[1]: ("DEDUCTED", None),
+        o[2]: ("REFUSED", "INSUFFICIENT_BALANCE"),
+        o[3]: ("REFUSED", "INSUFFICIENT_BALANCE"),
+        o[4]: ("REFUNDED", None),
+        o[5]: ("REFUNDED", None),
+        o[6]: ("DEDUCTED", None),
+        o[7]: ("REFUSED", "USER_NOT_FOUND"),
+        o[8]: ("DEDUCTED", None),
     }
 
     # The same batch delivered again: nothing changes and nothing is answered again.
@@ -148,10 +168,12 @@ async def test_round_trips_per_batch_do_not_grow_with_its_size(h, settings) -> N
         handler = _spying(one, h, [])
 
         def batch(size: int) -> list[SagaCommand]:
-            deducts = [DeductBalance(order_id=_order(), user_id=random.choice(users), amount=100)
-                       for _ in range(size)]
-            return deducts + [RefundBalance(order_id=d.order_id) for d in deducts[: size // 2]] + [
-                RefundBalance(order_id=_order())]
+            deducts = [DeductBalance(order_id=_order(), user_id=random.choice(users), amount=100) for _ in range(size)]
+            return (
+                deducts
+                + [RefundBalance(order_id=d.order_id) for d in deducts[: size // 2]]
+                + [RefundBalance(order_id=_order())]
+            )
 
         await handler(_incoming(h, batch(2)))  # prepares the statements once
         counts = {}
@@ -185,7 +207,9 @@ async def test_two_instances_racing_with_charges_stay_exact(h, pool, settings, c
                 if deducts and rng.random() < 0.25:
                     batch.append(RefundBalance(order_id=rng.choice(deducts).order_id))
                 else:
-                    d = DeductBalance(order_id=_order(), user_id=rng.choice(users), amount=rng.choice([500, 1500, 3000]))
+                    d = DeductBalance(
+                        order_id=_order(), user_id=rng.choice(users), amount=rng.choice([500, 1500, 3000])
+                    )
                     deducts.append(d)
                     batch.append(d)
                 if rng.random() < 0.1:
@@ -243,7 +267,9 @@ async def test_two_instances_racing_with_charges_stay_exact(h, pool, settings, c
         refunds = sorted(r["order_id"] for r in by_user[u] if r["type"] == "REFUND")
         assert uses == sorted(p["order_id"] for p in records if p["user_id"] == u and p["status"] != "REFUSED")
         assert refunds == sorted(p["order_id"] for p in records if p["user_id"] == u and p["status"] == "REFUNDED")
-        assert all(refunded[p["order_id"]] == p["amount"] for p in records if p["user_id"] == u and p["status"] == "REFUNDED")
+        assert all(
+            refunded[p["order_id"]] == p["amount"] for p in records if p["user_id"] == u and p["status"] == "REFUNDED"
+        )
     assert sum(charged.values()) == len(users) * start + 40 * 1000 + len(users) * 700
 
 
@@ -256,8 +282,13 @@ async def test_record_written_meanwhile_by_another_instance_is_answered_from(h, 
     try:
         async with UnitOfWork(other) as uow:  # another instance's Refund of the order, not yet committed
             assert await payments.refund(uow, Refund(raced)) == Refunded(0)
-            batch = _incoming(h, [DeductBalance(order_id=other_order, user_id=user, amount=1000),
-                                  DeductBalance(order_id=raced, user_id=user, amount=2000)])
+            batch = _incoming(
+                h,
+                [
+                    DeductBalance(order_id=other_order, user_id=user, amount=1000),
+                    DeductBalance(order_id=raced, user_id=user, amount=2000),
+                ],
+            )
             task = asyncio.create_task(_spying(pool, h, seen)(batch))
             async with asyncio.timeout(20):  # our batch waits on the order's key
                 while not await pool.fetchval(
@@ -271,6 +302,9 @@ async def test_record_written_meanwhile_by_another_instance_is_answered_from(h, 
     finally:
         await other.close()
     assert any("recorded concurrently" in r.getMessage() for r in caplog.records)
-    assert seen[-2:] == [Deducted(1000, 4000), DeductRefused("ALREADY_COMPENSATED", f"order {raced} was already refunded")]
+    assert seen[-2:] == [
+        Deducted(1000, 4000),
+        DeductRefused("ALREADY_COMPENSATED", f"order {raced} was already refunded"),
+    ]
     assert await h.balance(user) == 4000
     assert [i["type"] for i in (await h.history(user))["items"]] == ["USE", "CHARGE"]

@@ -9,7 +9,14 @@ import pytest
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.model import EntryType
 from balance_service.domain.payments import (
-    Deducted, DeductRefused, HistoryEntry, Payment, PaymentStatus, Refunded, SagaCommand, settle,
+    Deducted,
+    DeductRefused,
+    HistoryEntry,
+    Payment,
+    PaymentStatus,
+    Refunded,
+    SagaCommand,
+    settle,
 )
 
 
@@ -20,11 +27,14 @@ def test_deducts_of_one_user_apply_in_message_order() -> None:
     assert s.outcomes[3] == Deducted(1000, 0)
     assert s.balances == {1: 0}
     assert s.history == [
-        HistoryEntry(1, EntryType.USE, 2000, 3000, "a"), HistoryEntry(1, EntryType.USE, 2000, 1000, "b"),
+        HistoryEntry(1, EntryType.USE, 2000, 3000, "a"),
+        HistoryEntry(1, EntryType.USE, 2000, 1000, "b"),
         HistoryEntry(1, EntryType.USE, 1000, 0, "d"),
     ]
     assert [(p.order_id, p.status) for p in s.created] == [
-        ("a", PaymentStatus.DEDUCTED), ("b", PaymentStatus.DEDUCTED), ("c", PaymentStatus.REFUSED),
+        ("a", PaymentStatus.DEDUCTED),
+        ("b", PaymentStatus.DEDUCTED),
+        ("c", PaymentStatus.REFUSED),
         ("d", PaymentStatus.DEDUCTED),
     ]
     assert s.created[2].failure_code == "INSUFFICIENT_BALANCE" and s.updated == []
@@ -32,12 +42,18 @@ def test_deducts_of_one_user_apply_in_message_order() -> None:
 
 def test_deduct_then_its_refund_in_one_batch() -> None:
     s = settle([Deduct("a", 1, 700), Refund("a"), Refund("a"), Deduct("a", 1, 700)], {}, {1: 1000})
-    assert s.outcomes == [Deducted(700, 300), Refunded(700), Refunded(700),
-                          DeductRefused("ALREADY_COMPENSATED", "order a was already refunded")]
+    assert s.outcomes == [
+        Deducted(700, 300),
+        Refunded(700),
+        Refunded(700),
+        DeductRefused("ALREADY_COMPENSATED", "order a was already refunded"),
+    ]
     assert s.balances == {1: 1000}
     assert s.created == [Payment("a", 1, 700, PaymentStatus.REFUNDED, 300)]
     assert [(h.type, h.amount, h.balance_after) for h in s.history] == [
-        (EntryType.USE, 700, 300), (EntryType.REFUND, 700, 1000)]
+        (EntryType.USE, 700, 300),
+        (EntryType.REFUND, 700, 1000),
+    ]
 
 
 def test_refund_before_its_deduct_fences() -> None:
@@ -56,11 +72,17 @@ def test_repeated_deduct_answers_the_same_and_takes_once() -> None:
 
 def test_unknown_user_and_amount_zero() -> None:
     s = settle([Deduct("a", 9, 10), Deduct("z", 1, 0), Refund("z"), Refund("a")], {}, {1: 50})
-    assert s.outcomes == [DeductRefused("USER_NOT_FOUND", "user 9 does not exist"), Deducted(0, 50),
-                          Refunded(0), Refunded(0)]
+    assert s.outcomes == [
+        DeductRefused("USER_NOT_FOUND", "user 9 does not exist"),
+        Deducted(0, 50),
+        Refunded(0),
+        Refunded(0),
+    ]
     assert s.history == [] and s.balances == {1: 50}
     assert [(p.order_id, p.status, p.failure_code) for p in s.created] == [
-        ("a", PaymentStatus.REFUSED, "USER_NOT_FOUND"), ("z", PaymentStatus.REFUNDED, None)]
+        ("a", PaymentStatus.REFUSED, "USER_NOT_FOUND"),
+        ("z", PaymentStatus.REFUNDED, None),
+    ]
 
 
 def test_existing_records_replay_or_change() -> None:
@@ -69,10 +91,19 @@ def test_existing_records_replay_or_change() -> None:
         "r": Payment("r", 1, 300, PaymentStatus.REFUNDED, 700),
         "x": Payment("x", 2, 50, PaymentStatus.REFUSED, None, "INSUFFICIENT_BALANCE", "low"),
     }
-    s = settle([Deduct("d", 1, 300), Deduct("x", 2, 50), Refund("r"), Refund("x"), Refund("d"), Refund("d")],
-               records, {1: 100, 2: 5})
-    assert s.outcomes == [Deducted(300, 700), DeductRefused("INSUFFICIENT_BALANCE", "low"), Refunded(300),
-                          Refunded(0), Refunded(300), Refunded(300)]
+    s = settle(
+        [Deduct("d", 1, 300), Deduct("x", 2, 50), Refund("r"), Refund("x"), Refund("d"), Refund("d")],
+        records,
+        {1: 100, 2: 5},
+    )
+    assert s.outcomes == [
+        Deducted(300, 700),
+        DeductRefused("INSUFFICIENT_BALANCE", "low"),
+        Refunded(300),
+        Refunded(0),
+        Refunded(300),
+        Refunded(300),
+    ]
     assert s.created == [] and s.updated == [Payment("d", 1, 300, PaymentStatus.REFUNDED, 700)]
     assert s.balances == {1: 400} and s.history == [HistoryEntry(1, EntryType.REFUND, 300, 400, "d")]
     assert settle([Deduct("d", 1, 300), Refund("r")], records, {1: 100}).writes_nothing
@@ -100,7 +131,8 @@ def test_a_batch_settles_as_its_commands_one_after_the_other(seed: int) -> None:
     records = {"o0": Payment("o0", 1, 100, PaymentStatus.DEDUCTED, 900)} if seed % 2 else {}
     commands: list[SagaCommand] = [
         Deduct(rng.choice(orders), rng.choice(users), rng.choice([0, 100, 700, 1500]))
-        if rng.random() < 0.7 else Refund(rng.choice(orders))
+        if rng.random() < 0.7
+        else Refund(rng.choice(orders))
         for _ in range(rng.randrange(1, 20))
     ]
     batch = settle(commands, records, balances)
@@ -111,7 +143,7 @@ def test_a_batch_settles_as_its_commands_one_after_the_other(seed: int) -> None:
     assert all(v >= 0 for v in final_balances.values())
     written = {p.order_id: p for p in batch.created + batch.updated}
     assert {**records, **written} == final_records
-    assert not set(p.order_id for p in batch.created) & set(records)
+    assert not {p.order_id for p in batch.created} & set(records)
     assert [p.order_id for p in batch.created] == sorted(p.order_id for p in batch.created)
 
 
@@ -126,4 +158,6 @@ def test_a_deduction_holds_its_amount_until_refunded() -> None:
     s = settle([Refund("a"), Refund("old")], {"a": records["a"], "old": legacy}, {1: 100})
     assert s.held == {1: -700} and s.balances == {1: 850}
     assert [(p.order_id, p.status, p.held) for p in s.updated] == [
-        ("a", PaymentStatus.REFUNDED, 0), ("old", PaymentStatus.REFUNDED, 0)]
+        ("a", PaymentStatus.REFUNDED, 0),
+        ("old", PaymentStatus.REFUNDED, 0),
+    ]

@@ -53,8 +53,13 @@ class Catalog:
 async def catalog(new_database, kafka_bootstrap, topic_prefix) -> AsyncIterator[Catalog]:
     dsn = await new_database("catalog")
     settings = Settings(
-        database_url=dsn, kafka_bootstrap=kafka_bootstrap, kafka_topic_prefix=topic_prefix,
-        outbox_poll_interval_s=0.2, instance_id="catalog-test", access_log=False, port=0,
+        database_url=dsn,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        outbox_poll_interval_s=0.2,
+        instance_id="catalog-test",
+        access_log=False,
+        port=0,
     )
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()

@@ -6,10 +6,24 @@ import pytest
 
 from catalog_service.domain.errors import InvalidProductChangeError
 from catalog_service.domain.model import (
-    Product, ProductChange, ProductStatus as S, apply_change, derive_status, new_product,
+    Product,
+    ProductChange,
+    apply_change,
+    derive_status,
+    new_product,
+)
+from catalog_service.domain.model import (
+    ProductStatus as S,
 )
 from catalog_service.domain.stock import (
-    Deduction, FailureCode, OrderStockStatus, Refusal, deduct, merge_lines, replay_refusal, restore,
+    Deduction,
+    FailureCode,
+    OrderStockStatus,
+    Refusal,
+    deduct,
+    merge_lines,
+    replay_refusal,
+    restore,
 )
 
 
@@ -77,8 +91,11 @@ def test_deduct_takes_every_line_and_sells_out() -> None:
         ({1: product(1, 5)}, {1: 1, 9: 1}, Refusal(FailureCode.PRODUCT_NOT_SELLABLE, 9)),  # unknown
         ({1: product(1, 5, S.DISCONTINUED)}, {1: 1}, Refusal(FailureCode.PRODUCT_NOT_SELLABLE, 1)),
         # not sellable wins over a shortage on a lower id
-        ({1: product(1, 0), 2: product(2, 5, S.DISCONTINUED)}, {1: 1, 2: 1},
-         Refusal(FailureCode.PRODUCT_NOT_SELLABLE, 2)),
+        (
+            {1: product(1, 0), 2: product(2, 5, S.DISCONTINUED)},
+            {1: 1, 2: 1},
+            Refusal(FailureCode.PRODUCT_NOT_SELLABLE, 2),
+        ),
     ],
 )
 def test_deduct_refuses_all_or_nothing(products: dict[int, Product], wanted: dict[int, int], refusal: Refusal) -> None:
@@ -100,7 +117,7 @@ def test_restore_puts_back_and_lifts_sold_out_but_not_discontinued() -> None:
         (OrderStockStatus.FENCED, None, None, Refusal(FailureCode.ALREADY_COMPENSATED)),
     ],
 )
-def test_a_resent_deduction_gets_the_same_answer(status, code, pid, expected) -> None:  # noqa: ANN001
+def test_a_resent_deduction_gets_the_same_answer(status, code, pid, expected) -> None:
     assert replay_refusal(status, code, pid) == expected
 
 

@@ -81,9 +81,7 @@ async def _count(catalog: Catalog) -> int:
 @pytest.mark.parametrize("body", CREATE_BAD)
 async def test_invalid_creates_are_400_and_create_nothing(catalog: Catalog, body: bytes) -> None:
     before = await _count(catalog)
-    resp = await catalog.client.post(
-        "/api/v1/admin/products", data=body, headers={"Content-Type": "application/json"}
-    )
+    resp = await catalog.client.post("/api/v1/admin/products", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400, (body, await resp.text())
     problem = await resp.json()
     assert resp.content_type == "application/problem+json"
@@ -119,8 +117,17 @@ async def test_unknown_and_invalid_ids(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"status": "SOLD_OUT"}, {"status": "all"}, {"limit": "0"}, {"limit": "101"}, {"limit": "x"},
-     {"cursor": "!!!"}, {"cursor": "abc"}, {"cursor": "cDow"}, {"cursor": "cDpx"}],
+    [
+        {"status": "SOLD_OUT"},
+        {"status": "all"},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "x"},
+        {"cursor": "!!!"},
+        {"cursor": "abc"},
+        {"cursor": "cDow"},
+        {"cursor": "cDpx"},
+    ],
 )
 async def test_invalid_list_queries(catalog: Catalog, params: dict[str, str]) -> None:
     resp = await catalog.client.get("/api/v1/products", params=params)
@@ -175,12 +182,19 @@ async def test_lookup(catalog: Catalog) -> None:
     a = await catalog.create(name="a", stock=1)
     b = await catalog.create(name="b", stock=0)
     resp = await catalog.client.post(
-        "/internal/products/lookup", json={"product_ids": [b["product_id"], 999999999, a["product_id"], a["product_id"]]}
+        "/internal/products/lookup",
+        json={"product_ids": [b["product_id"], 999999999, a["product_id"], a["product_id"]]},
     )
     assert resp.status == 200
     assert (await resp.json())["items"] == [a, b]
-    for body in ({"product_ids": []}, {"product_ids": list(range(1, 102))}, {"product_ids": ["1"]},
-                 {"product_ids": [0]}, {}, {"product_ids": [2**63]}):
+    for body in (
+        {"product_ids": []},
+        {"product_ids": list(range(1, 102))},
+        {"product_ids": ["1"]},
+        {"product_ids": [0]},
+        {},
+        {"product_ids": [2**63]},
+    ):
         resp = await catalog.client.post("/internal/products/lookup", json=body)
         assert resp.status == 400, body
 
@@ -188,8 +202,12 @@ async def test_lookup(catalog: Catalog) -> None:
 async def test_openapi_documents_public_routes_only(catalog: Catalog) -> None:
     spec = await (await catalog.client.get("/api/docs/openapi.json")).json()
     paths = spec["paths"]
-    assert {"/api/v1/products", "/api/v1/products/{product_id}", "/api/v1/admin/products",
-            "/api/v1/admin/products/{product_id}"} <= set(paths)
+    assert {
+        "/api/v1/products",
+        "/api/v1/products/{product_id}",
+        "/api/v1/admin/products",
+        "/api/v1/admin/products/{product_id}",
+    } <= set(paths)
     assert not any(p.startswith("/internal") for p in paths)
     assert "ProductOut" in spec["components"]["schemas"]
 
@@ -197,10 +215,12 @@ async def test_openapi_documents_public_routes_only(catalog: Catalog) -> None:
 async def test_huge_integers_and_nul_are_400_naming_the_field_and_change_nothing(catalog: Catalog) -> None:
     product = await catalog.create(name="steady", price=700, stock=3)
     path = f"/api/v1/admin/products/{product['product_id']}"
-    cases = [("POST", "/api/v1/admin/products", f, b)
-             for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1})]
-    cases += [("PATCH", path, f, b)
-              for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1, "status": "SELLABLE"})]
+    cases = [
+        ("POST", "/api/v1/admin/products", f, b) for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1})
+    ]
+    cases += [
+        ("PATCH", path, f, b) for f, b in body_mutations({"name": "tea", "price": 1, "stock": 1, "status": "SELLABLE"})
+    ]
     for method, url, field, body in cases:
         resp = await catalog.client.request(method, url, json=body)
         problem = await resp.json()

@@ -17,7 +17,13 @@ from catalog_service.messaging import consumers
 from catalog_service.messaging.consumers import apply_stock_batch
 from shared.db.pool import close_pool, create_pool
 from shared.events.saga import (
-    DeductStock, RestoreStock, SagaCommand, SagaReply, StockDeducted, StockDeductionFailed, StockLine, StockRestored,
+    DeductStock,
+    RestoreStock,
+    SagaCommand,
+    SagaReply,
+    StockDeducted,
+    StockDeductionFailed,
+    StockLine,
 )
 from shared.messaging import topics
 from shared.messaging.envelope import Incoming
@@ -59,14 +65,26 @@ async def test_scarce_product_goes_to_the_orders_that_fit_in_message_order(catal
     quantities = [2, 4, 2, 1, 1, 3]
     orders = [oid() for _ in quantities]
     replies = await run(catalog, *(deduct(o, (pid, q)) for o, q in zip(orders, quantities, strict=True)))
-    assert kinds(replies) == ["StockDeducted", "OUT_OF_STOCK", "StockDeducted", "StockDeducted",
-                              "OUT_OF_STOCK", "OUT_OF_STOCK"]
+    assert kinds(replies) == [
+        "StockDeducted",
+        "OUT_OF_STOCK",
+        "StockDeducted",
+        "StockDeducted",
+        "OUT_OF_STOCK",
+        "OUT_OF_STOCK",
+    ]
     assert [r.order_id for r in replies] == orders
     assert all(r.product_id == pid for r in replies if isinstance(r, StockDeductionFailed))
     after = await catalog.get(pid)
     assert (after["stock"], after["status"]) == (0, "SOLD_OUT")
-    assert [await status_of(catalog, o) for o in orders] == ["DEDUCTED", "FAILED", "DEDUCTED", "DEDUCTED",
-                                                             "FAILED", "FAILED"]
+    assert [await status_of(catalog, o) for o in orders] == [
+        "DEDUCTED",
+        "FAILED",
+        "DEDUCTED",
+        "DEDUCTED",
+        "FAILED",
+        "FAILED",
+    ]
     taken = await catalog.pool.fetch(
         "SELECT order_id, quantity FROM order_stock_lines WHERE order_id = ANY($1)", orders
     )
@@ -83,11 +101,22 @@ async def test_deduct_and_its_restore_in_one_batch(catalog: Catalog) -> None:
     order, other = oid(), oid()
     # the restore puts back what the order took, once; another order then gets the stock back
     replies = await run(
-        catalog, deduct(order, (pid, 4)), deduct(other, (pid, 1)), RestoreStock(order_id=order),
-        RestoreStock(order_id=order), deduct(order, (pid, 4)), deduct(oid(), (pid, 3)),
+        catalog,
+        deduct(order, (pid, 4)),
+        deduct(other, (pid, 1)),
+        RestoreStock(order_id=order),
+        RestoreStock(order_id=order),
+        deduct(order, (pid, 4)),
+        deduct(oid(), (pid, 3)),
     )
-    assert kinds(replies) == ["StockDeducted", "OUT_OF_STOCK", "StockRestored", "StockRestored",
-                              "ALREADY_COMPENSATED", "StockDeducted"]
+    assert kinds(replies) == [
+        "StockDeducted",
+        "OUT_OF_STOCK",
+        "StockRestored",
+        "StockRestored",
+        "ALREADY_COMPENSATED",
+        "StockDeducted",
+    ]
     assert (await catalog.get(pid))["stock"] == 1
     assert await status_of(catalog, order) == "RESTORED" and await status_of(catalog, other) == "FAILED"
     # a later batch restoring it again changes nothing
@@ -134,8 +163,14 @@ async def test_lines_of_several_products_in_opposite_orders(catalog: Catalog) ->
         deduct(oid(), (b, 3), (a, 1)),  # b has 2 left: refused whole
         deduct(oid(), (a, 1), (b, 1), (a, 1)),  # a named twice counts twice
     )
-    assert kinds(replies) == ["StockDeducted", "StockDeducted", "StockDeducted", "OUT_OF_STOCK", "OUT_OF_STOCK",
-                              "StockDeducted"]
+    assert kinds(replies) == [
+        "StockDeducted",
+        "StockDeducted",
+        "StockDeducted",
+        "OUT_OF_STOCK",
+        "OUT_OF_STOCK",
+        "StockDeducted",
+    ]
     assert [r.product_id for r in replies if isinstance(r, StockDeductionFailed)] == [c, b]
     assert [(await catalog.get(p))["stock"] for p in (a, b, c)] == [0, 1, 0]
 
@@ -146,7 +181,10 @@ async def test_discontinued_and_unknown_products_are_refused_in_a_batch(catalog:
     resp = await catalog.client.patch(f"/api/v1/admin/products/{gone}", json={"status": "DISCONTINUED"})
     assert resp.status == 200
     replies = await run(
-        catalog, deduct(oid(), (a, 1), (gone, 1)), deduct(oid(), (a, 1), (2**62, 1)), deduct(oid(), (2**70, 1)),
+        catalog,
+        deduct(oid(), (a, 1), (gone, 1)),
+        deduct(oid(), (a, 1), (2**62, 1)),
+        deduct(oid(), (2**70, 1)),
         deduct(oid(), (a, 2)),
     )
     assert kinds(replies) == ["PRODUCT_NOT_SELLABLE"] * 3 + ["StockDeducted"]
@@ -155,13 +193,14 @@ async def test_discontinued_and_unknown_products_are_refused_in_a_batch(catalog:
 
 
 async def test_a_conflicted_batch_falls_back_to_one_by_one_with_the_same_outcome(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch,
+    catalog: Catalog,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pid = (await catalog.create(stock=3))["product_id"]
     real = consumers.apply_stock_commands
     sizes: list[int] = []
 
-    async def conflicting(uow, commands):  # noqa: ANN001, ANN202
+    async def conflicting(uow, commands):
         sizes.append(len(commands))
         if len(commands) > 1:
             raise asyncpg.DeadlockDetectedError("deadlock detected (test)")
@@ -169,8 +208,9 @@ async def test_a_conflicted_batch_falls_back_to_one_by_one_with_the_same_outcome
 
     monkeypatch.setattr(consumers, "apply_stock_commands", conflicting)
     order = oid()
-    replies = await run(catalog, deduct(order, (pid, 2)), deduct(oid(), (pid, 2)), RestoreStock(order_id=order),
-                        deduct(oid(), (pid, 3)))
+    replies = await run(
+        catalog, deduct(order, (pid, 2)), deduct(oid(), (pid, 2)), RestoreStock(order_id=order), deduct(oid(), (pid, 3))
+    )
     assert sizes == [4, 1, 1, 1, 1]
     assert kinds(replies) == ["StockDeducted", "OUT_OF_STOCK", "StockRestored", "StockDeducted"]
     assert (await catalog.get(pid))["stock"] == 0
@@ -186,7 +226,8 @@ async def second_pool(catalog: Catalog) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def test_two_instances_batches_racing_on_overlapping_products(
-    catalog: Catalog, second_pool: asyncpg.Pool,
+    catalog: Catalog,
+    second_pool: asyncpg.Pool,
 ) -> None:
     initial = {(await catalog.create(stock=40))["product_id"]: 40 for _ in range(4)}
     pids = list(initial)
@@ -202,7 +243,7 @@ async def test_two_instances_batches_racing_on_overlapping_products(
             order = oid()
             chosen = rng.sample(pids, rng.randint(1, 3))  # random (so often opposite) line order
             lines = [(p, rng.randint(1, 4)) for p in chosen]
-            orders[order] = {p: q for p, q in lines}
+            orders[order] = dict(lines)
             commands.append(deduct(order, *lines))
         return commands
 
@@ -253,7 +294,8 @@ async def counted(catalog: Catalog, logged: tuple[asyncpg.Pool, list[str]], *com
 
 
 async def test_statements_per_batch_do_not_grow_with_its_size(
-    catalog: Catalog, logged_pool: tuple[asyncpg.Pool, list[str]],
+    catalog: Catalog,
+    logged_pool: tuple[asyncpg.Pool, list[str]],
 ) -> None:
     a = (await catalog.create(stock=1000))["product_id"]
     b = (await catalog.create(stock=1000))["product_id"]
@@ -261,8 +303,9 @@ async def test_statements_per_batch_do_not_grow_with_its_size(
     by_size = {}
     for size in (1, 4, 16):
         by_size[size] = await counted(
-            catalog, logged_pool, *(deduct(oid(), (a, 1), (b, 1)) if i % 2 else deduct(oid(), (b, 2), (a, 1))
-                                    for i in range(size)),
+            catalog,
+            logged_pool,
+            *(deduct(oid(), (a, 1), (b, 1)) if i % 2 else deduct(oid(), (b, 2), (a, 1)) for i in range(size)),
         )
     # BEGIN, inbox claim, lock-and-read the products, claim the orders, one write, outbox, COMMIT
     assert [len(s) for s in by_size.values()] == [7, 7, 7], by_size[16]
@@ -272,9 +315,12 @@ async def test_statements_per_batch_do_not_grow_with_its_size(
     await run(catalog, *(deduct(o, (a, 1)) for o in orders))
     small = await counted(catalog, logged_pool, deduct(orders[0], (a, 1)), RestoreStock(order_id=orders[1]))
     big = await counted(
-        catalog, logged_pool,
-        *(deduct(o, (a, 1)) for o in orders[2:7]), *(RestoreStock(order_id=o) for o in orders[7:]),
-        *(deduct(oid(), (b, 1)) for _ in range(10)), RestoreStock(order_id=oid()),
+        catalog,
+        logged_pool,
+        *(deduct(o, (a, 1)) for o in orders[2:7]),
+        *(RestoreStock(order_id=o) for o in orders[7:]),
+        *(deduct(oid(), (b, 1)) for _ in range(10)),
+        RestoreStock(order_id=oid()),
     )
     assert len(small) == len(big) == 8, big
     # a: 1 + 21 + 12 taken, 6 restored; b: 2 + 6 + 24 + 10 taken

@@ -58,7 +58,9 @@ async def test_redelivered_and_resent_commands_change_nothing(catalog: Catalog) 
     # nothing more arrives for this order (a short bounded read, not a timing assertion)
     topic = f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
     records = await read_topic(
-        catalog.settings.kafka_bootstrap, topic, until=lambda rs: sum(r.key == order.encode() for r in rs) > 5,
+        catalog.settings.kafka_bootstrap,
+        topic,
+        until=lambda rs: sum(r.key == order.encode() for r in rs) > 5,
         timeout=2,
     )
     assert sum(r.key == order.encode() for r in records) == 5
@@ -83,15 +85,23 @@ async def test_a_batch_of_orders_through_kafka_ends_exact(catalog: Catalog) -> N
     b = (await catalog.create(stock=50))["product_id"]
     orders = [f"o-{uuid.uuid4().hex}" for _ in range(80)]
     commands = [
-        DeductStock(order_id=o, lines=[StockLine(product_id=a if i % 2 else b, quantity=1),
-                                       StockLine(product_id=b if i % 2 else a, quantity=1)])
+        DeductStock(
+            order_id=o,
+            lines=[
+                StockLine(product_id=a if i % 2 else b, quantity=1),
+                StockLine(product_id=b if i % 2 else a, quantity=1),
+            ],
+        )
         for i, o in enumerate(orders)
     ]
     await send(catalog, *commands)
     topic = f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
     wanted = {o.encode() for o in orders}
     records = await read_topic(
-        catalog.settings.kafka_bootstrap, topic, until=lambda rs: len({r.key for r in rs} & wanted) == 80, timeout=30,
+        catalog.settings.kafka_bootstrap,
+        topic,
+        until=lambda rs: len({r.key for r in rs} & wanted) == 80,
+        timeout=30,
     )
     names = [REGISTRY.decode(r).message for r in records if r.key in wanted]
     assert len(names) == 80
@@ -117,8 +127,13 @@ async def test_two_instances_share_the_commands_and_end_exact(catalog: Catalog) 
         b = (await catalog.create(stock=150))["product_id"]
         orders = [f"o-{uuid.uuid4().hex}" for _ in range(200)]
         commands = [
-            DeductStock(order_id=o, lines=[StockLine(product_id=a if i % 2 else b, quantity=1),
-                                           StockLine(product_id=b if i % 2 else a, quantity=1)])
+            DeductStock(
+                order_id=o,
+                lines=[
+                    StockLine(product_id=a if i % 2 else b, quantity=1),
+                    StockLine(product_id=b if i % 2 else a, quantity=1),
+                ],
+            )
             for i, o in enumerate(orders)
         ]
         started = time.monotonic()
@@ -126,7 +141,9 @@ async def test_two_instances_share_the_commands_and_end_exact(catalog: Catalog) 
         topic = f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
         wanted = {o.encode() for o in orders}
         records = await read_topic(
-            catalog.settings.kafka_bootstrap, topic, until=lambda rs: len({r.key for r in rs} & wanted) == 200,
+            catalog.settings.kafka_bootstrap,
+            topic,
+            until=lambda rs: len({r.key for r in rs} & wanted) == 200,
             timeout=60,
         )
         elapsed = time.monotonic() - started

@@ -38,8 +38,14 @@ class Env:
             return resp.status, await resp.json(content_type=None)
 
     async def create_coupon(self, **overrides: Any) -> dict[str, Any]:
-        body = {"name": "spike", "discount_type": "FIXED", "discount_value": 1000, "total_quantity": 100,
-                "valid_days": 7, **overrides}
+        body = {
+            "name": "spike",
+            "discount_type": "FIXED",
+            "discount_value": 1000,
+            "total_quantity": 100,
+            "valid_days": 7,
+            **overrides,
+        }
         status, coupon = await self.call("POST", "/api/v1/admin/coupons", body)
         assert status == 201, coupon
         return coupon
@@ -73,9 +79,16 @@ async def coupon_env(new_database, kafka_bootstrap, topic_prefix) -> AsyncIterat
     stub = TestServer(_stub(lookups))
     await stub.start_server()
     settings = Settings(
-        database_url=dsn, kafka_bootstrap=kafka_bootstrap, kafka_topic_prefix=topic_prefix, port=0,
-        environment="test", access_log=False, balance_url=str(stub.make_url("")).rstrip("/"),
-        outbox_poll_interval_s=0.1, db_pool_max=10, instance_id="coupon-a",
+        database_url=dsn,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        port=0,
+        environment="test",
+        access_log=False,
+        balance_url=str(stub.make_url("")).rstrip("/"),
+        outbox_poll_interval_s=0.1,
+        db_pool_max=10,
+        instance_id="coupon-a",
     )
     servers = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:

@@ -104,9 +104,16 @@ async def test_issue_outcomes_in_contract_order(coupon_env: Env) -> None:
     assert (await _issued(env, ended["coupon_id"]))["status"] == "ENDED"
 
 
-@pytest.mark.parametrize("body", [
-    {"user_id": "5"}, {"user_id": 0}, {"user_id": 1.0}, {}, {"user_id": 1, "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": "5"},
+        {"user_id": 0},
+        {"user_id": 1.0},
+        {},
+        {"user_id": 1, "extra": 1},
+    ],
+)
 async def test_issue_rejects_bad_bodies(coupon_env: Env, body: dict) -> None:
     coupon = await coupon_env.create_coupon(total_quantity=1)
     status, problem = await coupon_env.call("POST", f"/api/v1/coupons/{coupon['coupon_id']}/issue", body)
@@ -127,7 +134,10 @@ async def _hand_out(env: Env, coupon_id: int, user_id: int) -> None:
         await conn.execute(
             "UPDATE user_coupons SET user_id = $2, issued_at = now(), expires_at = now() + interval '7 days'"
             " WHERE user_coupon_id = (SELECT min(user_coupon_id) FROM user_coupons"
-            " WHERE coupon_id = $1 AND user_id IS NULL)", coupon_id, user_id)
+            " WHERE coupon_id = $1 AND user_id IS NULL)",
+            coupon_id,
+            user_id,
+        )
     finally:
         await conn.close()
 
@@ -138,9 +148,14 @@ async def test_already_issued_before_not_issuable_before_sold_out(coupon_env: En
     NOT_ISSUABLE even when every copy is taken."""
     env = coupon_env
     now = datetime.now(UTC)
-    span = ({"issue_starts_at": (now - timedelta(hours=2)).isoformat(),
-             "issue_ends_at": (now - timedelta(hours=1)).isoformat()} if window == "ended"
-            else {"issue_starts_at": (now + timedelta(hours=1)).isoformat()})
+    span = (
+        {
+            "issue_starts_at": (now - timedelta(hours=2)).isoformat(),
+            "issue_ends_at": (now - timedelta(hours=1)).isoformat(),
+        }
+        if window == "ended"
+        else {"issue_starts_at": (now + timedelta(hours=1)).isoformat()}
+    )
     coupon = await env.create_coupon(total_quantity=1, **span)
     holder = new_user_id()
     await _hand_out(env, coupon["coupon_id"], holder)

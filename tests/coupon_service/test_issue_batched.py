@@ -53,8 +53,9 @@ async def _issue_all(env: Env, coupon_id: int, user_ids: list[int], instances: i
 async def _holders(env: Env, coupon_id: int) -> list[int]:
     """The users holding a copy, checked against the database: never more than the quantity, no user twice."""
     async with _db(env) as conn:
-        rows = await conn.fetch("SELECT user_id FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL",
-                                coupon_id)
+        rows = await conn.fetch(
+            "SELECT user_id FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL", coupon_id
+        )
         quantity = await conn.fetchval("SELECT total_quantity FROM coupons WHERE coupon_id = $1", coupon_id)
     holders = [row["user_id"] for row in rows]
     assert len(holders) == len(set(holders)) <= quantity
@@ -83,7 +84,8 @@ async def test_repeats_inside_a_spike_get_one_copy(coupon_env: Env) -> None:
     coupon = await env.create_coupon(total_quantity=50)
     outcomes = await _issue_all(env, coupon["coupon_id"], users * 3)
     assert Counter(o for _, o in outcomes) == Counter(
-        {"ISSUED": 50, "409 COUPON_ALREADY_ISSUED": 100, "409 COUPON_SOLD_OUT": 150})
+        {"ISSUED": 50, "409 COUPON_ALREADY_ISSUED": 100, "409 COUPON_SOLD_OUT": 150}
+    )
     per_user: dict[int, Counter[str]] = {}
     for user_id, outcome in outcomes:
         per_user.setdefault(user_id, Counter())[outcome] += 1
@@ -114,8 +116,7 @@ async def test_unknown_users_inside_batches_are_user_not_found(coupon_env: Env) 
     alone = issuer.alone
     mixed = [u for trio in zip(known[:10], unseen, missing, strict=True) for u in trio] + known[10:]
     outcomes = dict(await _issue_all(env, cid, mixed))
-    assert Counter(outcomes.values()) == Counter(
-        {"ISSUED": 15, "409 COUPON_SOLD_OUT": 15, "404 USER_NOT_FOUND": 10})
+    assert Counter(outcomes.values()) == Counter({"ISSUED": 15, "409 COUPON_SOLD_OUT": 15, "404 USER_NOT_FOUND": 10})
     assert all(outcomes[u] == "404 USER_NOT_FOUND" for u in missing)
     assert issuer.alone - alone >= 20  # the ids the projection did not hold were asked about alone
     assert env.servers[0].app[COUPONS].is_sold_out(cid)
@@ -143,7 +144,8 @@ async def test_two_instances_racing_on_one_coupon(coupon_env: Env) -> None:
         # every user twice, once on each instance: their batches race for the same users and slots
         outcomes = await _issue_all(env, coupon["coupon_id"], [u for u in users for _ in range(2)], instances=2)
         assert Counter(o for _, o in outcomes) == Counter(
-            {"ISSUED": 200, "409 COUPON_ALREADY_ISSUED": 200, "409 COUPON_SOLD_OUT": 200})
+            {"ISSUED": 200, "409 COUPON_ALREADY_ISSUED": 200, "409 COUPON_SOLD_OUT": 200}
+        )
         holders = await _holders(env, coupon["coupon_id"])
         assert sorted(holders) == sorted(u for u, o in outcomes if o == "ISSUED")
     finally:
@@ -165,7 +167,9 @@ async def test_a_slot_locked_elsewhere_does_not_stall_a_batch(coupon_env: Env) -
         try:
             locked = await conn.fetch(
                 "SELECT slot_no FROM user_coupons WHERE coupon_id = $1 AND user_id IS NULL "
-                "ORDER BY slot_no LIMIT 10 FOR UPDATE", cid)
+                "ORDER BY slot_no LIMIT 10 FOR UPDATE",
+                cid,
+            )
             assert [r["slot_no"] for r in locked] == list(range(1, 11))
             # the batches skip the held rows; a batch waiting on them would never finish while we hold them
             outcomes = await asyncio.wait_for(_issue_all(env, cid, users), timeout=20)
@@ -174,7 +178,8 @@ async def test_a_slot_locked_elsewhere_does_not_stall_a_batch(coupon_env: Env) -
         finally:
             await tx.rollback()
         taken = await conn.fetch(
-            "SELECT slot_no FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL ORDER BY slot_no", cid)
+            "SELECT slot_no FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL ORDER BY slot_no", cid
+        )
     assert [r["slot_no"] for r in taken] == list(range(11, 61))
     assert len(await _holders(env, cid)) == 50
 
@@ -190,13 +195,20 @@ async def test_sold_out_is_only_said_when_every_copy_is_taken(coupon_env: Env) -
         tx = conn.transaction()
         await tx.start()
         try:
-            await conn.fetch("SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id IS NULL "
-                             "ORDER BY slot_no LIMIT 5 FOR UPDATE", cid)
+            await conn.fetch(
+                "SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id IS NULL "
+                "ORDER BY slot_no LIMIT 5 FOR UPDATE",
+                cid,
+            )
             spike = asyncio.create_task(_issue_all(env, cid, users))
             deadline = asyncio.get_running_loop().time() + 20
             async with _db(env) as other:
-                while await other.fetchval("SELECT count(*) FROM user_coupons WHERE coupon_id = $1 "
-                                           "AND user_id IS NOT NULL", cid) < 5:
+                while (
+                    await other.fetchval(
+                        "SELECT count(*) FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL", cid
+                    )
+                    < 5
+                ):
                     assert asyncio.get_running_loop().time() < deadline, "the free copies were not issued"
                     await asyncio.sleep(0.05)
             assert not spike.done()  # the other five wait for the held rows

@@ -26,7 +26,8 @@ async def test_default_shows_usable_and_all_shows_expired(coupon_env: Env) -> No
     try:
         await conn.execute(
             "UPDATE user_coupons SET issued_at = now() - interval '10 days', expires_at = now() - interval '3 days'"
-            " WHERE user_coupon_id = $1", old["user_coupon_id"],
+            " WHERE user_coupon_id = $1",
+            old["user_coupon_id"],
         )
     finally:
         await conn.close()
@@ -37,7 +38,8 @@ async def test_default_shows_usable_and_all_shows_expired(coupon_env: Env) -> No
     assert (item["name"], item["discount_type"], item["discount_value"], item["used_at"]) == ("fresh", "RATE", 15, None)
     status, page = await env.call("GET", f"/api/v1/users/{user}/coupons?status=ALL")
     assert [(i["user_coupon_id"], i["status"]) for i in page["items"]] == [
-        (fresh["user_coupon_id"], "AVAILABLE"), (old["user_coupon_id"], "EXPIRED"),
+        (fresh["user_coupon_id"], "AVAILABLE"),
+        (old["user_coupon_id"], "EXPIRED"),
     ]
 
 
@@ -56,7 +58,9 @@ async def test_pages_follow_the_cursor(coupon_env: Env) -> None:
     assert seen == [i["user_coupon_id"] for i in reversed(issued)]
 
 
-@pytest.mark.parametrize("query", ["?status=USED", "?limit=0", "?limit=101", "?limit=x", "?cursor=%%%", "?cursor=bm9wZQ"])
+@pytest.mark.parametrize(
+    "query", ["?status=USED", "?limit=0", "?limit=101", "?limit=x", "?cursor=%%%", "?cursor=bm9wZQ"]
+)
 async def test_bad_queries_are_400(coupon_env: Env, query: str) -> None:
     status, problem = await coupon_env.call("GET", f"/api/v1/users/{new_user_id()}/coupons{query}")
     assert (status, problem["code"]) == (400, "VALIDATION_ERROR")

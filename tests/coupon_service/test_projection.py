@@ -30,12 +30,15 @@ async def test_registered_user_is_projected_and_never_looked_up(coupon_env: Env)
     env = coupon_env
     user = MISSING_FROM + 12345  # the lookup stub would say 404 for this id
     event = Outgoing(
-        f"{env.settings.kafka_topic_prefix}user.registered", str(user),
+        f"{env.settings.kafka_topic_prefix}user.registered",
+        str(user),
         UserRegistered(user_id=user, name="kim", created_at=datetime.now(UTC)),
     )
     # sent twice: the inbox makes the redelivery a no-op
-    await produce(env.settings.kafka_bootstrap, [(event.topic, event.key.encode(), event.value(),
-                                                   [(k, v.encode()) for k, v in event.headers().items()])] * 2)
+    await produce(
+        env.settings.kafka_bootstrap,
+        [(event.topic, event.key.encode(), event.value(), [(k, v.encode()) for k, v in event.headers().items()])] * 2,
+    )
     await _wait_known(env.settings.database_url, user)
     coupon = await env.create_coupon(total_quantity=1)
     status, body = await env.call("POST", f"/api/v1/coupons/{coupon['coupon_id']}/issue", {"user_id": user})

@@ -10,13 +10,19 @@ import asyncpg
 import pytest
 
 from coupon_service.service import saga
+from shared.db.pool import close_pool, create_pool
 from shared.db.uow import UnitOfWork
 from shared.events import REGISTRY
 from shared.events.saga import (
-    ConfirmCoupon, CouponConfirmed, CouponReleased, CouponReservationFailed, CouponReserved, ReleaseCoupon,
-    ReserveCoupon, SagaCommand,
+    ConfirmCoupon,
+    CouponConfirmed,
+    CouponReleased,
+    CouponReservationFailed,
+    CouponReserved,
+    ReleaseCoupon,
+    ReserveCoupon,
+    SagaCommand,
 )
-from shared.db.pool import close_pool, create_pool
 from shared.messaging.envelope import Outgoing
 from tests.coupon_service.conftest import Env, new_user_id
 from tests.support.kafka import produce, read_topic
@@ -45,8 +51,9 @@ async def _replies(env: Env, orders: set[str], count: int) -> list:
 
 async def _owned(env: Env, amount_type: str = "FIXED", value: int = 3000, minimum: int = 0) -> tuple[int, int]:
     user = new_user_id()
-    coupon = await env.create_coupon(total_quantity=5, discount_type=amount_type, discount_value=value,
-                                     min_order_amount=minimum)
+    coupon = await env.create_coupon(
+        total_quantity=5, discount_type=amount_type, discount_value=value, min_order_amount=minimum
+    )
     status, body = await env.call("POST", f"/api/v1/coupons/{coupon['coupon_id']}/issue", {"user_id": user})
     assert status == 201
     return user, body["user_coupon_id"]
@@ -87,10 +94,17 @@ async def test_release_makes_available_and_fences(coupon_env: Env) -> None:
     env = coupon_env
     user, uc = await _owned(env)
     order, never = _order(), _order()
-    await _send(env, ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=2000),
-            ReleaseCoupon(order_id=order), ReleaseCoupon(order_id=order))
-    await _send(env, ReleaseCoupon(order_id=never),
-                ReserveCoupon(order_id=never, user_id=user, user_coupon_id=uc, order_amount=50_000))
+    await _send(
+        env,
+        ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=2000),
+        ReleaseCoupon(order_id=order),
+        ReleaseCoupon(order_id=order),
+    )
+    await _send(
+        env,
+        ReleaseCoupon(order_id=never),
+        ReserveCoupon(order_id=never, user_id=user, user_coupon_id=uc, order_amount=50_000),
+    )
     replies = await _replies(env, {order, never}, 5)
     by_order = {o: [r for r in replies if r.order_id == o] for o in (order, never)}
     first = by_order[order][0]
@@ -124,7 +138,9 @@ async def test_one_coupon_in_three_orders_through_the_topic(coupon_env: Env) -> 
     await _send(env, *(ReserveCoupon(order_id=o, user_id=user, user_coupon_id=uc, order_amount=9000) for o in orders))
     replies = await _replies(env, set(orders), 3)
     assert sorted(type(r).__name__ for r in replies) == [
-        "CouponReservationFailed", "CouponReservationFailed", "CouponReserved",
+        "CouponReservationFailed",
+        "CouponReservationFailed",
+        "CouponReserved",
     ]
 
 
@@ -157,8 +173,7 @@ async def test_one_coupon_in_three_concurrent_transactions(coupon_env: Env) -> N
 async def _blocked_on_a_lock(conn: asyncpg.Connection) -> None:
     """Until some other session of this database waits for a lock (our racing handler)."""
     while not await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock')"
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')"
     ):
         await asyncio.sleep(0.02)
 

@@ -41,12 +41,14 @@ class Cluster:
     def run(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(CLUSTER), *args, "--state-dir", str(self.state_dir)],
-            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
         )
 
     def pid(self, name: str) -> int:
         return int((self.state_dir / "pids" / f"{name}.pid").read_text())
-
 
 
 @contextlib.contextmanager
@@ -60,20 +62,29 @@ def running_cluster(*extra: str) -> Iterator[Cluster]:
     for _ in range(3):  # a random port range; try another if one is taken
         offset = cluster_port_offset()
         result = subprocess.run(
-            [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "up", *args,
-             "--port-offset", str(offset)],
-            capture_output=True, text=True, timeout=240, cwd=ROOT,
+            [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "up", *args, "--port-offset", str(offset)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=ROOT,
         )
         if result.returncode == 0:
             break
     info = json.loads((state_dir / "cluster.json").read_text()) if (state_dir / "cluster.json").exists() else {}
     try:
-        assert result is not None and result.returncode == 0, f"cluster did not start:\n{result.stdout}\n{result.stderr}"
-        yield Cluster(state_dir, info["gateway_url"], info["admin_token"], info["topic_prefix"],
-                      info["kafka_bootstrap"])
+        assert result is not None and result.returncode == 0, (
+            f"cluster did not start:\n{result.stdout}\n{result.stderr}"
+        )
+        yield Cluster(
+            state_dir, info["gateway_url"], info["admin_token"], info["topic_prefix"], info["kafka_bootstrap"]
+        )
     finally:
-        subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
-                       capture_output=True, timeout=120, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
+            capture_output=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         if info:
             asyncio.run(drop_databases(info["pg_admin_dsn"], f"e2e{run_id}"))
         if not os.environ.get("E2E_KEEP_LOGS"):
@@ -94,8 +105,15 @@ class Api:
         self.base = cluster.gateway
         self.admin = {"X-Admin-Token": cluster.admin_token}
 
-    async def call(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-                   raw: bytes | None = None) -> tuple[int, Any, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, Any]:
         kwargs: dict[str, Any] = {"headers": headers or {}}
         if raw is not None:
             kwargs["data"] = io.BytesIO(raw)
@@ -126,8 +144,13 @@ class Api:
         return (await self.ok("POST", "/api/v1/admin/products", body, expect=201, headers=self.admin))["product_id"]
 
     async def coupon(self, **overrides: Any) -> int:
-        body = {"name": f"e2e-coupon-{uuid.uuid4().hex[:6]}", "discount_type": "FIXED", "discount_value": 1000,
-                "total_quantity": 10, "valid_days": 7} | overrides
+        body = {
+            "name": f"e2e-coupon-{uuid.uuid4().hex[:6]}",
+            "discount_type": "FIXED",
+            "discount_value": 1000,
+            "total_quantity": 10,
+            "valid_days": 7,
+        } | overrides
         return (await self.ok("POST", "/api/v1/admin/coupons", body, expect=201, headers=self.admin))["coupon_id"]
 
     async def issue(self, coupon_id: int, user_id: int) -> int:

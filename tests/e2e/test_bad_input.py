@@ -52,29 +52,52 @@ async def test_bad_input_is_4xx_and_changes_nothing(api: Api) -> None:
         ("POST", "/api/v1/admin/products", {"name": "x", "price": HUGE, "stock": 1}, None),
         ("PATCH", f"/api/v1/admin/products/{product}", {"stock": -3}, None),
         ("PATCH", f"/api/v1/admin/products/{product}", {"price": "free"}, None),
-        ("POST", "/api/v1/admin/coupons", {"name": "c", "discount_type": "RATE", "discount_value": 101,
-                                            "total_quantity": 1, "valid_days": 1}, None),
-        ("POST", "/api/v1/admin/coupons", {"name": "c", "discount_type": "FIXED", "discount_value": 0,
-                                            "total_quantity": 1, "valid_days": 1}, None),
+        (
+            "POST",
+            "/api/v1/admin/coupons",
+            {"name": "c", "discount_type": "RATE", "discount_value": 101, "total_quantity": 1, "valid_days": 1},
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/admin/coupons",
+            {"name": "c", "discount_type": "FIXED", "discount_value": 0, "total_quantity": 1, "valid_days": 1},
+            None,
+        ),
         ("POST", "/api/v1/orders", {"user_id": user, "items": []}, None),
         ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 0}]}, None),
         ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1001}]}, None),
         ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": HUGE}]}, None),
-        ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1},
-                                                               {"product_id": product, "quantity": 1}]}, None),
+        (
+            "POST",
+            "/api/v1/orders",
+            {
+                "user_id": user,
+                "items": [{"product_id": product, "quantity": 1}, {"product_id": product, "quantity": 1}],
+            },
+            None,
+        ),
         ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": "1"}]}, None),
         ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": 999999999, "quantity": 1}]}, None),
         ("POST", "/api/v1/orders", {"user_id": 999999999, "items": [{"product_id": product, "quantity": 1}]}, None),
-        ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}],
-                                    "user_coupon_id": "seven"}, None),
+        (
+            "POST",
+            "/api/v1/orders",
+            {"user_id": user, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": "seven"},
+            None,
+        ),
         ("POST", "/api/v1/orders", None, b'{"user_id": 1, "items": [}'),
         ("POST", "/api/v1/orders", None, b"x" * (1024 * 1024 + 10)),
     ]
     failures = []
     for method, path, body, raw in cases:
         status, data, headers = await api.call(method, path, body, raw=raw, headers=api.admin)
-        ok = 400 <= status < 500 and isinstance(data, dict) and data.get("code") and \
-            headers.get("Content-Type", "").startswith("application/problem+json")
+        ok = (
+            400 <= status < 500
+            and isinstance(data, dict)
+            and data.get("code")
+            and headers.get("Content-Type", "").startswith("application/problem+json")
+        )
         if not ok:
             failures.append((method, path, body if raw is None else raw[:40], status, data))
     assert not failures, "\n".join(map(repr, failures))
@@ -92,7 +115,9 @@ def _raw_request(base: str, method: str, path: str, header: bytes, body: bytes) 
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n".encode()
-            + header + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            + header
+            + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
         )
         answer = b""
         while chunk := sock.recv(65536):
@@ -110,13 +135,26 @@ async def test_huge_integers_and_nul_everywhere_are_400_through_the_gateway(api:
         ("POST", f"/api/v1/users/{user}/balance/charge", {"amount": 100}),
         ("POST", "/api/v1/admin/products", {"name": "tea", "price": 1, "stock": 1}),
         ("PATCH", f"/api/v1/admin/products/{product}", {"name": "tea", "price": 1, "stock": 1, "status": "SELLABLE"}),
-        ("POST", "/api/v1/admin/coupons", {"name": "c", "discount_type": "FIXED", "discount_value": 10,
-                                           "total_quantity": 1, "valid_days": 1, "min_order_amount": 0,
-                                           "issue_starts_at": "2026-01-01T00:00:00Z",
-                                           "issue_ends_at": "2099-01-01T00:00:00Z"}),
+        (
+            "POST",
+            "/api/v1/admin/coupons",
+            {
+                "name": "c",
+                "discount_type": "FIXED",
+                "discount_value": 10,
+                "total_quantity": 1,
+                "valid_days": 1,
+                "min_order_amount": 0,
+                "issue_starts_at": "2026-01-01T00:00:00Z",
+                "issue_ends_at": "2099-01-01T00:00:00Z",
+            },
+        ),
         ("POST", f"/api/v1/coupons/{coupon}/issue", {"user_id": user}),
-        ("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}],
-                                    "user_coupon_id": 1}),
+        (
+            "POST",
+            "/api/v1/orders",
+            {"user_id": user, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": 1},
+        ),
     ]
     queries = [
         ("GET", f"/api/v1/users/{user}/balance/history", {"limit": "5", "cursor": "h1"}),
@@ -127,11 +165,16 @@ async def test_huge_integers_and_nul_everywhere_are_400_through_the_gateway(api:
         ("POST", "/api/v1/admin/rankings/rebuild", {"day": "2026-01-01"}),
         ("GET", "/api/v1/admin/dead-letters", {"service": "balance", "limit": "5", "cursor": "d1.balance.1"}),
         ("GET", "/api/v1/admin/dead-letters", {"limit": "5", "cursor": "d1.balance.1"}),
-        ("GET", "/api/v1/admin/sagas", {"step": "COMPENSATING", "older_than_s": "10", "limit": "5",
-                                        "cursor": "o1." + "0" * 32}),
+        (
+            "GET",
+            "/api/v1/admin/sagas",
+            {"step": "COMPENSATING", "older_than_s": "10", "limit": "5", "cursor": "o1." + "0" * 32},
+        ),
     ]
     paths = [f"/api/v1/users/{bad}" for bad in (f"{user}%00", 2**63)]
-    paths += [f"/api/v1/users/{bad}/{tail}" for bad in (f"{user}%00", 2**63) for tail in ("balance", "coupons", "orders")]
+    paths += [
+        f"/api/v1/users/{bad}/{tail}" for bad in (f"{user}%00", 2**63) for tail in ("balance", "coupons", "orders")
+    ]
     paths += [f"/api/v1/products/{bad}" for bad in (f"{product}%00", 2**63)]
     paths += [f"/api/v1/coupons/{bad}" for bad in (f"{coupon}%00", 2**63)]
     paths += [f"/api/v1/orders/{uuid.uuid4()}%00", f"/api/v1/admin/orders/{uuid.uuid4()}%00/saga"]

@@ -26,11 +26,18 @@ async def _letters(api: Api, query: str = "") -> list[dict]:
 @pytest.mark.asyncio
 async def test_dead_letters_are_listed_and_replayed_through_the_gateway(api: Api, cluster: Cluster) -> None:
     event_id = str(uuid.uuid4())
-    body = {"event_id": event_id, "occurred_at": datetime.now(UTC).isoformat(), "user_id": HUGE, "name": "x",
-            "created_at": datetime.now(UTC).isoformat()}
+    body = {
+        "event_id": event_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "user_id": HUGE,
+        "name": "x",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
     headers = [("event-type", b"UserRegistered"), ("event-version", b"1"), ("event-id", event_id.encode())]
-    await produce(cluster.kafka_bootstrap, [(f"{cluster.topic_prefix}user.registered", b"huge", json.dumps(body).encode(),
-                                             headers)])
+    await produce(
+        cluster.kafka_bootstrap,
+        [(f"{cluster.topic_prefix}user.registered", b"huge", json.dumps(body).encode(), headers)],
+    )
 
     async def both() -> list[dict] | None:
         mine = [i for i in await _letters(api) if i["event_id"] == event_id]
@@ -59,8 +66,10 @@ async def test_dead_letters_are_listed_and_replayed_through_the_gateway(api: Api
     assert status == 202 and data["dead_letter_id"] == coupon_letter["dead_letter_id"]
 
     async def replayed() -> bool:
-        return any(i["dead_letter_id"] == coupon_letter["dead_letter_id"] and i["replayed_at"]
-                   for i in await _letters(api, "&service=coupon"))
+        return any(
+            i["dead_letter_id"] == coupon_letter["dead_letter_id"] and i["replayed_at"]
+            for i in await _letters(api, "&service=coupon")
+        )
 
     await eventually(replayed, timeout=30)
     # Still failing, it was set aside again: a new dead letter of the same record.
@@ -76,16 +85,22 @@ async def test_a_poisoned_deduct_command_does_not_stop_payments(api: Api, cluste
     user = await api.user(100_000)
     product = await api.product(price=1000, stock=100)
     event_id = str(uuid.uuid4())
-    body = {"event_id": event_id, "occurred_at": datetime.now(UTC).isoformat(), "order_id": str(uuid.uuid4()),
-            "user_id": user, "amount": 1180591620717411303424}
+    body = {
+        "event_id": event_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "order_id": str(uuid.uuid4()),
+        "user_id": user,
+        "amount": 1180591620717411303424,
+    }
     headers = [("event-type", b"DeductBalance"), ("event-version", b"1"), ("event-id", event_id.encode())]
     topic = f"{cluster.topic_prefix}saga.balance.commands"
     await produce(cluster.kafka_bootstrap, [(topic, body["order_id"].encode(), json.dumps(body).encode(), headers)])
     poisoned = _partition(body["order_id"])
     same_partition = 0
-    for placed in range(1, 41):  # until two orders' commands went behind the poison on its partition
-        status, order, _ = await api.call("POST", "/api/v1/orders",
-                                          {"user_id": user, "items": [{"product_id": product, "quantity": 1}]})
+    for placed in range(1, 41):  # noqa: B007 (read after the loop) until two orders' commands went behind the poison
+        status, order, _ = await api.call(
+            "POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}]}
+        )
         assert status == 201 and order["status"] == "COMPLETED", order
         same_partition += _partition(order["order_id"]) == poisoned
         if same_partition == 2:

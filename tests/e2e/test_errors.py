@@ -14,17 +14,20 @@ MISSING = 999_999_999
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("path", "code"), [
-    (f"/api/v1/users/{MISSING}", "USER_NOT_FOUND"),
-    (f"/api/v1/users/{MISSING}/balance", "USER_NOT_FOUND"),
-    (f"/api/v1/users/{MISSING}/balance/history", "USER_NOT_FOUND"),
-    (f"/api/v1/users/{MISSING}/coupons", "USER_NOT_FOUND"),
-    (f"/api/v1/users/{MISSING}/orders", "USER_NOT_FOUND"),
-    (f"/api/v1/products/{MISSING}", "PRODUCT_NOT_FOUND"),
-    (f"/api/v1/coupons/{MISSING}", "COUPON_NOT_FOUND"),
-    (f"/api/v1/orders/{uuid.uuid4()}", "ORDER_NOT_FOUND"),
-    ("/api/v1/no-such-route", "NOT_FOUND"),
-])
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        (f"/api/v1/users/{MISSING}", "USER_NOT_FOUND"),
+        (f"/api/v1/users/{MISSING}/balance", "USER_NOT_FOUND"),
+        (f"/api/v1/users/{MISSING}/balance/history", "USER_NOT_FOUND"),
+        (f"/api/v1/users/{MISSING}/coupons", "USER_NOT_FOUND"),
+        (f"/api/v1/users/{MISSING}/orders", "USER_NOT_FOUND"),
+        (f"/api/v1/products/{MISSING}", "PRODUCT_NOT_FOUND"),
+        (f"/api/v1/coupons/{MISSING}", "COUPON_NOT_FOUND"),
+        (f"/api/v1/orders/{uuid.uuid4()}", "ORDER_NOT_FOUND"),
+        ("/api/v1/no-such-route", "NOT_FOUND"),
+    ],
+)
 async def test_not_found_codes(api: Api, path: str, code: str) -> None:
     status, data, _ = await api.call("GET", path)
     assert_problem(status, data, 404, code)
@@ -33,8 +36,9 @@ async def test_not_found_codes(api: Api, path: str, code: str) -> None:
 @pytest.mark.asyncio
 async def test_admin_routes_need_the_token(api: Api) -> None:
     for headers in ({}, {"X-Admin-Token": "wrong"}):
-        status, data, _ = await api.call("POST", "/api/v1/admin/products", {"name": "x", "price": 1, "stock": 1},
-                                         headers=headers)
+        status, data, _ = await api.call(
+            "POST", "/api/v1/admin/products", {"name": "x", "price": 1, "stock": 1}, headers=headers
+        )
         assert_problem(status, data, 401, "UNAUTHORIZED")
         status, data, _ = await api.call("POST", "/api/v1/admin/rankings/rebuild", headers=headers)
         assert_problem(status, data, 401, "UNAUTHORIZED")
@@ -84,21 +88,28 @@ async def test_order_failures_leave_nothing_applied(api: Api) -> None:
     user_coupon = await api.issue(coupon, user)
 
     # INSUFFICIENT_BALANCE: 3 x 2000 = 6000 > 5000 (coupon reserved first, then released)
-    await _failed_order(api, {"user_id": user, "items": [{"product_id": product, "quantity": 3}],
-                              "user_coupon_id": user_coupon}, "INSUFFICIENT_BALANCE")
+    await _failed_order(
+        api,
+        {"user_id": user, "items": [{"product_id": product, "quantity": 3}], "user_coupon_id": user_coupon},
+        "INSUFFICIENT_BALANCE",
+    )
     # OUT_OF_STOCK: balance deducted, then refunded
     rich = await api.user(balance=100_000)
     await _failed_order(api, {"user_id": rich, "items": [{"product_id": product, "quantity": 4}]}, "OUT_OF_STOCK")
     assert await api.balance(rich) == 100_000
     # COUPON_UNAVAILABLE: someone else's coupon
-    await _failed_order(api, {"user_id": rich, "items": [{"product_id": product, "quantity": 1}],
-                              "user_coupon_id": user_coupon}, "COUPON_UNAVAILABLE")
+    await _failed_order(
+        api,
+        {"user_id": rich, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": user_coupon},
+        "COUPON_UNAVAILABLE",
+    )
     # PRODUCT_NOT_SELLABLE
     gone = await api.product(price=100, stock=5)
     await api.ok("PATCH", f"/api/v1/admin/products/{gone}", {"status": "DISCONTINUED"}, headers=api.admin)
     orders_before = len((await api.ok("GET", f"/api/v1/users/{rich}/orders?limit=100"))["items"])
-    status, data, _ = await api.call("POST", "/api/v1/orders", {"user_id": rich, "items": [{"product_id": gone,
-                                                                                            "quantity": 1}]})
+    status, data, _ = await api.call(
+        "POST", "/api/v1/orders", {"user_id": rich, "items": [{"product_id": gone, "quantity": 1}]}
+    )
     assert_problem(status, data, 409, "PRODUCT_NOT_SELLABLE")
     if "order_id" in data:  # refused by the saga: a FAILED order
         assert data["order_status"] == "FAILED"
@@ -113,11 +124,19 @@ async def test_order_failures_leave_nothing_applied(api: Api) -> None:
     assert [(c["user_coupon_id"], c["status"]) for c in coupons["items"]] == [(user_coupon, "AVAILABLE")]
     history = (await api.ok("GET", f"/api/v1/users/{rich}/balance/history"))["items"]
     assert sum(h["amount"] for h in history if h["type"] == "USE") == sum(
-        h["amount"] for h in history if h["type"] == "REFUND")
+        h["amount"] for h in history if h["type"] == "REFUND"
+    )
     # a used coupon cannot be used twice
-    order = await api.ok("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}],
-                                                    "user_coupon_id": user_coupon}, expect=201)
+    order = await api.ok(
+        "POST",
+        "/api/v1/orders",
+        {"user_id": user, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": user_coupon},
+        expect=201,
+    )
     assert order["paid_amount"] == 1_500
-    await _failed_order(api, {"user_id": user, "items": [{"product_id": product, "quantity": 1}],
-                              "user_coupon_id": user_coupon}, "COUPON_UNAVAILABLE")
+    await _failed_order(
+        api,
+        {"user_id": user, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": user_coupon},
+        "COUPON_UNAVAILABLE",
+    )
     assert await api.balance(user) == 3_500 and await api.stock(product) == 2

@@ -24,9 +24,15 @@ async def test_order_with_coupon_completes_and_every_view_reflects_it(api: Api, 
     user_coupon = await api.issue(coupon, user)
     assert (await api.ok("GET", f"/api/v1/coupons/{coupon}"))["issued_quantity"] == 1
 
-    status, order, headers = await api.call("POST", "/api/v1/orders", {
-        "user_id": user, "items": [{"product_id": product, "quantity": 2}], "user_coupon_id": user_coupon,
-    })
+    status, order, headers = await api.call(
+        "POST",
+        "/api/v1/orders",
+        {
+            "user_id": user,
+            "items": [{"product_id": product, "quantity": 2}],
+            "user_coupon_id": user_coupon,
+        },
+    )
     assert status == 201, order
     assert order["status"] == "COMPLETED"
     assert (order["total_amount"], order["discount_amount"], order["paid_amount"]) == (20_000, 3_000, 17_000)
@@ -35,7 +41,8 @@ async def test_order_with_coupon_completes_and_every_view_reflects_it(api: Api, 
     order_id = order["order_id"]
     # COMPLETED => every effect visible on the first read after the response (API.md)
     coupon_status, balance, stock = await asyncio.gather(
-        _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product))
+        _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product)
+    )
     assert (coupon_status, balance, stock) == (("USED", True), 83_000, 8)
 
     assert (await api.ok("GET", f"/api/v1/orders/{order_id}"))["status"] == "COMPLETED"
@@ -72,8 +79,9 @@ async def test_rate_coupon_and_no_coupon_amounts(api: Api) -> None:
     body = {"user_id": user, "items": [{"product_id": product, "quantity": 3}], "user_coupon_id": user_coupon}
     order = await api.ok("POST", "/api/v1/orders", body, expect=201)
     assert (order["total_amount"], order["discount_amount"], order["paid_amount"]) == (9_999, 1_499, 8_500)
-    plain = await api.ok("POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}]},
-                         expect=201)
+    plain = await api.ok(
+        "POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}]}, expect=201
+    )
     assert (plain["discount_amount"], plain["paid_amount"], plain["user_coupon_id"]) == (0, 3_333, None)
     assert await api.balance(user) == 50_000 - 8_500 - 3_333
     assert await api.stock(product) == 1
@@ -84,7 +92,9 @@ async def test_prefer_respond_async_is_202_then_completes(api: Api) -> None:
     user = await api.user(balance=10_000)
     product = await api.product(price=1_000, stock=3)
     status, order, headers = await api.call(
-        "POST", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 1}]},
+        "POST",
+        "/api/v1/orders",
+        {"user_id": user, "items": [{"product_id": product, "quantity": 1}]},
         headers={"Prefer": "respond-async"},
     )
     assert status == 202, order
@@ -143,7 +153,8 @@ async def test_completed_shows_coupon_used_balance_and_stock_on_the_first_read_u
         completed.append(order["order_id"])
         at_least = len(completed)  # orders (this one included) that have taken their unit
         coupon_status, balance, stock = await asyncio.gather(
-            _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product))
+            _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product)
+        )
         assert coupon_status == ("USED", True), (user, coupon_status)
         assert balance == 10_000 - 900, (user, balance)
         assert stock <= 1_000 - at_least, (user, stock)
@@ -167,7 +178,8 @@ async def test_a_failed_order_shows_nothing_kept_and_gives_the_coupon_back(api: 
     status, problem, _ = await api.call("POST", "/api/v1/orders", body)
     assert (status, problem["code"], problem["order_status"]) == (409, "OUT_OF_STOCK", "FAILED"), problem
     coupon_status, balance, stock = await asyncio.gather(
-        _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product))
+        _coupon_status(api, user, user_coupon), api.balance(user), api.stock(product)
+    )
     assert (coupon_status, balance, stock) == (("AVAILABLE", False), 50_000, 1)
     order = await api.ok("GET", f"/api/v1/orders/{problem['order_id']}")
     listed = (await api.ok("GET", f"/api/v1/users/{user}/orders"))["items"]
@@ -195,11 +207,22 @@ async def test_idempotency_keys_are_scoped_to_the_user(api: Api) -> None:
     product = await api.product(price=1_000, stock=5)
     first, second = await api.user(balance=5_000), await api.user(balance=5_000)
     key = {"Idempotency-Key": f"shared-{uuid.uuid4()}"}
-    mine = await api.ok("POST", "/api/v1/orders", {"user_id": first, "items": [{"product_id": product, "quantity": 1}]},
-                        expect=201, headers=key)
-    theirs = await api.ok("POST", "/api/v1/orders",
-                          {"user_id": second, "items": [{"product_id": product, "quantity": 2}]}, expect=201, headers=key)
+    mine = await api.ok(
+        "POST",
+        "/api/v1/orders",
+        {"user_id": first, "items": [{"product_id": product, "quantity": 1}]},
+        expect=201,
+        headers=key,
+    )
+    theirs = await api.ok(
+        "POST",
+        "/api/v1/orders",
+        {"user_id": second, "items": [{"product_id": product, "quantity": 2}]},
+        expect=201,
+        headers=key,
+    )
     assert mine["order_id"] != theirs["order_id"]
-    charged = [await api.ok("POST", f"/api/v1/users/{u}/balance/charge", {"amount": 100}, headers=key)
-               for u in (first, second)]
+    charged = [
+        await api.ok("POST", f"/api/v1/users/{u}/balance/charge", {"amount": 100}, headers=key) for u in (first, second)
+    ]
     assert [c["balance"] for c in charged] == [4_100, 3_100]

@@ -36,10 +36,23 @@ SEED = int(os.environ.get("SCHEMATHESIS_SEED", "1"))
 @pytest.mark.timeout(1800)
 def test_schemathesis_finds_no_failure_through_the_gateway(cluster: Cluster) -> None:
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", f"{cluster.gateway}/api/docs/openapi.json",
-        "--checks", "all", "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES),
-        "-H", f"X-Admin-Token: {cluster.admin_token}", "--workers", "2", "--request-timeout", "30",
-        "--generation-database", "none",  # the seed alone decides what runs, in CI as locally
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{cluster.gateway}/api/docs/openapi.json",
+        "--checks",
+        "all",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "-H",
+        f"X-Admin-Token: {cluster.admin_token}",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "30",
+        "--generation-database",
+        "none",  # the seed alone decides what runs, in CI as locally
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.st_hooks", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=1700, cwd=ROOT, env=env)

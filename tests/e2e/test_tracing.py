@@ -29,7 +29,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
@@ -52,9 +52,17 @@ class Receiver:
             for scope in resource_spans.scope_spans:
                 for span in scope.spans:
                     attributes = {a.key: (a.value.string_value or a.value.int_value) for a in span.attributes}
-                    found.append({"service": resource.get("service.name"), "name": span.name,
-                                  "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
-                                  "parent": span.parent_span_id.hex(), "kind": span.kind, "attributes": attributes})
+                    found.append(
+                        {
+                            "service": resource.get("service.name"),
+                            "name": span.name,
+                            "trace_id": span.trace_id.hex(),
+                            "span_id": span.span_id.hex(),
+                            "parent": span.parent_span_id.hex(),
+                            "kind": span.kind,
+                            "attributes": attributes,
+                        }
+                    )
         with self._lock:
             self.spans.extend(found)
 
@@ -79,8 +87,11 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def traced(receiver: Receiver) -> Iterator[Cluster]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-           "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
     with running_cluster(*(arg for k, v in env.items() for arg in ("--env", f"{k}={v}"))) as cluster:
         yield cluster
 
@@ -94,9 +105,16 @@ async def test_one_order_is_one_trace_across_every_service(traced: Cluster, rece
         coupon = await api.coupon(discount_type="FIXED", discount_value=1_000, total_quantity=5)
         user_coupon = await api.issue(coupon, user)
         request_id = f"trace-{uuid.uuid4().hex[:12]}"
-        status, order, _ = await api.call("POST", "/api/v1/orders", {
-            "user_id": user, "items": [{"product_id": product, "quantity": 1}], "user_coupon_id": user_coupon,
-        }, headers={"X-Request-ID": request_id})
+        status, order, _ = await api.call(
+            "POST",
+            "/api/v1/orders",
+            {
+                "user_id": user,
+                "items": [{"product_id": product, "quantity": 1}],
+                "user_coupon_id": user_coupon,
+            },
+            headers={"X-Request-ID": request_id},
+        )
         assert status == 201, order
 
     async def the_trace() -> list[dict[str, Any]] | None:
@@ -117,8 +135,14 @@ async def test_one_order_is_one_trace_across_every_service(traced: Cluster, rece
     assert all(s["parent"] in ids for s in spans if s["parent"])
     # every saga command and reply went through an outbox and Kafka within the trace
     processed = {(s["service"], s["attributes"].get("event.type")) for s in spans if s["name"].endswith(" process")}
-    assert {("coupon", "ReserveCoupon"), ("balance", "DeductBalance"), ("catalog", "DeductStock"),
-            ("order", "CouponReserved"), ("order", "BalanceDeducted"), ("order", "StockDeducted"),
-            ("ranking", "OrderCompleted")} <= processed, processed
+    assert {
+        ("coupon", "ReserveCoupon"),
+        ("balance", "DeductBalance"),
+        ("catalog", "DeductStock"),
+        ("order", "CouponReserved"),
+        ("order", "BalanceDeducted"),
+        ("order", "StockDeducted"),
+        ("ranking", "OrderCompleted"),
+    } <= processed, processed
     assert all(s["attributes"].get("request.id") == request_id for s in spans if s["name"].endswith(" process"))
     assert any(s["service"] == "order" and s["attributes"].get("request.id") == request_id for s in spans)

@@ -55,31 +55,56 @@ def faults_broker(infra: Servers) -> Iterator[PrivateBroker]:
     broker.stop()
 
 
-
 @pytest.fixture(scope="session")
 def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> Iterator[FaultCluster]:
     run_id = uuid.uuid4().hex[:8]
     state_dir = ROOT / ".local" / f"faults-{run_id}"
     suffix = f"f{run_id}"
-    args = ["up", "--detach", "--no-seed", "--instances", "balance=2,catalog=2,coupon=2,order=2,ranking=2",
-            "--topic-prefix", f"faults{run_id}.", "--db-suffix", suffix,
-            "--pg-admin-dsn", private_pg.admin_dsn, "--kafka-bootstrap", faults_broker.bootstrap,
-            "--wait", "120", *(f"--env={k}={v}" for k, v in SAGA_ENV.items())]
+    args = [
+        "up",
+        "--detach",
+        "--no-seed",
+        "--instances",
+        "balance=2,catalog=2,coupon=2,order=2,ranking=2",
+        "--topic-prefix",
+        f"faults{run_id}.",
+        "--db-suffix",
+        suffix,
+        "--pg-admin-dsn",
+        private_pg.admin_dsn,
+        "--kafka-bootstrap",
+        faults_broker.bootstrap,
+        "--wait",
+        "120",
+        *(f"--env={k}={v}" for k, v in SAGA_ENV.items()),
+    ]
     result = None
     for _ in range(3):  # a random port range; another one if it is taken
         offset = cluster_port_offset(instances=2)
-        result = subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), *args,
-                                 "--port-offset", str(offset)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), *args, "--port-offset", str(offset)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
         if result.returncode == 0:
             break
     info = json.loads((state_dir / "cluster.json").read_text()) if (state_dir / "cluster.json").exists() else {}
     try:
-        assert result is not None and result.returncode == 0, f"cluster did not start:\n{result.stdout}\n{result.stderr}"
-        yield FaultCluster(state_dir, info["gateway_url"], info["admin_token"], info["topic_prefix"],
-                           info["kafka_bootstrap"])
+        assert result is not None and result.returncode == 0, (
+            f"cluster did not start:\n{result.stdout}\n{result.stderr}"
+        )
+        yield FaultCluster(
+            state_dir, info["gateway_url"], info["admin_token"], info["topic_prefix"], info["kafka_bootstrap"]
+        )
     finally:
-        subprocess.run([sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
-                       capture_output=True, timeout=180, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(CLUSTER), "--state-dir", str(state_dir), "down"],
+            capture_output=True,
+            timeout=180,
+            cwd=ROOT,
+        )
         if info:
             asyncio.run(drop_databases(private_pg.admin_dsn, suffix))
         if not os.environ.get("FAULTS_KEEP_LOGS"):

@@ -39,7 +39,10 @@ class FaultCluster:
     def run(self, *args: str, timeout: float = 120) -> None:
         result = subprocess.run(
             [sys.executable, str(CLUSTER), *args, "--state-dir", str(self.state_dir)],
-            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
         )
         if result.returncode != 0:
             raise RuntimeError(f"cluster.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -101,7 +104,9 @@ class Probe:
             # every service at once, so a frozen one does not slow down the probes of the others
             await asyncio.gather(*(self._probe(s, p) for s, p in paths.items()), asyncio.sleep(0.3))
 
-    def during(self, start: float, end: float, services: tuple[str, ...] = SERVICES) -> list[tuple[float, str, int, float]]:
+    def during(
+        self, start: float, end: float, services: tuple[str, ...] = SERVICES
+    ) -> list[tuple[float, str, int, float]]:
         return [s for s in self.samples if start <= s[0] <= end and s[1] in services]
 
 
@@ -110,8 +115,14 @@ class Probe:
 
 async def read_events(bootstrap: str, topic: str) -> list[Any]:
     """Every record of ``topic`` up to its current end."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
     await consumer.start()
     try:
         partitions = sorted(consumer.assignment())
@@ -168,11 +179,24 @@ class Row:
 
 def table(rows: list[Row]) -> str:
     head = ("fault", "in flight", "completed", "failed", "invariants", "recovery s", "max gw s", "gateway during fault")
-    lines = [[r.fault, str(r.in_flight), str(r.completed), str(r.failed), r.invariants,
-              f"{r.recovery_s:.1f}", f"{r.max_latency_s:.2f}", r.statuses] for r in rows]
+    lines = [
+        [
+            r.fault,
+            str(r.in_flight),
+            str(r.completed),
+            str(r.failed),
+            r.invariants,
+            f"{r.recovery_s:.1f}",
+            f"{r.max_latency_s:.2f}",
+            r.statuses,
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*line) for line in lines)])
+    return "\n".join(
+        [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*line) for line in lines)]
+    )
 
 
 def status_summary(samples: list[tuple[float, str, int, float]]) -> str:

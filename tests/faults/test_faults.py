@@ -17,15 +17,28 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
+from bench.invariants import Targets, check_invariants
+from bench.load import Api, OrderLoad, RunData
 from shared.events.saga import (
-    DeductBalance, DeductStock, RefundBalance, ReleaseCoupon, ReserveCoupon, RestoreStock, StockLine,
+    DeductBalance,
+    DeductStock,
+    RefundBalance,
+    ReleaseCoupon,
+    ReserveCoupon,
+    RestoreStock,
+    StockLine,
 )
 from shared.messaging.envelope import Message, Outgoing
 from tests.faults.conftest import SAGA_ENV
-from bench.invariants import Targets, check_invariants
-from bench.load import Api, OrderLoad, RunData
 from tests.faults.harness import (
-    GATEWAY_TIMEOUT_S, ORDER_CREATE_TIMEOUT_S, SERVICES, FaultCluster, Probe, Row, read_events, settle,
+    GATEWAY_TIMEOUT_S,
+    ORDER_CREATE_TIMEOUT_S,
+    SERVICES,
+    FaultCluster,
+    Probe,
+    Row,
+    read_events,
+    settle,
     status_summary,
 )
 from tests.support.infra import PrivateBroker, PrivatePostgres
@@ -44,12 +57,32 @@ ORDER_STATUSES = {201, 202, 409, 502, 503, 504}
 Fault = Callable[[FaultCluster, RunData], Awaitable[None]]
 
 
-async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row], fault: Fault, *,
-                    watched: tuple[str, ...], before_s: float = 3.0, after_s: float = 2.0) -> RunData:
+async def run_fault(
+    name: str,
+    api: Api,
+    cluster: FaultCluster,
+    rows: list[Row],
+    fault: Fault,
+    *,
+    watched: tuple[str, ...],
+    before_s: float = 3.0,
+    after_s: float = 2.0,
+) -> RunData:
     """Run ``fault`` under order load; assert nothing is lost; return the run (its orders) for more checks."""
-    load = OrderLoad(cluster.gateway, cluster.admin_token, users=6, products=3, rate=RATE, max_in_flight=40,
-                     coupon_kinds=1, items_per_order=2, stock=100_000, balance=5_000_000,
-                     settle_timeout=SETTLE_BOUND_S, request_timeout=ORDER_CREATE_TIMEOUT_S + 10)
+    load = OrderLoad(
+        cluster.gateway,
+        cluster.admin_token,
+        users=6,
+        products=3,
+        rate=RATE,
+        max_in_flight=40,
+        coupon_kinds=1,
+        items_per_order=2,
+        stock=100_000,
+        balance=5_000_000,
+        settle_timeout=SETTLE_BOUND_S,
+        request_timeout=ORDER_CREATE_TIMEOUT_S + 10,
+    )
     probe: Probe | None = None
     try:
         run = await load.setup()
@@ -66,8 +99,9 @@ async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row],
         await probe.stop()
         await settle(api, run, SETTLE_BOUND_S)
         recovery_s = time.monotonic() - fault_end
-        problems = await check_invariants(cluster.state_dir / "cluster.json", load.run_data(),
-                                          settle_timeout=SETTLE_BOUND_S)
+        problems = await check_invariants(
+            cluster.state_dir / "cluster.json", load.run_data(), settle_timeout=SETTLE_BOUND_S
+        )
     finally:
         await load.stop(drain=False)  # after a failure: stop issuing before the session closes
         if probe is not None:
@@ -84,15 +118,25 @@ async def run_fault(name: str, api: Api, cluster: FaultCluster, rows: list[Row],
         gateway_problems.append(f"gateway answered {bad} for {watched} during the fault")
     if max_latency > GATEWAY_TIMEOUT_S + GATEWAY_SLACK_S:
         gateway_problems.append(f"gateway took {max_latency:.1f}s for {watched} during the fault")
-    bad_posts = sorted({(r.http_status, r.failure_code) for r in records if r.http_status not in ORDER_STATUSES},
-                       key=str)
+    bad_posts = sorted(
+        {(r.http_status, r.failure_code) for r in records if r.http_status not in ORDER_STATUSES}, key=str
+    )
     if bad_posts:
         gateway_problems.append(f"POST /orders answered {bad_posts}")
     completed = sum(1 for r in records if r.status == "COMPLETED")
     failed = sum(1 for r in records if r.status == "FAILED")
-    rows.append(Row(name, in_flight, completed, failed, "ok" if not problems else f"{len(problems)} broken",
-                    recovery_s, max_latency,
-                    f"{status_summary(during)}; POST {status_summary([(0, '', r.http_status or 0, 0) for r in posts])}"))
+    rows.append(
+        Row(
+            name,
+            in_flight,
+            completed,
+            failed,
+            "ok" if not problems else f"{len(problems)} broken",
+            recovery_s,
+            max_latency,
+            f"{status_summary(during)}; POST {status_summary([(0, '', r.http_status or 0, 0) for r in posts])}",
+        )
+    )
     assert records, "the load placed no order"
     assert completed > 0, "no order completed at all"
     assert not problems + gateway_problems, "\n".join(problems + gateway_problems)
@@ -106,7 +150,9 @@ async def stored_orders(cluster: FaultCluster, run: RunData) -> list[asyncpg.Rec
         return await conn.fetch(
             "SELECT o.order_id::text AS order_id, o.user_id, o.status, o.failure_code, k.key"
             " FROM orders o LEFT JOIN idempotency_keys k ON k.order_id = o.order_id"
-            " WHERE o.user_id = ANY($1::bigint[])", run.user_ids)
+            " WHERE o.user_id = ANY($1::bigint[])",
+            run.user_ids,
+        )
     finally:
         await conn.close()
 
@@ -124,15 +170,18 @@ def kill(service: str) -> Fault:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("service", SERVICES)
-async def test_sigkill_one_then_all_instances(service: str, fault_api: Api, fault_cluster: FaultCluster,
-                                              rows: list[Row]) -> None:
-    await run_fault(f"SIGKILL {service} (1, then 2 of 2)", fault_api, fault_cluster, rows, kill(service),
-                    watched=(service,))
+async def test_sigkill_one_then_all_instances(
+    service: str, fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]
+) -> None:
+    await run_fault(
+        f"SIGKILL {service} (1, then 2 of 2)", fault_api, fault_cluster, rows, kill(service), watched=(service,)
+    )
 
 
 @pytest.mark.asyncio
-async def test_kafka_broker_down_20s(fault_api: Api, fault_cluster: FaultCluster, faults_broker: PrivateBroker,
-                                     rows: list[Row]) -> None:
+async def test_kafka_broker_down_20s(
+    fault_api: Api, fault_cluster: FaultCluster, faults_broker: PrivateBroker, rows: list[Row]
+) -> None:
     async def fault(cluster: FaultCluster, run: RunData) -> None:
         await asyncio.to_thread(faults_broker.stop)
         await asyncio.sleep(20)
@@ -150,8 +199,9 @@ async def test_kafka_broker_down_20s(fault_api: Api, fault_cluster: FaultCluster
 
 
 @pytest.mark.asyncio
-async def test_postgres_restart(fault_api: Api, fault_cluster: FaultCluster, private_pg: PrivatePostgres,
-                                rows: list[Row]) -> None:
+async def test_postgres_restart(
+    fault_api: Api, fault_cluster: FaultCluster, private_pg: PrivatePostgres, rows: list[Row]
+) -> None:
     async def fault(cluster: FaultCluster, run: RunData) -> None:
         await asyncio.to_thread(private_pg.stop)
         await asyncio.sleep(3)
@@ -169,8 +219,9 @@ def _record(topic: str, key: str, message: Message) -> tuple[str, bytes, bytes, 
 
 
 @pytest.mark.asyncio
-async def test_saga_messages_twice_and_out_of_order(fault_api: Api, fault_cluster: FaultCluster,
-                                                    rows: list[Row]) -> None:
+async def test_saga_messages_twice_and_out_of_order(
+    fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]
+) -> None:
     fenced: dict[str, int | str] = {}
 
     async def fault(cluster: FaultCluster, run: RunData) -> None:
@@ -194,16 +245,24 @@ async def test_saga_messages_twice_and_out_of_order(fault_api: Api, fault_cluste
             _record(t("saga.balance.commands"), order_a, RefundBalance(order_id=order_a)),
             _record(t("saga.balance.commands"), order_a, DeductBalance(order_id=order_a, user_id=user, amount=777)),
             _record(t("saga.stock.commands"), order_b, RestoreStock(order_id=order_b)),
-            _record(t("saga.stock.commands"), order_b,
-                    DeductStock(order_id=order_b, lines=[StockLine(product_id=product, quantity=3)])),
+            _record(
+                t("saga.stock.commands"),
+                order_b,
+                DeductStock(order_id=order_b, lines=[StockLine(product_id=product, quantity=3)]),
+            ),
         ]
         coupon_user, owned = next((u, ids) for u, ids in run.user_coupons.items() if ids)
         user_coupon = owned[-1]
         if True:
             copies += [
                 _record(t("saga.coupon.commands"), order_c, ReleaseCoupon(order_id=order_c)),
-                _record(t("saga.coupon.commands"), order_c, ReserveCoupon(
-                    order_id=order_c, user_id=coupon_user, user_coupon_id=user_coupon, order_amount=100_000)),
+                _record(
+                    t("saga.coupon.commands"),
+                    order_c,
+                    ReserveCoupon(
+                        order_id=order_c, user_id=coupon_user, user_coupon_id=user_coupon, order_amount=100_000
+                    ),
+                ),
             ]
         fenced.update(user=user, order_a=order_a, coupon_user=coupon_user, user_coupon=user_coupon)
         await produce(cluster.kafka_bootstrap, copies)
@@ -219,8 +278,9 @@ async def test_saga_messages_twice_and_out_of_order(fault_api: Api, fault_cluste
 
 
 @pytest.mark.asyncio
-async def test_participant_slower_than_saga_deadline(fault_api: Api, fault_cluster: FaultCluster,
-                                                     rows: list[Row]) -> None:
+async def test_participant_slower_than_saga_deadline(
+    fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]
+) -> None:
     deadline = float(SAGA_ENV["ORDER_SAGA_STEP_TIMEOUT_S"]) * int(SAGA_ENV["ORDER_SAGA_MAX_ATTEMPTS"])
 
     async def fault(cluster: FaultCluster, run: RunData) -> None:
@@ -230,8 +290,9 @@ async def test_participant_slower_than_saga_deadline(fault_api: Api, fault_clust
         finally:
             await asyncio.to_thread(cluster.signal, "balance", "CONT")
 
-    run = await run_fault("balance frozen past the saga deadline", fault_api, fault_cluster, rows, fault,
-                          watched=("balance",))
+    run = await run_fault(
+        "balance frozen past the saga deadline", fault_api, fault_cluster, rows, fault, watched=("balance",)
+    )
     # the frozen participant had the commands delivered and never answered in time: those orders
     # end FAILED PAYMENT_TIMEOUT (run_fault's invariants already checked every effect was undone)
     orders = await stored_orders(fault_cluster, run)
@@ -242,6 +303,7 @@ async def test_participant_slower_than_saga_deadline(fault_api: Api, fault_clust
 
 def kill_order_repeatedly(times: int = 3) -> Fault:
     """SIGKILL an order instance while it holds requests, start it again; then the other one."""
+
     async def fault(cluster: FaultCluster, run: RunData) -> None:
         for n in range(times):
             name = f"order-{n % 2}"
@@ -255,9 +317,11 @@ def kill_order_repeatedly(times: int = 3) -> Fault:
 
 @pytest.mark.asyncio
 async def test_order_service_killed_under_load_never_answers_503_for_an_order_it_made(
-        fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]) -> None:
-    run = await run_fault("SIGKILL order 3x under load", fault_api, fault_cluster, rows, kill_order_repeatedly(),
-                          watched=("order",))
+    fault_api: Api, fault_cluster: FaultCluster, rows: list[Row]
+) -> None:
+    run = await run_fault(
+        "SIGKILL order 3x under load", fault_api, fault_cluster, rows, kill_order_repeatedly(), watched=("order",)
+    )
     # a 503 means nothing happened: count, per user, orders that exist although their POST got 503
     made = {o["key"] for o in await stored_orders(fault_cluster, run) if o["key"]}
     behind_503: dict[int, int] = {}

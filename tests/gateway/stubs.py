@@ -51,17 +51,18 @@ def stub_app(name: str, service: str, *, delay_s: float = 0.0) -> web.Applicatio
             raise Problem(404, "USER_NOT_FOUND", "Not found", "user 404 does not exist", extra="kept")
         return web.json_response(
             {
-                "instance": name, "method": request.method, "path": request.path,
-                "query": request.raw_path.partition("?")[2], "body": body.decode(),
+                "instance": name,
+                "method": request.method,
+                "path": request.path,
+                "query": request.raw_path.partition("?")[2],
+                "body": body.decode(),
                 "headers": dict(request.headers),
             },
             status=201 if request.method == "POST" else 200,
             headers={"X-Upstream": name, "Location": "/api/v1/somewhere"},
         )
 
-    documented = operation(
-        summary="stub", tags=[service], body=StubBody, responses={200: StubAnswer, 404: "not found"}
-    )
+    documented = operation(summary="stub", tags=[service], body=StubBody, responses={200: StubAnswer, 404: "not found"})
     for route in ROUTES:
         if route.service in (service, EVERY_SERVICE):
             handler = documented(_copy(echo))
@@ -103,8 +104,10 @@ class Dropper:
             await reader.readexactly(length)
             request_line = head.split(b"\r\n", 1)[0]
             if request_line.startswith(b"GET /health"):
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 15\r\nConnection: close\r\n\r\n{"status":"ok"}'
+                )
                 await writer.drain()
                 writer.close()
                 return

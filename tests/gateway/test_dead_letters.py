@@ -22,10 +22,21 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def _item(service: str, n: int, at: datetime) -> dict:
-    return {"dead_letter_id": f"{service}-{n}", "service": service, "topic": "t", "partition": 0, "offset": n,
-            "key": None, "event_type": "X", "event_id": None, "error": "E", "error_kind": "deterministic",
-            "failed_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "replayed_at": None,
-            "payload": {}}
+    return {
+        "dead_letter_id": f"{service}-{n}",
+        "service": service,
+        "topic": "t",
+        "partition": 0,
+        "offset": n,
+        "key": None,
+        "event_type": "X",
+        "event_id": None,
+        "error": "E",
+        "error_kind": "deterministic",
+        "failed_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "replayed_at": None,
+        "payload": {},
+    }
 
 
 def dead_letter_stub(service: str, items: list[dict], calls: list[str]) -> web.Application:
@@ -48,8 +59,9 @@ def dead_letter_stub(service: str, items: list[dict], calls: list[str]) -> web.A
         calls.append(request.path)
         if request.match_info["dead_letter_id"] not in {i["dead_letter_id"] for i in items}:
             raise Problem(404, "NOT_FOUND", "Not found", "no such dead letter")
-        return web.json_response({"dead_letter_id": request.match_info["dead_letter_id"], "status": "REPLAYING"},
-                                 status=202)
+        return web.json_response(
+            {"dead_letter_id": request.match_info["dead_letter_id"], "status": "REPLAYING"}, status=202
+        )
 
     app.router.add_get("/api/v1/admin/dead-letters", listing)
     app.router.add_post("/api/v1/admin/dead-letters/{dead_letter_id}/replay", replay)
@@ -69,8 +81,13 @@ class Stack:
                 continue
             app = dead_letter_stub(service, data.get(service, []), self.calls[service])
             self.urls[service] = await self.stack.enter_async_context(running(app))
-        settings = Settings(**{f"{s}_urls": u for s, u in self.urls.items()}, port=0, admin_token=TOKEN,
-                            access_log=False, environment="test")
+        settings = Settings(
+            **{f"{s}_urls": u for s, u in self.urls.items()},
+            port=0,
+            admin_token=TOKEN,
+            access_log=False,
+            environment="test",
+        )
         client = TestClient(TestServer(create_app(settings)))
         await client.start_server()
         self.stack.push_async_callback(client.close)

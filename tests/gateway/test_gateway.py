@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -65,9 +66,16 @@ async def test_forwards_method_path_query_body_and_headers(cluster: Cluster) -> 
     await cluster.stub("balance")
     gw = await cluster.gateway()
     resp = await gw.post(
-        "/api/v1/users/7/balance/charge?x=1&y=%20z", data=b'{"amount": 5}',
-        headers={"Content-Type": "application/json", "Idempotency-Key": "k-1", "Prefer": "respond-async",
-                 "X-Request-ID": "req-abc", "Connection": "keep-alive", "X-Admin-Token": "nope"},
+        "/api/v1/users/7/balance/charge?x=1&y=%20z",
+        data=b'{"amount": 5}',
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": "k-1",
+            "Prefer": "respond-async",
+            "X-Request-ID": "req-abc",
+            "Connection": "keep-alive",
+            "X-Admin-Token": "nope",
+        },
     )
     assert resp.status == 201
     body = await resp.json()
@@ -130,7 +138,7 @@ async def test_round_robin_over_instances(cluster: Cluster) -> None:
     gw = await cluster.gateway()
     seen = [(await (await gw.get("/api/v1/orders/abc")).json())["instance"] for _ in range(6)]
     assert seen.count("order-0") == 3 and seen.count("order-1") == 3
-    assert all(a != b for a, b in zip(seen, seen[1:]))
+    assert all(a != b for a, b in itertools.pairwise(seen))
 
 
 @pytest.mark.asyncio
@@ -298,8 +306,10 @@ async def test_admin_routes_need_the_token(cluster: Cluster) -> None:
 async def test_saga_view_routes_go_to_the_order_service_with_the_token(cluster: Cluster) -> None:
     await cluster.stub("order")
     gw = await cluster.gateway()
-    paths = ("/api/v1/admin/orders/0b8e2d47-8f1c-4c1e-9d43-3f8f5a1f0e11/saga",
-             "/api/v1/admin/sagas?step=COMPENSATING&older_than_s=60&limit=5")
+    paths = (
+        "/api/v1/admin/orders/0b8e2d47-8f1c-4c1e-9d43-3f8f5a1f0e11/saga",
+        "/api/v1/admin/sagas?step=COMPENSATING&older_than_s=60&limit=5",
+    )
     for path in paths:
         for headers in ({}, {"X-Admin-Token": "wrong"}):
             resp = await gw.get(path, headers=headers)
@@ -493,8 +503,10 @@ async def test_rate_limit_keys_on_forwarded_for_from_a_trusted_proxy(cluster: Cl
     assert (await get("198.51.100.2")).status == 200  # another client behind the same proxy
 
     untrusted = await cluster.gateway(rate_limit_rps=0.01, rate_limit_burst=2, trusted_proxies="10.0.0.0/8")
-    statuses = [(await untrusted.get("/api/v1/products", headers={"X-Forwarded-For": f"198.51.100.{i}"})).status
-                for i in range(3)]
+    statuses = [
+        (await untrusted.get("/api/v1/products", headers={"X-Forwarded-For": f"198.51.100.{i}"})).status
+        for i in range(3)
+    ]
     assert statuses == [200, 200, 429]
 
 

@@ -81,8 +81,11 @@ class ScriptedParticipants:
         await self._producer.start()
         consumer = AIOKafkaConsumer(
             *(f"{self._prefix}saga.{name}.commands" for name in ("coupon", "balance", "stock")),
-            bootstrap_servers=self._bootstrap, group_id=f"scripted-{uuid.uuid4().hex}",
-            auto_offset_reset="earliest", enable_auto_commit=True, fetch_max_wait_ms=20,
+            bootstrap_servers=self._bootstrap,
+            group_id=f"scripted-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            fetch_max_wait_ms=20,
         )
         await consumer.start()
         self._task = asyncio.create_task(self._run(consumer))
@@ -131,8 +134,8 @@ class ScriptedParticipants:
         assert self._producer is not None
         out = Outgoing(f"{self._prefix}saga.replies", reply.order_id, reply)
         await self._producer.send_and_wait(
-            out.topic, out.value(), key=out.key.encode(),
-            headers=[(k, v.encode()) for k, v in out.headers().items()])
+            out.topic, out.value(), key=out.key.encode(), headers=[(k, v.encode()) for k, v in out.headers().items()]
+        )
 
 
 class LookupStub:
@@ -176,8 +179,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
 
 async def read_all(bootstrap: str, topic: str) -> list[Any]:
     """Every record currently in ``topic`` (up to the end offsets at the time of the call)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]

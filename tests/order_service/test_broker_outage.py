@@ -26,11 +26,23 @@ MAX_ATTEMPTS = 3  # 9 s for the participants to be back once the broker is
 
 def _settings(dsn: str, prefix: str, bootstrap: str, stub_url: str) -> Settings:
     # no outage grace: the sweeper runs throughout, so only the arming on ack keeps the saga alive
-    return Settings(database_url=dsn, kafka_topic_prefix=prefix, kafka_bootstrap=bootstrap, port=0,
-                    catalog_url=stub_url, balance_url=stub_url, saga_step_timeout_s=STEP_TIMEOUT_S,
-                    saga_max_attempts=MAX_ATTEMPTS, saga_backoff_cap_s=2.0, saga_sweep_interval_s=0.1,
-                    saga_outage_grace_s=0, outbox_poll_interval_s=0.2, kafka_send_timeout_s=1.0,
-                    access_log=False, order_wait_timeout_s=1.0)
+    return Settings(
+        database_url=dsn,
+        kafka_topic_prefix=prefix,
+        kafka_bootstrap=bootstrap,
+        port=0,
+        catalog_url=stub_url,
+        balance_url=stub_url,
+        saga_step_timeout_s=STEP_TIMEOUT_S,
+        saga_max_attempts=MAX_ATTEMPTS,
+        saga_backoff_cap_s=2.0,
+        saga_sweep_interval_s=0.1,
+        saga_outage_grace_s=0,
+        outbox_poll_interval_s=0.2,
+        kafka_send_timeout_s=1.0,
+        access_log=False,
+        order_wait_timeout_s=1.0,
+    )
 
 
 async def _saga(dsn: str, order_id: str) -> asyncpg.Record:
@@ -39,7 +51,8 @@ async def _saga(dsn: str, order_id: str) -> asyncpg.Record:
         return await conn.fetchrow(
             "SELECT step, attempts, deadline, send_id, wait_s, clock_timestamp() AS db_now,"
             " (SELECT count(*) FROM outbox WHERE msg_key = $1) AS queued FROM sagas WHERE order_id = $1::uuid",
-            order_id)
+            order_id,
+        )
     finally:
         await conn.close()
 
@@ -61,15 +74,17 @@ async def test_orders_placed_while_the_broker_is_down_complete_once_it_is_back(
     parts = ScriptedParticipants(private_broker.bootstrap, prefix)
     parts.script(502, DeductBalance=HOLD)
     dsn = await new_database("order")
-    client = TestClient(TestServer(create_app(_settings(dsn, prefix, private_broker.bootstrap,
-                                                        str(stub_server.make_url("")).rstrip("/")))))
+    client = TestClient(
+        TestServer(
+            create_app(_settings(dsn, prefix, private_broker.bootstrap, str(stub_server.make_url("")).rstrip("/")))
+        )
+    )
     await client.start_server()
     await parts.start()
     body = {"user_id": 501, "items": [{"product_id": 10, "quantity": 1}]}
     try:
         # a command the broker acknowledged (never answered) arms its deadline: one attempt, a deadline on the DB clock
-        resp = await client.post("/api/v1/orders", json={**body, "user_id": 502},
-                                 headers={"Prefer": "respond-async"})
+        resp = await client.post("/api/v1/orders", json={**body, "user_id": 502}, headers={"Prefer": "respond-async"})
         held = (await resp.json())["order_id"]
         armed = await eventually(lambda: _armed(dsn, held), timeout=30)
         assert armed["attempts"] == 1 and armed["send_id"] is None and armed["wait_s"] == STEP_TIMEOUT_S

@@ -26,8 +26,9 @@ def _free_port() -> int:
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "order_service"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "order_service"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw) -> tuple[int, dict]:
@@ -49,22 +50,33 @@ async def test_sigkill_mid_saga_then_restart_finishes_it(new_database, kafka_boo
     parts.script(42, DeductStock=HOLD)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "ORDER_DATABASE_URL": await new_database("order_crash"), "ORDER_PORT": str(port),
-           "ORDER_KAFKA_TOPIC_PREFIX": prefix, "ORDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "ORDER_CATALOG_URL": str(stub_server.make_url("")).rstrip("/"),
-           "ORDER_BALANCE_URL": str(stub_server.make_url("")).rstrip("/"),
-           # The killed consumer keeps its partitions until its session times out (10 s): the step
-           # timeout budget (3 x 5 s) outlasts that, so the held reply is still read and completes.
-           "ORDER_SAGA_STEP_TIMEOUT_S": "5", "ORDER_OUTBOX_POLL_INTERVAL_S": "0.2", "ORDER_ACCESS_LOG": "false"}
+    env = {
+        **os.environ,
+        "ORDER_DATABASE_URL": await new_database("order_crash"),
+        "ORDER_PORT": str(port),
+        "ORDER_KAFKA_TOPIC_PREFIX": prefix,
+        "ORDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "ORDER_CATALOG_URL": str(stub_server.make_url("")).rstrip("/"),
+        "ORDER_BALANCE_URL": str(stub_server.make_url("")).rstrip("/"),
+        # The killed consumer keeps its partitions until its session times out (10 s): the step
+        # timeout budget (3 x 5 s) outlasts that, so the held reply is still read and completes.
+        "ORDER_SAGA_STEP_TIMEOUT_S": "5",
+        "ORDER_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "ORDER_ACCESS_LOG": "false",
+    }
     procs: list[subprocess.Popen] = []
     try:
         async with aiohttp.ClientSession() as session:
             procs.append(_start(env))
             await eventually(lambda: _ready(session, base), timeout=60, interval=0.3)
             await parts.start()
-            status, body = await _json(session, "POST", f"{base}/api/v1/orders", headers={"Prefer": "respond-async"},
-                                       json={"user_id": 42, "user_coupon_id": 3,
-                                             "items": [{"product_id": 10, "quantity": 2}]})
+            status, body = await _json(
+                session,
+                "POST",
+                f"{base}/api/v1/orders",
+                headers={"Prefer": "respond-async"},
+                json={"user_id": 42, "user_coupon_id": 3, "items": [{"product_id": 10, "quantity": 2}]},
+            )
             assert status == 202, body
             oid = body["order_id"]
             await eventually(lambda: _is(any(c.order_id == oid for c in parts.held)), timeout=30)
@@ -73,8 +85,9 @@ async def test_sigkill_mid_saga_then_restart_finishes_it(new_database, kafka_boo
             parts.script(42)  # the stock step answers from now on
             await parts.answer_held()
             procs.append(_start(env))
-            final = await eventually(lambda: _finished(session, f"{base}/api/v1/orders/{oid}"), timeout=60,
-                                     interval=0.3)
+            final = await eventually(
+                lambda: _finished(session, f"{base}/api/v1/orders/{oid}"), timeout=60, interval=0.3
+            )
             assert final["status"] == "COMPLETED" and final["paid_amount"] == 1500
             await eventually(lambda: _is("ConfirmCoupon" in parts.commands(oid)), timeout=30)
     finally:

@@ -16,8 +16,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 async def scrape(client: TestClient) -> dict[tuple[str, tuple], float]:
     text = await (await client.get("/metrics")).text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -36,10 +39,13 @@ async def test_outcomes_durations_and_steps_are_counted(env: Env) -> None:
     async def settled() -> dict | None:
         samples = await scrape(env.client)
         outcomes = (("COMPLETED", ""), ("FAILED", "OUT_OF_STOCK"))
-        done = [value(samples, "orders_finished_total", status=status, failure_code=code)
-                > value(before, "orders_finished_total", status=status, failure_code=code)
-                for status, code in outcomes]
+        done = [
+            value(samples, "orders_finished_total", status=status, failure_code=code)
+            > value(before, "orders_finished_total", status=status, failure_code=code)
+            for status, code in outcomes
+        ]
         return samples if all(done) else None
+
     after = await eventually(settled)
 
     def grew(name: str, **labels: str) -> float:
@@ -66,18 +72,20 @@ async def test_timeouts_are_counted_by_step(env: Env) -> None:
 
 
 async def test_periodic_gauges_pool_and_process_collectors(env: Env) -> None:
-    other = TestClient(TestServer(create_app(env.settings(metrics_refresh_interval_s=0.2, saga_workers=False,
-                                                          instance_id="gauges"))))
+    other = TestClient(
+        TestServer(create_app(env.settings(metrics_refresh_interval_s=0.2, saga_workers=False, instance_id="gauges")))
+    )
     await other.start_server()
     try:
         user = env.user()
         env.parts.script(user, DeductStock=HOLD)
-        status, body, _ = await place(env.client, order_body(user, coupon=None), Prefer="respond-async")
+        status, _body, _ = await place(env.client, order_body(user, coupon=None), Prefer="respond-async")
         assert status == 202
 
         async def holding() -> dict | None:
             samples = await scrape(other)
             return samples if value(samples, "sagas_unfinished", step="DEDUCTING_STOCK") >= 1 else None
+
         samples = await eventually(holding)
         assert value(samples, "saga_oldest_unfinished_age_seconds") > 0
         assert ("sagas_unfinished", (("step", "COMPENSATING"),)) in samples  # every step, 0 included
@@ -92,6 +100,7 @@ async def test_periodic_gauges_pool_and_process_collectors(env: Env) -> None:
 
         async def drained() -> bool:
             return value(await scrape(other), "sagas_unfinished", step="DEDUCTING_STOCK") == 0
+
         await eventually(drained)
     finally:
         await other.close()
@@ -100,9 +109,20 @@ async def test_periodic_gauges_pool_and_process_collectors(env: Env) -> None:
 async def test_outbox_backlog_shows_while_kafka_is_unreachable(env: Env, new_database) -> None:
     """An instance whose broker is unreachable keeps its commands in the outbox: the gauges show them."""
     dsn = await new_database("order")
-    cut_off = TestClient(TestServer(create_app(env.settings(
-        database_url=dsn, kafka_bootstrap="127.0.0.1:1", metrics_refresh_interval_s=0.2, saga_workers=False,
-        instance_id="cut-off", kafka_send_timeout_s=1.0))))
+    cut_off = TestClient(
+        TestServer(
+            create_app(
+                env.settings(
+                    database_url=dsn,
+                    kafka_bootstrap="127.0.0.1:1",
+                    metrics_refresh_interval_s=0.2,
+                    saga_workers=False,
+                    instance_id="cut-off",
+                    kafka_send_timeout_s=1.0,
+                )
+            )
+        )
+    )
     await cut_off.start_server()  # a service starts, and answers, while Kafka is down
     try:
         user = env.user()
@@ -112,6 +132,7 @@ async def test_outbox_backlog_shows_while_kafka_is_unreachable(env: Env, new_dat
         async def waiting() -> dict | None:
             samples = await scrape(cut_off)
             return samples if value(samples, "outbox_rows_waiting") >= 1 else None
+
         samples = await eventually(waiting)
         assert value(samples, "outbox_oldest_row_age_seconds") >= 0
     finally:

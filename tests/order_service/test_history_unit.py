@@ -16,7 +16,9 @@ OID = "00000000-0000-0000-0000-000000000002"
 
 
 def started(coupon: bool = True) -> saga.Decision:
-    state = SagaState(order_id=OID, user_id=7, total_amount=3000, lines=((10, 2),), user_coupon_id=5 if coupon else None)
+    state = SagaState(
+        order_id=OID, user_id=7, total_amount=3000, lines=((10, 2),), user_coupon_id=5 if coupon else None
+    )
     return saga.start(state, NOW, POLICY)
 
 
@@ -34,8 +36,12 @@ def test_start_records_the_first_command_with_its_fields_step_and_attempt() -> N
 
 
 def test_failure_reply_then_compensation_then_outcome() -> None:
-    state = saga.transition(started().state, ev.CouponReserved(order_id=OID, command_id=uuid.uuid4(), user_coupon_id=5,
-                                                               discount_amount=500), NOW, POLICY).state
+    state = saga.transition(
+        started().state,
+        ev.CouponReserved(order_id=OID, command_id=uuid.uuid4(), user_coupon_id=5, discount_amount=500),
+        NOW,
+        POLICY,
+    ).state
     failure = ev.BalanceDeductionFailed(order_id=OID, command_id=uuid.uuid4(), code="INSUFFICIENT_BALANCE")
     decision = saga.transition(state, failure, NOW, POLICY)
     entries = history.applied(state, failure, decision)
@@ -66,7 +72,9 @@ def test_timeouts_resend_then_compensate_and_a_stale_timeout_leaves_no_trace() -
     resent = saga.arm(decision.state, decision.state.send_id, late)
     again = saga.transition(resent, Timeout(), late + timedelta(seconds=6), POLICY)
     assert kinds(history.applied(resent, Timeout(), again)) == [
-        ("timeout", "DEDUCTING_BALANCE"), ("compensation", "RefundBalance")]
+        ("timeout", "DEDUCTING_BALANCE"),
+        ("compensation", "RefundBalance"),
+    ]
 
 
 def test_completion_records_the_outcome_after_the_confirmation_command() -> None:

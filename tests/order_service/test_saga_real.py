@@ -53,21 +53,32 @@ class Cluster:
         status, body = await self.call("POST", "balance", "/api/v1/users", {"name": "buyer"})
         assert status == 201, body
         if balance:
-            status, _ = await self.call("POST", "balance", f"/api/v1/users/{body['user_id']}/balance/charge",
-                                        {"amount": balance})
+            status, _ = await self.call(
+                "POST", "balance", f"/api/v1/users/{body['user_id']}/balance/charge", {"amount": balance}
+            )
             assert status == 200
         return body["user_id"]
 
     async def product(self, price: int, stock: int) -> int:
-        status, body = await self.call("POST", "catalog", "/api/v1/admin/products",
-                                       {"name": f"p{price}", "price": price, "stock": stock})
+        status, body = await self.call(
+            "POST", "catalog", "/api/v1/admin/products", {"name": f"p{price}", "price": price, "stock": stock}
+        )
         assert status == 201, body
         return body["product_id"]
 
     async def coupon(self, discount: int = 500, quantity: int = 100) -> int:
-        status, body = await self.call("POST", "coupon", "/api/v1/admin/coupons", {
-            "name": "off", "discount_type": "FIXED", "discount_value": discount, "total_quantity": quantity,
-            "valid_days": 7})
+        status, body = await self.call(
+            "POST",
+            "coupon",
+            "/api/v1/admin/coupons",
+            {
+                "name": "off",
+                "discount_type": "FIXED",
+                "discount_value": discount,
+                "total_quantity": quantity,
+                "valid_days": 7,
+            },
+        )
         assert status == 201, body
         return body["coupon_id"]
 
@@ -107,19 +118,37 @@ class Cluster:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def cluster(new_database, kafka_bootstrap, topic_prefix):
     prefix = f"{topic_prefix}real."
-    common = dict(kafka_topic_prefix=prefix, kafka_bootstrap=kafka_bootstrap, port=0, access_log=False,
-                  outbox_poll_interval_s=0.2)
+    common = {
+        "kafka_topic_prefix": prefix,
+        "kafka_bootstrap": kafka_bootstrap,
+        "port": 0,
+        "access_log": False,
+        "outbox_poll_interval_s": 0.2,
+    }
     c = Cluster()
     c.http = aiohttp.ClientSession()
     try:
-        balance = await c.serve("balance", balance_app(BalanceSettings(
-            database_url=await new_database("balance"), **common)))
+        balance = await c.serve(
+            "balance", balance_app(BalanceSettings(database_url=await new_database("balance"), **common))
+        )
         await c.serve("catalog", catalog_app(CatalogSettings(database_url=await new_database("catalog"), **common)))
-        await c.serve("coupon", coupon_app(CouponSettings(
-            database_url=await new_database("coupon"), balance_url=balance, **common)))
-        await c.serve("order", order_app(OrderSettings(
-            database_url=await new_database("order"), balance_url=balance, catalog_url=c.urls["catalog"],
-            order_wait_timeout_s=15.0, saga_step_timeout_s=5.0, **common)))
+        await c.serve(
+            "coupon",
+            coupon_app(CouponSettings(database_url=await new_database("coupon"), balance_url=balance, **common)),
+        )
+        await c.serve(
+            "order",
+            order_app(
+                OrderSettings(
+                    database_url=await new_database("order"),
+                    balance_url=balance,
+                    catalog_url=c.urls["catalog"],
+                    order_wait_timeout_s=15.0,
+                    saga_step_timeout_s=5.0,
+                    **common,
+                )
+            ),
+        )
         yield c
     finally:
         for runner in reversed(c.runners):
@@ -131,8 +160,13 @@ async def test_order_with_coupon_applies_each_effect_once(cluster: Cluster) -> N
     user = await cluster.user(10_000)
     p1, p2 = await cluster.product(1000, 5), await cluster.product(2500, 3)
     uc = await cluster.issue(await cluster.coupon(500), user)
-    status, body = await cluster.order({"user_id": user, "user_coupon_id": uc,
-                                        "items": [{"product_id": p1, "quantity": 2}, {"product_id": p2, "quantity": 1}]})
+    status, body = await cluster.order(
+        {
+            "user_id": user,
+            "user_coupon_id": uc,
+            "items": [{"product_id": p1, "quantity": 2}, {"product_id": p2, "quantity": 1}],
+        }
+    )
     assert status == 201, body
     assert (body["total_amount"], body["discount_amount"], body["paid_amount"]) == (4500, 500, 4000)
     assert await cluster.balance(user) == 6000
@@ -150,8 +184,9 @@ async def test_insufficient_balance_leaves_everything_as_it_was(cluster: Cluster
     user = await cluster.user(1000)
     product = await cluster.product(3000, 5)
     uc = await cluster.issue(await cluster.coupon(500), user)
-    status, body = await cluster.order({"user_id": user, "user_coupon_id": uc,
-                                        "items": [{"product_id": product, "quantity": 1}]})
+    status, body = await cluster.order(
+        {"user_id": user, "user_coupon_id": uc, "items": [{"product_id": product, "quantity": 1}]}
+    )
     assert status == 409 and body["code"] == "INSUFFICIENT_BALANCE", body
     assert await cluster.balance(user) == 1000 and await cluster.stock(product) == 5
     assert await cluster.coupon_status(user, uc) == "AVAILABLE"
@@ -161,8 +196,13 @@ async def test_out_of_stock_on_the_last_line_refunds_and_releases(cluster: Clust
     user = await cluster.user(10_000)
     p1, p2 = await cluster.product(1000, 5), await cluster.product(1000, 1)
     uc = await cluster.issue(await cluster.coupon(500), user)
-    status, body = await cluster.order({"user_id": user, "user_coupon_id": uc,
-                                        "items": [{"product_id": p1, "quantity": 1}, {"product_id": p2, "quantity": 2}]})
+    status, body = await cluster.order(
+        {
+            "user_id": user,
+            "user_coupon_id": uc,
+            "items": [{"product_id": p1, "quantity": 1}, {"product_id": p2, "quantity": 2}],
+        }
+    )
     assert status == 409 and body["code"] == "OUT_OF_STOCK", body
     assert await cluster.balance(user) == 10_000
     assert (await cluster.stock(p1), await cluster.stock(p2)) == (5, 1)
@@ -175,15 +215,18 @@ async def test_coupon_of_another_user_or_already_used_charges_nothing(cluster: C
     owner, other = await cluster.user(10_000), await cluster.user(10_000)
     product = await cluster.product(1000, 10)
     uc = await cluster.issue(await cluster.coupon(500), owner)
-    status, body = await cluster.order({"user_id": other, "user_coupon_id": uc,
-                                        "items": [{"product_id": product, "quantity": 1}]})
+    status, body = await cluster.order(
+        {"user_id": other, "user_coupon_id": uc, "items": [{"product_id": product, "quantity": 1}]}
+    )
     assert status == 409 and body["code"] == "COUPON_UNAVAILABLE", body
     assert await cluster.balance(other) == 10_000 and await cluster.stock(product) == 10
-    status, _ = await cluster.order({"user_id": owner, "user_coupon_id": uc,
-                                     "items": [{"product_id": product, "quantity": 1}]})
+    status, _ = await cluster.order(
+        {"user_id": owner, "user_coupon_id": uc, "items": [{"product_id": product, "quantity": 1}]}
+    )
     assert status == 201
-    status, body = await cluster.order({"user_id": owner, "user_coupon_id": uc,
-                                        "items": [{"product_id": product, "quantity": 1}]})
+    status, body = await cluster.order(
+        {"user_id": owner, "user_coupon_id": uc, "items": [{"product_id": product, "quantity": 1}]}
+    )
     assert status == 409 and body["code"] == "COUPON_UNAVAILABLE", body
     assert await cluster.balance(owner) == 9_500 and await cluster.stock(product) == 9
 
@@ -193,11 +236,16 @@ async def test_fifty_users_racing_for_the_last_ten_units(cluster: Cluster) -> No
     coupon = await cluster.coupon(300, quantity=50)
     users = [await cluster.user(5_000) for _ in range(50)]
     coupons = {user: await cluster.issue(coupon, user) for user in users}
-    results = await asyncio.gather(*(
-        cluster.order({"user_id": u, "user_coupon_id": coupons[u], "items": [{"product_id": product, "quantity": 1}]})
-        for u in users))
-    completed = [u for u, (status, _) in zip(users, results) if status == 201]
-    failed = [(u, body) for u, (status, body) in zip(users, results) if status != 201]
+    results = await asyncio.gather(
+        *(
+            cluster.order(
+                {"user_id": u, "user_coupon_id": coupons[u], "items": [{"product_id": product, "quantity": 1}]}
+            )
+            for u in users
+        )
+    )
+    completed = [u for u, (status, _) in zip(users, results, strict=False) if status == 201]
+    failed = [(u, body) for u, (status, body) in zip(users, results, strict=False) if status != 201]
     assert len(completed) == 10 and len(failed) == 40
     assert {body["code"] for _, body in failed} == {"OUT_OF_STOCK"}
     assert await cluster.stock(product) == 0
@@ -241,8 +289,9 @@ async def test_a_deduct_command_that_cannot_be_processed_fails_its_order_and_lea
     user = await cluster.user(10_000)
     product = await cluster.product(4321 + 500, 5)
     uc = await cluster.issue(await cluster.coupon(500), user)
-    status, body = await cluster.order({"user_id": user, "user_coupon_id": uc,
-                                        "items": [{"product_id": product, "quantity": 1}]})
+    status, body = await cluster.order(
+        {"user_id": user, "user_coupon_id": uc, "items": [{"product_id": product, "quantity": 1}]}
+    )
     assert status == 409 and body["code"] == "PROCESSING_FAILED", body
     _, order = await cluster.call("GET", "order", f"/api/v1/orders/{body['order_id']}")
     assert order["status"] == "FAILED" and order["failure_code"] == "PROCESSING_FAILED"
@@ -252,7 +301,9 @@ async def test_a_deduct_command_that_cannot_be_processed_fails_its_order_and_lea
     letters = [d for d in await _dead_letters(cluster, "DeductBalance") if d["payload"]["order_id"] == body["order_id"]]
     assert len(letters) == 1 and "rejected USE of 4321" in letters[0]["error"]
     # A replay changes nothing: the command was answered (and recorded) when it was set aside.
-    status, _ = await cluster.call("POST", "balance", f"/api/v1/admin/dead-letters/{letters[0]['dead_letter_id']}/replay")
+    status, _ = await cluster.call(
+        "POST", "balance", f"/api/v1/admin/dead-letters/{letters[0]['dead_letter_id']}/replay"
+    )
     assert status == 202
     await eventually(lambda: _replayed(cluster, letters[0]["dead_letter_id"]))
     assert await cluster.balance(user) == 10_000
@@ -273,8 +324,9 @@ async def test_a_compensation_that_cannot_be_processed_keeps_the_saga_compensati
     await _balance_pool(cluster).execute(_REJECT)
     user = await cluster.user(10_000)
     product = await cluster.product(4322, 1)
-    status, body = await cluster.call("POST", "order", "/api/v1/orders",
-                                      {"user_id": user, "items": [{"product_id": product, "quantity": 2}]})
+    status, body = await cluster.call(
+        "POST", "order", "/api/v1/orders", {"user_id": user, "items": [{"product_id": product, "quantity": 2}]}
+    )
     assert status == 202, body
     order_id = body["order_id"]
 
@@ -289,8 +341,12 @@ async def test_a_compensation_that_cannot_be_processed_keeps_the_saga_compensati
     assert await cluster.balance(user) == 10_000 - 8644
     async with cluster.http.get(cluster.urls["balance"] + "/metrics") as resp:  # type: ignore[union-attr]
         metrics = await resp.text()
-    assert any(line.startswith("sagas_compensation_dead_lettered_total{") and 'event_type="RefundBalance"' in line
-               and not line.endswith(" 0.0") for line in metrics.splitlines())
+    assert any(
+        line.startswith("sagas_compensation_dead_lettered_total{")
+        and 'event_type="RefundBalance"' in line
+        and not line.endswith(" 0.0")
+        for line in metrics.splitlines()
+    )
     assert any(line.startswith("dead_letters_total{") for line in metrics.splitlines())
 
     await _balance_pool(cluster).execute("DROP TRIGGER reject_amounts ON balance_history")

@@ -22,32 +22,53 @@ from order_service.domain.saga import TIMEOUT_CODE
 from shared.events.users import UserRegistered
 from shared.messaging.envelope import Outgoing
 from shared.wiring import CONSUMERS
+from tests.order_service.support import (
+    DUP,
+    HOLD,
+    SILENT,
+    LookupStub,
+    ScriptedParticipants,
+    eventually,
+    fail,
+    read_all,
+)
 from tests.support.bad_input import body_mutations, names_field, query_mutations
 from tests.support.kafka import produce
-from tests.order_service.support import (
-    DUP, HOLD, SILENT, LookupStub, ScriptedParticipants, eventually, fail, read_all,
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 _ids = itertools.count(1000)
-PRODUCTS = {10: {"name": "Apple", "price": 1000, "status": "SELLABLE"},
-            11: {"name": "Pear", "price": 2500, "status": "SELLABLE"},
-            12: {"name": "Old", "price": 700, "status": "DISCONTINUED"}}
+PRODUCTS = {
+    10: {"name": "Apple", "price": 1000, "status": "SELLABLE"},
+    11: {"name": "Pear", "price": 2500, "status": "SELLABLE"},
+    12: {"name": "Old", "price": 700, "status": "DISCONTINUED"},
+}
 
 
 class Env:
-    def __init__(self, dsn: str, prefix: str, bootstrap: str, stub_url: str, stub: LookupStub,
-                 parts: ScriptedParticipants) -> None:
+    def __init__(
+        self, dsn: str, prefix: str, bootstrap: str, stub_url: str, stub: LookupStub, parts: ScriptedParticipants
+    ) -> None:
         self.dsn, self.prefix, self.bootstrap, self.stub_url = dsn, prefix, bootstrap, stub_url
         self.stub, self.parts = stub, parts
         self.client: TestClient | None = None
 
     def settings(self, **changes) -> Settings:
-        values = dict(database_url=self.dsn, kafka_topic_prefix=self.prefix, kafka_bootstrap=self.bootstrap,
-                      port=0, catalog_url=self.stub_url, balance_url=self.stub_url, saga_step_timeout_s=3.0,
-                      saga_max_attempts=3, saga_backoff_cap_s=2.0, saga_sweep_interval_s=0.2,
-                      outbox_poll_interval_s=0.2, access_log=False, order_wait_timeout_s=15.0)
+        values = {
+            "database_url": self.dsn,
+            "kafka_topic_prefix": self.prefix,
+            "kafka_bootstrap": self.bootstrap,
+            "port": 0,
+            "catalog_url": self.stub_url,
+            "balance_url": self.stub_url,
+            "saga_step_timeout_s": 3.0,
+            "saga_max_attempts": 3,
+            "saga_backoff_cap_s": 2.0,
+            "saga_sweep_interval_s": 0.2,
+            "outbox_poll_interval_s": 0.2,
+            "access_log": False,
+            "order_wait_timeout_s": 15.0,
+        }
         values.update(changes)
         return Settings(**values)
 
@@ -65,8 +86,9 @@ async def env(new_database, kafka_bootstrap, topic_prefix):
     stub_server = TestServer(stub.app())
     await stub_server.start_server()
     parts = ScriptedParticipants(kafka_bootstrap, prefix)
-    e = Env(await new_database("order"), prefix, kafka_bootstrap, str(stub_server.make_url("")).rstrip("/"),
-            stub, parts)
+    e = Env(
+        await new_database("order"), prefix, kafka_bootstrap, str(stub_server.make_url("")).rstrip("/"), stub, parts
+    )
     client = TestClient(TestServer(create_app(e.settings())))
     await client.start_server()
     e.client = client
@@ -102,8 +124,13 @@ async def test_order_with_coupon_completes_and_publishes_once(env: Env) -> None:
     assert status == 201, body
     assert body["status"] == "COMPLETED" and headers["Location"] == f"/api/v1/orders/{body['order_id']}"
     assert (body["total_amount"], body["discount_amount"], body["paid_amount"]) == (4500, 500, 4000)
-    assert body["items"][0] == {"product_id": 10, "name": "Apple", "unit_price": 1000, "quantity": 2,
-                                "line_total": 2000}
+    assert body["items"][0] == {
+        "product_id": 10,
+        "name": "Apple",
+        "unit_price": 1000,
+        "quantity": 2,
+        "line_total": 2000,
+    }
     assert body["completed_at"].endswith("Z") and body["failure_code"] is None
     oid = body["order_id"]
     # the POST answered from the outcome notice without reading the order: it is the stored order
@@ -117,7 +144,7 @@ async def test_order_with_coupon_completes_and_publishes_once(env: Env) -> None:
     await eventually(lambda: _outbox_empty(env))
     records = [r for r in await read_all(env.bootstrap, f"{env.prefix}order.completed") if r.key == oid.encode()]
     assert len(records) == 1
-    headers = dict((k, v.decode()) for k, v in records[0].headers)
+    headers = {k: v.decode() for k, v in records[0].headers}
     assert headers["event-type"] == "OrderCompleted" and headers["event-version"] == "1"
     assert headers["request-id"] == "req-complete-1" and headers["occurred-at"].endswith("Z")
     uuid.UUID(headers["event-id"])
@@ -183,11 +210,13 @@ async def test_out_of_stock_refunds_and_releases(env: Env) -> None:
     assert "paid_amount" not in body and "discount_amount" not in body
     await _shows_nothing_kept(env, user, body["order_id"], "FAILED")
     await eventually(lambda: _outbox_empty(env))
-    failed = [r for r in await read_all(env.bootstrap, f"{env.prefix}order.failed")
-              if r.key == body["order_id"].encode()]
+    failed = [
+        r for r in await read_all(env.bootstrap, f"{env.prefix}order.failed") if r.key == body["order_id"].encode()
+    ]
     assert len(failed) == 1
-    completed = [r for r in await read_all(env.bootstrap, f"{env.prefix}order.completed")
-                 if r.key == body["order_id"].encode()]
+    completed = [
+        r for r in await read_all(env.bootstrap, f"{env.prefix}order.completed") if r.key == body["order_id"].encode()
+    ]
     assert completed == []
 
 
@@ -258,15 +287,15 @@ async def test_respond_async_then_get_shows_the_outcome(env: Env) -> None:
 async def test_idempotency_key(env: Env) -> None:
     user = env.user()
     key = f"key-{uuid.uuid4()}"
-    results = await asyncio.gather(*(place(env.client, order_body(user), **{"Idempotency-Key": key})
-                                     for _ in range(8)))
+    results = await asyncio.gather(*(place(env.client, order_body(user), **{"Idempotency-Key": key}) for _ in range(8)))
     assert {status for status, _, _ in results} == {201}
     assert len({body["order_id"] for _, body, _ in results}) == 1
     assert await _count(env, "SELECT count(*) FROM orders WHERE user_id = $1", user) == 1
     # the racing losers wrote nothing: no second saga, line or key
     assert await _count(env, "SELECT count(*) FROM sagas WHERE (data->>'user_id')::bigint = $1", user) == 1
-    assert await _count(env, "SELECT count(*) FROM order_items i JOIN orders o USING (order_id)"
-                             " WHERE o.user_id = $1", user) == len(order_body(user)["items"])
+    assert await _count(
+        env, "SELECT count(*) FROM order_items i JOIN orders o USING (order_id) WHERE o.user_id = $1", user
+    ) == len(order_body(user)["items"])
     assert await _count(env, "SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 1
     status, body, _ = await place(env.client, order_body(user, coupon=None), **{"Idempotency-Key": key})
     assert status == 409 and body["code"] == "IDEMPOTENCY_KEY_REUSED"
@@ -299,8 +328,9 @@ async def test_a_keyed_retry_replays_even_when_the_order_could_no_longer_be_plac
     try:
         status, again, _ = await place(env.client, order_body(user, coupon=None), **{"Idempotency-Key": key})
         assert status == 201 and again["order_id"] == first["order_id"], again
-        status, refused, _ = await place(env.client, order_body(user, coupon=None),
-                                         **{"Idempotency-Key": f"key-{uuid.uuid4()}"})
+        status, refused, _ = await place(
+            env.client, order_body(user, coupon=None), **{"Idempotency-Key": f"key-{uuid.uuid4()}"}
+        )
         assert status == 409 and refused["code"] == "PRODUCT_NOT_SELLABLE", refused
     finally:
         env.stub.products[11] = PRODUCTS[11]
@@ -392,11 +422,14 @@ async def test_saga_resumes_after_restart(env: Env) -> None:
     await site.start()
     port = runner.addresses[0][1]
     await consumers_ready(runner.app)
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"http://127.0.0.1:{port}/api/v1/orders", json=order_body(user),
-                                headers={"Prefer": "respond-async"}) as resp:
-            assert resp.status == 202
-            oid = (await resp.json())["order_id"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{port}/api/v1/orders", json=order_body(user), headers={"Prefer": "respond-async"}
+        ) as resp,
+    ):
+        assert resp.status == 202
+        oid = (await resp.json())["order_id"]
     await eventually(lambda: _async_true(any(c.order_id == oid for c in env.parts.held)))
     await runner.cleanup()  # the instance goes away mid-saga
     env.parts.script(user)  # from now on the stock step answers
@@ -409,8 +442,9 @@ async def test_user_registered_projection_is_used_without_asking_balance(env: En
     user_id = next(_ids) + 500_000  # the stub does not know this user: only the event can tell
     event = UserRegistered(user_id=user_id, name="projected", created_at=datetime.now(UTC))
     out = Outgoing(f"{env.prefix}user.registered", str(user_id), event)
-    await produce(env.bootstrap, [(out.topic, out.key.encode(), out.value(),
-                                   [(k, v.encode()) for k, v in out.headers().items()])])
+    await produce(
+        env.bootstrap, [(out.topic, out.key.encode(), out.value(), [(k, v.encode()) for k, v in out.headers().items()])]
+    )
 
     async def known() -> bool:
         return await _count(env, "SELECT count(*) FROM known_users WHERE user_id = $1", user_id) == 1

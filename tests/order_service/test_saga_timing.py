@@ -41,8 +41,13 @@ async def pool(new_database):
 
 async def _place(pool) -> saga.Decision:
     """A new order without a coupon, its DeductBalance in the outbox, not sent yet."""
-    order = Order(order_id=str(uuid.uuid4()), user_id=1, lines=(OrderLine(10, "Apple", 1000, 2),),
-                  user_coupon_id=None, created_at=datetime.now(UTC))
+    order = Order(
+        order_id=str(uuid.uuid4()),
+        user_id=1,
+        lines=(OrderLine(10, "Apple", 1000, 2),),
+        user_coupon_id=None,
+        created_at=datetime.now(UTC),
+    )
     state = saga.SagaState(order_id=order.order_id, user_id=1, total_amount=2000, lines=((10, 2),))
     decision = saga.start(state, datetime.now(UTC), POLICY)
     messages = [Outgoing(TOPICS(t), order.order_id, c) for t, c in decision.commands]
@@ -53,7 +58,8 @@ async def _place(pool) -> saga.Decision:
 async def _row(pool, order_id: str):
     return await pool.fetchrow(
         "SELECT attempts, deadline, send_id, wait_s, clock_timestamp() AS db_now FROM sagas WHERE order_id = $1",
-        order_id)
+        order_id,
+    )
 
 
 async def test_the_acknowledged_send_arms_the_deadline_once(pool) -> None:
@@ -65,8 +71,9 @@ async def test_the_acknowledged_send_arms_the_deadline_once(pool) -> None:
     assert waiting["wait_s"] == POLICY.step_timeout_s
     async with pool.acquire() as conn:
         # another command of the same order (an older send), and a non-command topic: nothing armed
-        await hook(conn, [Sent(TOPICS(COMMAND_TOPICS[1]), oid, uuid.uuid4()),
-                          Sent(TOPICS("order.completed"), oid, event_id)])
+        await hook(
+            conn, [Sent(TOPICS(COMMAND_TOPICS[1]), oid, uuid.uuid4()), Sent(TOPICS("order.completed"), oid, event_id)]
+        )
         assert (await _row(pool, oid))["deadline"] is None
         await hook(conn, [Sent(TOPICS(COMMAND_TOPICS[1]), oid, event_id)])
         armed = await _row(pool, oid)
@@ -86,8 +93,9 @@ async def test_sweeper_leaves_unsent_sagas_alone_and_holds_while_told(pool) -> N
     due = await _place(pool)
     async with pool.acquire() as conn:  # acknowledged long ago: due on the database's clock
         await repo.arm_sent(conn, [due.state.order_id], [due.commands[0][1].event_id])
-        await conn.execute("UPDATE sagas SET deadline = now() - interval '1 minute' WHERE order_id = $1",
-                           due.state.order_id)
+        await conn.execute(
+            "UPDATE sagas SET deadline = now() - interval '1 minute' WHERE order_id = $1", due.state.order_id
+        )
     hold = [True]
     ctx = SagaContext(pool, TOPICS, POLICY)
     task = asyncio.create_task(run_sweeper(ctx, 0.05, 10, hold=lambda: hold[0]))

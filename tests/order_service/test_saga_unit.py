@@ -19,8 +19,9 @@ OID = "00000000-0000-0000-0000-000000000001"
 
 
 def base(coupon: bool = True, **changes) -> SagaState:
-    state = SagaState(order_id=OID, user_id=7, total_amount=3000, lines=((10, 2), (11, 1)),
-                      user_coupon_id=5 if coupon else None)
+    state = SagaState(
+        order_id=OID, user_id=7, total_amount=3000, lines=((10, 2), (11, 1)), user_coupon_id=5 if coupon else None
+    )
     return replace(state, **changes)
 
 
@@ -29,8 +30,12 @@ def at(step: Step, **changes) -> SagaState:
     done = {
         Step.RESERVING_COUPON: {},
         Step.DEDUCTING_BALANCE: {"coupon_reserved": True, "discount_amount": 500},
-        Step.DEDUCTING_STOCK: {"coupon_reserved": True, "discount_amount": 500, "balance_deducted": True,
-                               "paid_amount": 2500},
+        Step.DEDUCTING_STOCK: {
+            "coupon_reserved": True,
+            "discount_amount": 500,
+            "balance_deducted": True,
+            "paid_amount": 2500,
+        },
     }[step]
     values = {"attempts": 1, "deadline": NOW + timedelta(seconds=5), **done, **changes}
     return base(step=step, **values)
@@ -75,38 +80,97 @@ def test_start_without_coupon_deducts_the_whole_total() -> None:
     ("state", "event", "step", "commands", "outcome"),
     [
         # successes
-        (at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5, discount_amount=500),
-         Step.DEDUCTING_BALANCE, ["DeductBalance"], None),
-        (at(Step.DEDUCTING_BALANCE), reply(ev.BalanceDeducted, amount=2500, balance_after=0),
-         Step.DEDUCTING_STOCK, ["DeductStock"], None),
-        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeducted),
-         Step.CONFIRMING_COUPON, ["ConfirmCoupon"], ("COMPLETED", None)),
-        (at(Step.DEDUCTING_STOCK, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
-         reply(ev.StockDeducted), Step.DONE, [], ("COMPLETED", None)),
+        (
+            at(Step.RESERVING_COUPON),
+            reply(ev.CouponReserved, user_coupon_id=5, discount_amount=500),
+            Step.DEDUCTING_BALANCE,
+            ["DeductBalance"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_BALANCE),
+            reply(ev.BalanceDeducted, amount=2500, balance_after=0),
+            Step.DEDUCTING_STOCK,
+            ["DeductStock"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_STOCK),
+            reply(ev.StockDeducted),
+            Step.CONFIRMING_COUPON,
+            ["ConfirmCoupon"],
+            ("COMPLETED", None),
+        ),
+        (
+            at(Step.DEDUCTING_STOCK, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
+            reply(ev.StockDeducted),
+            Step.DONE,
+            [],
+            ("COMPLETED", None),
+        ),
         # failures: compensate what was done, in reverse
-        (at(Step.RESERVING_COUPON), reply(ev.CouponReservationFailed, code="COUPON_UNAVAILABLE"),
-         Step.FAILED, [], ("FAILED", "COUPON_UNAVAILABLE")),
-        (at(Step.DEDUCTING_BALANCE), reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
-         Step.COMPENSATING, ["ReleaseCoupon"], None),
-        (at(Step.DEDUCTING_BALANCE, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
-         reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
-         Step.FAILED, [], ("FAILED", "INSUFFICIENT_BALANCE")),
-        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeductionFailed, code="OUT_OF_STOCK"),
-         Step.COMPENSATING, ["RefundBalance", "ReleaseCoupon"], None),
-        (at(Step.DEDUCTING_STOCK), reply(ev.StockDeductionFailed, code="PRODUCT_NOT_SELLABLE"),
-         Step.COMPENSATING, ["RefundBalance", "ReleaseCoupon"], None),
+        (
+            at(Step.RESERVING_COUPON),
+            reply(ev.CouponReservationFailed, code="COUPON_UNAVAILABLE"),
+            Step.FAILED,
+            [],
+            ("FAILED", "COUPON_UNAVAILABLE"),
+        ),
+        (
+            at(Step.DEDUCTING_BALANCE),
+            reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
+            Step.COMPENSATING,
+            ["ReleaseCoupon"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_BALANCE, user_coupon_id=None, coupon_reserved=False, discount_amount=0),
+            reply(ev.BalanceDeductionFailed, code="INSUFFICIENT_BALANCE"),
+            Step.FAILED,
+            [],
+            ("FAILED", "INSUFFICIENT_BALANCE"),
+        ),
+        (
+            at(Step.DEDUCTING_STOCK),
+            reply(ev.StockDeductionFailed, code="OUT_OF_STOCK"),
+            Step.COMPENSATING,
+            ["RefundBalance", "ReleaseCoupon"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_STOCK),
+            reply(ev.StockDeductionFailed, code="PRODUCT_NOT_SELLABLE"),
+            Step.COMPENSATING,
+            ["RefundBalance", "ReleaseCoupon"],
+            None,
+        ),
         # timeouts below the limit: the same step again
         (at(Step.RESERVING_COUPON), Timeout(), Step.RESERVING_COUPON, ["ReserveCoupon"], None),
         (at(Step.DEDUCTING_BALANCE), Timeout(), Step.DEDUCTING_BALANCE, ["DeductBalance"], None),
         (at(Step.DEDUCTING_STOCK), Timeout(), Step.DEDUCTING_STOCK, ["DeductStock"], None),
         # timeouts at the limit: compensate including the timed-out step
         (at(Step.RESERVING_COUPON, attempts=3), Timeout(), Step.COMPENSATING, ["ReleaseCoupon"], None),
-        (at(Step.DEDUCTING_BALANCE, attempts=3), Timeout(), Step.COMPENSATING,
-         ["RefundBalance", "ReleaseCoupon"], None),
-        (at(Step.DEDUCTING_STOCK, attempts=3), Timeout(), Step.COMPENSATING,
-         ["RestoreStock", "RefundBalance", "ReleaseCoupon"], None),
-        (at(Step.DEDUCTING_STOCK, attempts=3, user_coupon_id=None, coupon_reserved=False), Timeout(),
-         Step.COMPENSATING, ["RestoreStock", "RefundBalance"], None),
+        (
+            at(Step.DEDUCTING_BALANCE, attempts=3),
+            Timeout(),
+            Step.COMPENSATING,
+            ["RefundBalance", "ReleaseCoupon"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_STOCK, attempts=3),
+            Timeout(),
+            Step.COMPENSATING,
+            ["RestoreStock", "RefundBalance", "ReleaseCoupon"],
+            None,
+        ),
+        (
+            at(Step.DEDUCTING_STOCK, attempts=3, user_coupon_id=None, coupon_reserved=False),
+            Timeout(),
+            Step.COMPENSATING,
+            ["RestoreStock", "RefundBalance"],
+            None,
+        ),
     ],
 )
 def test_forward_steps(state, event, step, commands, outcome) -> None:
@@ -117,17 +181,23 @@ def test_forward_steps(state, event, step, commands, outcome) -> None:
     assert got == outcome
     if step is Step.COMPENSATING:
         assert decision.state.pending == tuple(Comp(c) for c in commands)
-        assert decision.state.failure_code in {"INSUFFICIENT_BALANCE", "OUT_OF_STOCK", "PRODUCT_NOT_SELLABLE",
-                                               saga.TIMEOUT_CODE}
+        assert decision.state.failure_code in {
+            "INSUFFICIENT_BALANCE",
+            "OUT_OF_STOCK",
+            "PRODUCT_NOT_SELLABLE",
+            saga.TIMEOUT_CODE,
+        }
     assert all(cmd.order_id == OID for _, cmd in decision.commands)
 
 
 def test_amount_due_is_total_minus_discount_and_discount_is_capped() -> None:
-    decision = saga.transition(at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5,
-                                                                discount_amount=500), NOW, POLICY)
+    decision = saga.transition(
+        at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5, discount_amount=500), NOW, POLICY
+    )
     assert decision.commands[0][1].amount == 2500
-    capped = saga.transition(at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5,
-                                                              discount_amount=9999), NOW, POLICY)
+    capped = saga.transition(
+        at(Step.RESERVING_COUPON), reply(ev.CouponReserved, user_coupon_id=5, discount_amount=9999), NOW, POLICY
+    )
     assert capped.commands[0][1].amount == 0 and capped.state.discount_amount == 3000
 
 
@@ -156,8 +226,9 @@ def test_only_the_awaited_send_arms_the_deadline() -> None:
     second = saga.transition(acked(first, LATE), Timeout(), LATE + timedelta(seconds=5), POLICY)
     old_id = str(first.commands[0][1].event_id)
     assert saga.arm(second.state, old_id, LATE) == second.state  # an older send of the same step
-    moved_on = saga.transition(second.state, reply(ev.BalanceDeducted, amount=2500, balance_after=0), LATE,
-                               POLICY).state
+    moved_on = saga.transition(
+        second.state, reply(ev.BalanceDeducted, amount=2500, balance_after=0), LATE, POLICY
+    ).state
     assert saga.arm(moved_on, str(second.commands[0][1].event_id), LATE) == moved_on  # the saga moved on
     assert moved_on.step is Step.DEDUCTING_STOCK and moved_on.attempts == 0 and moved_on.deadline is None
 
@@ -182,8 +253,13 @@ def test_early_timeout_is_stale_and_ignored() -> None:
 
 @pytest.mark.parametrize("failing", ["INSUFFICIENT_BALANCE", "OUT_OF_STOCK", saga.TIMEOUT_CODE])
 def test_compensation_fails_the_order_once_every_ack_arrived(failing) -> None:
-    state = base(step=Step.COMPENSATING, attempts=1, deadline=LATE, failure_code=failing,
-                 pending=(Comp.RESTORE_STOCK, Comp.REFUND_BALANCE, Comp.RELEASE_COUPON))
+    state = base(
+        step=Step.COMPENSATING,
+        attempts=1,
+        deadline=LATE,
+        failure_code=failing,
+        pending=(Comp.RESTORE_STOCK, Comp.REFUND_BALANCE, Comp.RELEASE_COUPON),
+    )
     acks = [reply(ev.CouponReleased), reply(ev.StockRestored), reply(ev.BalanceRefunded, amount=2500)]
     for ack in acks[:-1]:
         decision = saga.transition(state, ack, NOW, POLICY)
@@ -196,8 +272,13 @@ def test_compensation_fails_the_order_once_every_ack_arrived(failing) -> None:
 
 
 def test_unacknowledged_compensations_are_resent_forever_with_capped_backoff() -> None:
-    state = base(step=Step.COMPENSATING, attempts=1, deadline=NOW, failure_code="OUT_OF_STOCK",
-                 pending=(Comp.REFUND_BALANCE, Comp.RELEASE_COUPON))
+    state = base(
+        step=Step.COMPENSATING,
+        attempts=1,
+        deadline=NOW,
+        failure_code="OUT_OF_STOCK",
+        pending=(Comp.REFUND_BALANCE, Comp.RELEASE_COUPON),
+    )
     delays = []
     for _ in range(10):
         now = state.deadline
@@ -226,10 +307,14 @@ def test_coupon_confirmation_is_resent_until_acknowledged() -> None:
         (at(Step.DEDUCTING_STOCK), reply(ev.BalanceDeducted, amount=2500, balance_after=0)),
         (at(Step.DEDUCTING_STOCK), reply(ev.CouponReleased)),
         (at(Step.RESERVING_COUPON), reply(ev.StockDeducted)),
-        (base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
-         reply(ev.BalanceDeducted, amount=1, balance_after=0)),
-        (base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
-         reply(ev.BalanceRefunded, amount=0)),
+        (
+            base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
+            reply(ev.BalanceDeducted, amount=1, balance_after=0),
+        ),
+        (
+            base(step=Step.COMPENSATING, pending=(Comp.RELEASE_COUPON,), failure_code="X"),
+            reply(ev.BalanceRefunded, amount=0),
+        ),
         (base(step=Step.DONE), reply(ev.StockDeducted)),
         (base(step=Step.FAILED, failure_code="OUT_OF_STOCK"), reply(ev.CouponReleased)),
         (base(step=Step.FAILED, failure_code="OUT_OF_STOCK"), Timeout()),
@@ -241,8 +326,16 @@ def test_replies_not_awaited_change_nothing(state, event) -> None:
 
 
 def test_state_round_trips_through_json() -> None:
-    state = base(step=Step.COMPENSATING, attempts=2, deadline=NOW, pending=(Comp.REFUND_BALANCE,),
-                 failure_code="OUT_OF_STOCK", request_id="r1", send_id=str(CID), wait_s=10.0)
+    state = base(
+        step=Step.COMPENSATING,
+        attempts=2,
+        deadline=NOW,
+        pending=(Comp.REFUND_BALANCE,),
+        failure_code="OUT_OF_STOCK",
+        request_id="r1",
+        send_id=str(CID),
+        wait_s=10.0,
+    )
     data = state.to_json()
     assert not saga.TIMING & data.keys()  # columns of their own: the relay's hook updates them alone
     assert SagaState.from_json(data, deadline=NOW, attempts=2, send_id=str(CID), wait_s=10.0) == state
@@ -263,8 +356,11 @@ def test_a_step_set_aside_as_a_dead_letter_is_undone_too_and_fails_processing_fa
     assert decision.state.step is Step.COMPENSATING and names(decision) == commands
     assert decision.state.failure_code == ev.PROCESSING_FAILED
     for name in commands:  # once every compensation is acknowledged: FAILED, PROCESSING_FAILED
-        ack = {"ReleaseCoupon": reply(ev.CouponReleased), "RefundBalance": reply(ev.BalanceRefunded, amount=0),
-               "RestoreStock": reply(ev.StockRestored)}[name]
+        ack = {
+            "ReleaseCoupon": reply(ev.CouponReleased),
+            "RefundBalance": reply(ev.BalanceRefunded, amount=0),
+            "RestoreStock": reply(ev.StockRestored),
+        }[name]
         decision = saga.transition(decision.state, ack, LATE, POLICY)
     assert decision.state.step is Step.FAILED
     assert decision.outcome is not None and decision.outcome.failure_code == ev.PROCESSING_FAILED

@@ -36,8 +36,16 @@ class SettableClock:
 
 def settings(dsn: str, bootstrap: str, prefix: str, instance: str = "r1", **extra: Any) -> Settings:
     return Settings(
-        database_url=dsn, kafka_bootstrap=bootstrap, kafka_topic_prefix=prefix, instance_id=instance,
-        environment="test", access_log=False, batch_delay_s=0, db_pool_min=1, db_pool_max=4, **extra,
+        database_url=dsn,
+        kafka_bootstrap=bootstrap,
+        kafka_topic_prefix=prefix,
+        instance_id=instance,
+        environment="test",
+        access_log=False,
+        batch_delay_s=0,
+        db_pool_min=1,
+        db_pool_max=4,
+        **extra,
     )
 
 
@@ -62,9 +70,14 @@ def order(completed_at: str, *items: tuple[int, str, int], order_id: str | None 
     lines = [OrderCompletedItem(product_id=p, name=n, unit_price=1000, quantity=q) for p, n, q in items]
     total = sum(line.unit_price * line.quantity for line in lines)
     return OrderCompleted(
-        order_id=order_id or str(uuid.uuid4()), user_id=1, items=lines, total_amount=total,
-        discount_amount=0, paid_amount=total, user_coupon_id=None,
-        completed_at=datetime.fromisoformat(completed_at.replace("Z", "+00:00")).astimezone(UTC),
+        order_id=order_id or str(uuid.uuid4()),
+        user_id=1,
+        items=lines,
+        total_amount=total,
+        discount_amount=0,
+        paid_amount=total,
+        user_coupon_id=None,
+        completed_at=datetime.fromisoformat(completed_at).astimezone(UTC),
     )
 
 
@@ -87,7 +100,7 @@ async def rewind_group(bootstrap: str, prefix: str) -> None:
     try:
         partitions = [TopicPartition(topic, p) for p in range(DEFAULT_PARTITIONS)]
         consumer.assign(partitions)
-        await consumer.commit({tp: 0 for tp in partitions})
+        await consumer.commit(dict.fromkeys(partitions, 0))
     finally:
         await consumer.stop()
 

@@ -10,9 +10,16 @@ import asyncpg
 import pytest
 
 from shared.db.retention import INBOX, purge
-
 from tests.ranking_service.support import (
-    SettableClock, eventually, order, publish, rewind_group, running, settings, summary, top,
+    SettableClock,
+    eventually,
+    order,
+    publish,
+    rewind_group,
+    running,
+    settings,
+    summary,
+    top,
 )
 from tests.support.bad_input import names_field, query_mutations
 
@@ -36,8 +43,9 @@ async def test_events_in_ranking_out_with_ties_and_edges(new_database, kafka_boo
     cfg = settings(await new_database("ranking"), kafka_bootstrap, prefix)
     async with running(cfg, clock) as client:
         await publish(kafka_bootstrap, prefix, events)
-        whole = await eventually(lambda: top(client, days=4, limit=10),
-                                 lambda b: sum(i["quantity_sold"] for i in b["items"]) == 115)
+        whole = await eventually(
+            lambda: top(client, days=4, limit=10), lambda b: sum(i["quantity_sold"] for i in b["items"]) == 115
+        )
         assert summary(whole)[0] == (1, 4, 100, 1)
 
         body = await top(client, days=3, limit=5)
@@ -88,15 +96,17 @@ async def test_duplicates_count_once_and_a_restart_replays_nothing_twice(
     async with running(settings(dsn, kafka_bootstrap, prefix, "r1")) as client:
         await publish(kafka_bootstrap, prefix, [twice, twice, other], key=order_id)
         await publish(kafka_bootstrap, prefix, [twice, marker1], key=order_id)
-        body = await eventually(lambda: top(client, days=1, limit=10),
-                                lambda b: any(i["product_id"] == 90 for i in b["items"]))
+        body = await eventually(
+            lambda: top(client, days=1, limit=10), lambda b: any(i["product_id"] == 90 for i in b["items"])
+        )
         assert summary(body) == [(1, 7, 2, 1), (2, 8, 1, 1), (3, 90, 1, 1)]
 
     await rewind_group(kafka_bootstrap, prefix)  # as if the offsets had never been committed
     async with running(settings(dsn, kafka_bootstrap, prefix, "r2")) as client:
         await publish(kafka_bootstrap, prefix, [marker2], key=order_id)
-        body = await eventually(lambda: top(client, days=1, limit=10),
-                                lambda b: any(i["product_id"] == 91 for i in b["items"]))
+        body = await eventually(
+            lambda: top(client, days=1, limit=10), lambda b: any(i["product_id"] == 91 for i in b["items"])
+        )
         assert summary(body) == [(1, 7, 2, 1), (2, 8, 1, 1), (3, 90, 1, 1), (4, 91, 1, 1)]
 
 
@@ -121,8 +131,9 @@ async def test_a_late_copy_counts_once_after_the_inbox_forgot_it(new_database, k
         again = order(now, (7, "seven", 2), order_id=order_id)  # another event id, the same order
         marker = order(now, (90, "marker", 1))
         await publish(kafka_bootstrap, prefix, [first, again, marker], key=order_id)
-        body = await eventually(lambda: top(client, days=1, limit=10),
-                                lambda b: any(i["product_id"] == 90 for i in b["items"]))
+        body = await eventually(
+            lambda: top(client, days=1, limit=10), lambda b: any(i["product_id"] == 90 for i in b["items"])
+        )
         assert summary(body) == [(1, 7, 2, 1), (2, 90, 1, 1)]
 
 
@@ -141,8 +152,11 @@ async def test_a_cached_answer_shows_new_orders_within_seconds_on_every_instance
             started = time.monotonic()
             await publish(kafka_bootstrap, prefix, [order(datetime.now(UTC).isoformat(), (42, "answer", quantity))])
             for client in (a, b):
-                await eventually(lambda c=client: top(c, days=1, limit=5),
-                                 lambda body, e=expected: summary(body)[:1] == [e], timeout=5.0)
+                await eventually(
+                    lambda c=client: top(c, days=1, limit=5),
+                    lambda body, e=expected: summary(body)[:1] == [e],
+                    timeout=5.0,
+                )
             print(f"visible on both instances after {time.monotonic() - started:.2f}s")
 
 
@@ -154,12 +168,17 @@ async def test_the_routes_are_documented(new_database, kafka_bootstrap, topic_pr
         params = {p["name"] for p in spec["paths"]["/api/v1/rankings/top-products"]["get"]["parameters"]}
         assert params == {"days", "limit"}
         assert set(spec["components"]["schemas"]["TopProductsOut"]["properties"]) == {
-            "from", "to", "generated_at", "items",
+            "from",
+            "to",
+            "generated_at",
+            "items",
         }
 
 
 async def test_huge_integers_and_nul_in_queries_are_400_naming_the_parameter(
-    new_database, kafka_bootstrap, topic_prefix,
+    new_database,
+    kafka_bootstrap,
+    topic_prefix,
 ) -> None:
     cfg = settings(await new_database("ranking"), kafka_bootstrap, f"{topic_prefix}rkn.")
     async with running(cfg) as client:

@@ -61,8 +61,14 @@ class Rig:
         self.metrics = Metrics("test")
         self.store = DeadLetterStore(pool, "test", self.dead_topic)
         self.consumer = BatchConsumer(
-            bootstrap=bootstrap, group_id=self.group, topics=[self.topic], handler=self.handle,
-            registry=REGISTRY, dead_letters=self.store, metrics=self.metrics, max_attempts=3,
+            bootstrap=bootstrap,
+            group_id=self.group,
+            topics=[self.topic],
+            handler=self.handle,
+            registry=REGISTRY,
+            dead_letters=self.store,
+            metrics=self.metrics,
+            max_attempts=3,
             retry_backoff_max_s=0.2,
         )
 
@@ -91,7 +97,7 @@ class Rig:
         task = asyncio.create_task(self.consumer.run())
         try:
             for table, n in rows.items():
-                await _until(lambda: _count(self.pool, table, n))
+                await _until(lambda table=table, n=n: _count(self.pool, table, n))
         finally:
             await cancel(task)
 
@@ -135,7 +141,9 @@ async def test_a_deterministic_failure_sets_the_record_aside_and_the_partition_g
     assert await rig.applied() == [1, 2, 3, 5, 6, 8, 9, 10]
     dead = sorted(await rig.dead(), key=lambda d: d["kafka_offset"])
     assert [(d["error_kind"], d["event_id"]) for d in dead[:2]] == [
-        ("deterministic", messages[3].event_id), ("deterministic", messages[6].event_id)]
+        ("deterministic", messages[3].event_id),
+        ("deterministic", messages[6].event_id),
+    ]
     assert rig.alone[4] == 3 and rig.alone[7] == 3  # the bounded tries of the record alone
     assert dead[2]["error_kind"] == "undecodable" and bytes(dead[2]["payload"]) == b"{"
     assert "DataError" in dead[0]["error"] and dead[0]["topic"] == rig.topic
@@ -206,16 +214,28 @@ async def _count(pool: asyncpg.Pool, table: str, n: int) -> bool:
 async def test_classification() -> None:
     import asyncpg.exceptions._base as base
 
-    for exc in (ConnectionResetError(), TimeoutError(), asyncpg.SerializationError("x"),
-                asyncpg.DeadlockDetectedError("x"), asyncpg.TooManyConnectionsError("x"),
-                asyncpg.CannotConnectNowError("x"), asyncpg.InterfaceError("pool is closing"),
-                asyncpg.ConnectionDoesNotExistError("x")):
+    for exc in (
+        ConnectionResetError(),
+        TimeoutError(),
+        asyncpg.SerializationError("x"),
+        asyncpg.DeadlockDetectedError("x"),
+        asyncpg.TooManyConnectionsError("x"),
+        asyncpg.CannotConnectNowError("x"),
+        asyncpg.InterfaceError("pool is closing"),
+        asyncpg.ConnectionDoesNotExistError("x"),
+    ):
         assert classify(exc) == "transient", exc
     wrapped = RuntimeError("while applying")
     wrapped.__cause__ = ConnectionRefusedError()
     assert classify(wrapped) == "transient"
-    for exc in (asyncpg.DataError("x"), base.DataError("invalid input for query argument $1"),
-                asyncpg.UniqueViolationError("x"), asyncpg.CheckViolationError("x"), ValueError(), KeyError()):
+    for exc in (
+        asyncpg.DataError("x"),
+        base.DataError("invalid input for query argument $1"),
+        asyncpg.UniqueViolationError("x"),
+        asyncpg.CheckViolationError("x"),
+        ValueError(),
+        KeyError(),
+    ):
         assert classify(exc) == "deterministic", exc
     during = ValueError("bad record")
     during.__context__ = asyncpg.SerializationError("x")  # raised while a conflict was handled
@@ -235,8 +255,15 @@ async def test_consumer_lag_is_the_records_not_yet_processed(rig: Rig) -> None:
         partitions.add(batch[0].partition)
         seen.append(lag(batch[0].partition))
 
-    consumer = BatchConsumer(bootstrap=rig.bootstrap, group_id=group, topics=[rig.topic], handler=handle,
-                             registry=REGISTRY, metrics=rig.metrics, max_records=5)
+    consumer = BatchConsumer(
+        bootstrap=rig.bootstrap,
+        group_id=group,
+        topics=[rig.topic],
+        handler=handle,
+        registry=REGISTRY,
+        metrics=rig.metrics,
+        max_records=5,
+    )
     await produce(rig.bootstrap, [_raw(rig.topic, Step(n=n)) for n in range(20)])
     task = asyncio.create_task(consumer.run())
 

@@ -24,9 +24,13 @@ class Record:
 
 def _completed() -> OrderCompleted:
     return OrderCompleted(
-        order_id="o-1", user_id=1,
+        order_id="o-1",
+        user_id=1,
         items=[OrderCompletedItem(product_id=10, name="Tea", unit_price=1000, quantity=2)],
-        total_amount=2000, discount_amount=500, paid_amount=1500, user_coupon_id=7,
+        total_amount=2000,
+        discount_amount=500,
+        paid_amount=1500,
+        user_coupon_id=7,
         completed_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
     )
 
@@ -43,8 +47,7 @@ def test_headers_follow_the_event_contract() -> None:
 
 def test_round_trip() -> None:
     out = Outgoing("order.completed", "o-1", _completed(), request_id="req-1")
-    record = Record(out.topic, 0, 5, b"o-1", out.value(),
-                    [(k, v.encode()) for k, v in out.headers().items()])
+    record = Record(out.topic, 0, 5, b"o-1", out.value(), [(k, v.encode()) for k, v in out.headers().items()])
     incoming = REGISTRY.decode(record)
     assert incoming.message == out.message
     assert incoming.key == "o-1" and incoming.request_id == "req-1"

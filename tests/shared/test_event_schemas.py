@@ -17,8 +17,16 @@ def test_committed_schema_matches_the_model(topic: str) -> None:
 def test_order_completed_has_the_contract_fields() -> None:
     schema = schema_for("order.completed")
     assert set(schema["required"]) >= {
-        "order_id", "user_id", "items", "total_amount", "discount_amount", "paid_amount",
-        "user_coupon_id", "completed_at", "event_id", "occurred_at",
+        "order_id",
+        "user_id",
+        "items",
+        "total_amount",
+        "discount_amount",
+        "paid_amount",
+        "user_coupon_id",
+        "completed_at",
+        "event_id",
+        "occurred_at",
     }
     assert schema["x-headers"]["event-type"] == "OrderCompleted"
 

@@ -69,7 +69,7 @@ async def test_two_relays_deliver_every_row_exactly_once(new_database, kafka_boo
             await cancel(task)
         for publisher in publishers:
             await publisher.close()
-    seen = Counter(dict(r.headers)["event-id"].decode() for r in records[len(records) // 2:])
+    seen = Counter(dict(r.headers)["event-id"].decode() for r in records[len(records) // 2 :])
     all_seen = Counter(dict(r.headers)["event-id"].decode() for r in records[: len(records) // 2])
     assert len(records) == 2000  # read twice from the beginning: 1000 each time
     assert set(all_seen) == set(seen) == {str(i) for i in ids}
@@ -136,14 +136,24 @@ async def test_consumer_with_inbox_applies_a_redelivered_message_once(
     raw = (topic, b"k", out.value(), [(k, v.encode()) for k, v in out.headers().items()])
     other = Outgoing(topic, "k", Ping(n=2))
     # The same message three times (a redelivery), a poison record, and another message.
-    await produce(kafka_bootstrap, [
-        raw, raw, (topic, b"k", b"garbage", [("event-type", b"Ping")]), raw,
-        (other.topic, b"k", other.value(), [(k, v.encode()) for k, v in other.headers().items()]),
-    ])
+    await produce(
+        kafka_bootstrap,
+        [
+            raw,
+            raw,
+            (topic, b"k", b"garbage", [("event-type", b"Ping")]),
+            raw,
+            (other.topic, b"k", other.value(), [(k, v.encode()) for k, v in other.headers().items()]),
+        ],
+    )
     publisher = KafkaPublisher(kafka_bootstrap, client_id="dlq")
     consumer = BatchConsumer(
-        bootstrap=kafka_bootstrap, group_id=f"{topic_prefix}pings", topics=[topic], handler=handler,
-        registry=REGISTRY, dead_letter=(publisher, dlq),
+        bootstrap=kafka_bootstrap,
+        group_id=f"{topic_prefix}pings",
+        topics=[topic],
+        handler=handler,
+        registry=REGISTRY,
+        dead_letter=(publisher, dlq),
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -157,8 +167,11 @@ async def test_consumer_with_inbox_applies_a_redelivered_message_once(
     # A second consumer of the same group starts from the committed offsets: nothing re-applied,
     # and even a full replay from the start changes nothing.
     replay = BatchConsumer(
-        bootstrap=kafka_bootstrap, group_id=f"{topic_prefix}pings-replay", topics=[topic],
-        handler=handler, registry=REGISTRY,
+        bootstrap=kafka_bootstrap,
+        group_id=f"{topic_prefix}pings-replay",
+        topics=[topic],
+        handler=handler,
+        registry=REGISTRY,
     )
     task = asyncio.create_task(replay.run())
     try:
@@ -191,8 +204,9 @@ async def test_offsets_of_every_batch_are_committed_by_the_time_the_consumer_sto
         async def handler(batch: list[Incoming]) -> None:
             seen.extend(item.message.n for item in batch)  # type: ignore[attr-defined]
 
-        consumer = BatchConsumer(bootstrap=kafka_bootstrap, group_id=group, topics=[topic], handler=handler,
-                                 registry=REGISTRY, max_records=7)
+        consumer = BatchConsumer(
+            bootstrap=kafka_bootstrap, group_id=group, topics=[topic], handler=handler, registry=REGISTRY, max_records=7
+        )
         task = asyncio.create_task(consumer.run())
         try:
             async with asyncio.timeout(30):
@@ -202,7 +216,7 @@ async def test_offsets_of_every_batch_are_committed_by_the_time_the_consumer_sto
             await cancel(task)
 
     first: list[int] = []
-    await produce(kafka_bootstrap, records(range(0, 60)))
+    await produce(kafka_bootstrap, records(range(60)))
     await run_until(first, 60)
     await produce(kafka_bootstrap, records(range(60, 70)))
     second: list[int] = []
@@ -255,8 +269,11 @@ async def test_a_consumer_cancelled_while_starting_closes_its_client(kafka_boots
 
     for delay in (0.0, 0.05, 0.2):
         consumer = BatchConsumer(
-            bootstrap=kafka_bootstrap, group_id=f"{topic_prefix}cancel", topics=[f"{topic_prefix}cancel"],
-            handler=handler, registry=REGISTRY,
+            bootstrap=kafka_bootstrap,
+            group_id=f"{topic_prefix}cancel",
+            topics=[f"{topic_prefix}cancel"],
+            handler=handler,
+            registry=REGISTRY,
         )
         task = asyncio.create_task(consumer.run())
         await asyncio.sleep(delay)
@@ -289,7 +306,8 @@ async def test_outbox_rows_in_the_same_statement_as_the_state_change(
         records = await read_topic(kafka_bootstrap, topic, until=lambda rs: len(rs) >= 2, timeout=30)
         deadline = asyncio.get_running_loop().time() + 20
         while (remaining := await pool.fetchval("SELECT count(*) FROM outbox")) and (
-                asyncio.get_running_loop().time() < deadline):
+            asyncio.get_running_loop().time() < deadline
+        ):
             await asyncio.sleep(0.05)  # the relay deletes the rows once the broker acknowledged them
     finally:
         await cancel(task)
@@ -317,8 +335,12 @@ async def test_relay_runs_its_sent_hook_in_the_publishing_transaction(
         raise asyncpg.PostgresError("the hook failed")
 
     async def record(conn, sent) -> None:
-        await conn.execute("INSERT INTO acked SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
-                           [s.event_id for s in sent], [s.topic for s in sent], [s.key for s in sent])
+        await conn.execute(
+            "INSERT INTO acked SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])",
+            [s.event_id for s in sent],
+            [s.topic for s in sent],
+            [s.key for s in sent],
+        )
 
     try:
         ids = await _write(pool, topic, 12)

@@ -52,13 +52,22 @@ def test_outside_development_the_dsn_and_broker_must_be_set(monkeypatch: pytest.
 
 def _start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "BALANCE_"))}
-    return subprocess.run([sys.executable, "-m", module], env=clean | env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env=clean | env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_a_service_refuses_to_start_in_production_without_its_settings() -> None:
-    gateway = _start("gateway", {"GATEWAY_ENVIRONMENT": "production", "GATEWAY_PORT": "0",
-                                 "GATEWAY_ADMIN_TOKEN": "change-me-admin-token"})
+    gateway = _start(
+        "gateway",
+        {"GATEWAY_ENVIRONMENT": "production", "GATEWAY_PORT": "0", "GATEWAY_ADMIN_TOKEN": "change-me-admin-token"},
+    )
     assert gateway.returncode != 0
     assert "refusing to start" in gateway.stderr and "placeholder" in gateway.stderr
     assert "Traceback" not in gateway.stderr
@@ -74,8 +83,9 @@ def test_a_service_refuses_to_start_in_production_without_its_settings() -> None
 @pytest.mark.asyncio
 async def test_a_service_refuses_an_older_schema(new_database, kafka_bootstrap: str, tmp_path: Path) -> None:
     dsn = await new_database("schema")
-    settings = BalanceSettings(environment="production", database_url=dsn, kafka_bootstrap=kafka_bootstrap,
-                               port=0, access_log=False)
+    settings = BalanceSettings(
+        environment="production", database_url=dsn, kafka_bootstrap=kafka_bootstrap, port=0, access_log=False
+    )
     server = TestServer(create_app(settings))
     with pytest.raises(SchemaBehind, match="balance/0001"):
         await server.start_server()  # no migrations applied: it does not serve (nor migrate)
@@ -86,10 +96,20 @@ async def test_a_service_refuses_an_older_schema(new_database, kafka_bootstrap: 
     finally:
         await conn.close()
     # the migrations Job's command, with the schema owner's DSN
-    job = subprocess.run([sys.executable, "-m", "balance_service", "migrate"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=False,
-                         env=os.environ | {"BALANCE_ENVIRONMENT": "production", "BALANCE_DATABASE_URL": dsn,
-                                           "BALANCE_KAFKA_BOOTSTRAP": kafka_bootstrap})
+    job = subprocess.run(
+        [sys.executable, "-m", "balance_service", "migrate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=os.environ
+        | {
+            "BALANCE_ENVIRONMENT": "production",
+            "BALANCE_DATABASE_URL": dsn,
+            "BALANCE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        },
+    )
     assert job.returncode == 0, job.stderr
     await check_schema(dsn, MIGRATIONS)
     # one migration behind the files a (newer) release ships is refused too
@@ -99,7 +119,7 @@ async def test_a_service_refuses_an_older_schema(new_database, kafka_bootstrap: 
         (newer / path.name).write_text(path.read_text())
     (newer / "0999_next.sql").write_text("CREATE TABLE next_thing (id int);")
     release = [MIGRATIONS[0], MigrationSource("balance", newer)]
-    with pytest.raises(SchemaBehind, match="balance/0999_next.sql"):
+    with pytest.raises(SchemaBehind, match=r"balance/0999_next\.sql"):
         await check_schema(dsn, release)
     assert await migrate(dsn, release) == ["balance/0999_next.sql"]
     await check_schema(dsn, release)
@@ -123,8 +143,9 @@ async def _partitions(bootstrap: str, topic: str) -> int:
 async def test_the_topics_step_applies_its_settings_and_services_do_not_override_them(kafka_bootstrap: str) -> None:
     prefix = f"prov{uuid.uuid4().hex[:8]}."
     names = [f"{prefix}a", f"{prefix}b"]
-    spec = TopicSpec(partitions=3, replication_factor=1,
-                     configs={"min.insync.replicas": "1", "retention.ms": "3600000"})
+    spec = TopicSpec(
+        partitions=3, replication_factor=1, configs={"min.insync.replicas": "1", "retention.ms": "3600000"}
+    )
     state = await provision_topics(kafka_bootstrap, names, spec)
     for name in names:
         assert state[name]["partitions"] == 3 and state[name]["replication_factor"] == 1
@@ -149,8 +170,9 @@ async def test_the_topics_step_applies_its_settings_and_services_do_not_override
     assert all(again[n]["configs"] == dict(spec.configs) for n in names)
 
     # running the step again puts its configs back; a replication it cannot change is an error
-    changed = TopicSpec(partitions=3, replication_factor=1, configs={"min.insync.replicas": "1",
-                                                                     "retention.ms": "7200000"})
+    changed = TopicSpec(
+        partitions=3, replication_factor=1, configs={"min.insync.replicas": "1", "retention.ms": "7200000"}
+    )
     assert (await provision_topics(kafka_bootstrap, names, changed))[names[0]]["configs"]["retention.ms"] == "7200000"
     with pytest.raises(TopicError, match="replication factor 1"):
         await provision_topics(kafka_bootstrap, names, TopicSpec(partitions=3, replication_factor=2))
@@ -159,17 +181,36 @@ async def test_the_topics_step_applies_its_settings_and_services_do_not_override
 @pytest.mark.integration
 def test_the_topics_command(kafka_bootstrap: str) -> None:
     prefix = f"cmd{uuid.uuid4().hex[:8]}."
-    env = {"KAFKA_BOOTSTRAP": kafka_bootstrap, "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_TOPICS": "x y",
-           "KAFKA_PARTITIONS": "2", "KAFKA_REPLICATION_FACTOR": "1", "KAFKA_MIN_INSYNC_REPLICAS": "1",
-           "KAFKA_RETENTION_MS": "86400000"}
-    done = subprocess.run([sys.executable, "-m", "shared.messaging.admin"], env=os.environ | env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "KAFKA_TOPICS": "x y",
+        "KAFKA_PARTITIONS": "2",
+        "KAFKA_REPLICATION_FACTOR": "1",
+        "KAFKA_MIN_INSYNC_REPLICAS": "1",
+        "KAFKA_RETENTION_MS": "86400000",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.messaging.admin"],
+        env=os.environ | env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert f"{prefix}x partitions=2 replication=1" in done.stdout
     assert "'retention.ms': '86400000'" in done.stdout
-    wrong = subprocess.run([sys.executable, "-m", "shared.messaging.admin"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120, check=False,
-                           env=os.environ | env | {"KAFKA_REPLICATION_FACTOR": "3"})
+    wrong = subprocess.run(
+        [sys.executable, "-m", "shared.messaging.admin"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=os.environ | env | {"KAFKA_REPLICATION_FACTOR": "3"},
+    )
     assert wrong.returncode == 1 and "topics not provisioned" in wrong.stderr
 
 
@@ -181,12 +222,24 @@ def test_kafka_security_settings_reach_every_client() -> None:
     sasl = security_kwargs("SASL_SSL", sasl_mechanism="SCRAM-SHA-512", username="svc", password="pw")
     assert sasl["security_protocol"] == "SASL_SSL" and sasl["ssl_context"] is not None
     assert (sasl["sasl_mechanism"], sasl["sasl_plain_username"], sasl["sasl_plain_password"]) == (
-        "SCRAM-SHA-512", "svc", "pw")
-    settings = BalanceSettings(database_url="postgresql://x@db/balance", kafka_security_protocol="SASL_PLAINTEXT",
-                               kafka_sasl_mechanism="PLAIN", kafka_sasl_username="svc", kafka_sasl_password="pw")
+        "SCRAM-SHA-512",
+        "svc",
+        "pw",
+    )
+    settings = BalanceSettings(
+        database_url="postgresql://x@db/balance",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="pw",
+    )
     kwargs = kafka_security(settings)
-    assert kwargs == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                      "sasl_plain_username": "svc", "sasl_plain_password": "pw"}
+    assert kwargs == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "pw",
+    }
     with pytest.raises(ValidationError, match="KAFKA_SASL_USERNAME"):
         BalanceSettings(database_url="postgresql://x@db/balance", kafka_security_protocol="SASL_SSL")
 
@@ -196,8 +249,14 @@ async def test_producer_consumer_and_admin_take_the_security_settings() -> None:
     """aiokafka validates the combination in its constructors; the shared consumer passes them on."""
     sasl = security_kwargs("SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", username="u", password="p")
     producer = AIOKafkaProducer(bootstrap_servers="kafka:9092", **sasl)
-    consumer = BatchConsumer(bootstrap="kafka:9092", group_id="g", topics=["t"], handler=None,  # type: ignore[arg-type]
-                             registry=None, security=sasl)._make_consumer()  # type: ignore[arg-type]
+    consumer = BatchConsumer(
+        bootstrap="kafka:9092",
+        group_id="g",
+        topics=["t"],
+        handler=None,  # type: ignore[arg-type]
+        registry=None,
+        security=sasl,
+    )._make_consumer()  # type: ignore[arg-type]
     client = AIOKafkaAdminClient(bootstrap_servers="kafka:9092", **security_kwargs("SSL"))
     assert producer.client._security_protocol == "SASL_PLAINTEXT"
     assert consumer._client._security_protocol == "SASL_PLAINTEXT"

@@ -56,13 +56,19 @@ class Case:
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(body: dict[str, Any]) -> None:
         body[key] = value
+
     return change
 
 
 def _completed(quantity: int = 1, product_id: int = 10) -> OrderCompleted:
     return OrderCompleted(
-        order_id=_order_id(), user_id=1, total_amount=1000, discount_amount=0, paid_amount=1000,
-        user_coupon_id=None, completed_at=datetime.now(UTC),
+        order_id=_order_id(),
+        user_id=1,
+        total_amount=1000,
+        discount_amount=0,
+        paid_amount=1000,
+        user_coupon_id=None,
+        completed_at=datetime.now(UTC),
         items=[OrderCompletedItem(product_id=product_id, name="Apple", unit_price=1000, quantity=quantity)],
     )
 
@@ -76,27 +82,50 @@ def _user() -> UserRegistered:
 
 
 CASES = [
-    Case("balance", topics.BALANCE_COMMANDS, "balance-saga", lambda: ev.RefundBalance(order_id=_order_id()),
-         lambda: (ev.DeductBalance(order_id=_order_id(), user_id=1, amount=1), _set("amount", HUGE)),
-         ev.BalanceDeductionFailed),
-    Case("catalog", topics.STOCK_COMMANDS, "catalog", lambda: ev.RestoreStock(order_id=_order_id()),
-         lambda: (ev.DeductStock(order_id=f"poison-{_order_id()}", lines=[ev.StockLine(product_id=1, quantity=1)]),
-                  None),
-         ev.StockDeductionFailed,
-         # The catalog checks ids before any SQL: a constraint rejects the order instead.
-         """CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    Case(
+        "balance",
+        topics.BALANCE_COMMANDS,
+        "balance-saga",
+        lambda: ev.RefundBalance(order_id=_order_id()),
+        lambda: (ev.DeductBalance(order_id=_order_id(), user_id=1, amount=1), _set("amount", HUGE)),
+        ev.BalanceDeductionFailed,
+    ),
+    Case(
+        "catalog",
+        topics.STOCK_COMMANDS,
+        "catalog",
+        lambda: ev.RestoreStock(order_id=_order_id()),
+        lambda: (
+            ev.DeductStock(order_id=f"poison-{_order_id()}", lines=[ev.StockLine(product_id=1, quantity=1)]),
+            None,
+        ),
+        ev.StockDeductionFailed,
+        # The catalog checks ids before any SQL: a constraint rejects the order instead.
+        """CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN IF NEW.order_id LIKE 'poison-%' THEN RAISE EXCEPTION 'order rejected'; END IF; RETURN NEW; END $$;
             CREATE TRIGGER reject_poison BEFORE INSERT ON order_stock FOR EACH ROW EXECUTE FUNCTION reject_poison();
-         """),
-    Case("coupon", topics.COUPON_COMMANDS, "coupon", lambda: ev.ReleaseCoupon(order_id=_order_id()),
-         lambda: (ev.ReserveCoupon(order_id=_order_id(), user_id=1, user_coupon_id=1, order_amount=1000),
-                  _set("user_coupon_id", HUGE)),
-         ev.CouponReservationFailed),
+         """,
+    ),
+    Case(
+        "coupon",
+        topics.COUPON_COMMANDS,
+        "coupon",
+        lambda: ev.ReleaseCoupon(order_id=_order_id()),
+        lambda: (
+            ev.ReserveCoupon(order_id=_order_id(), user_id=1, user_coupon_id=1, order_amount=1000),
+            _set("user_coupon_id", HUGE),
+        ),
+        ev.CouponReservationFailed,
+    ),
     Case("coupon", topics.USER_REGISTERED, "coupon-users", _user, lambda: (_user(), _set("user_id", HUGE))),
     Case("order", topics.USER_REGISTERED, "order-users", _user, lambda: (_user(), _set("user_id", HUGE))),
-    Case("order", topics.SAGA_REPLIES, "order-saga",
-         lambda: ev.CouponReleased(order_id=_order_id(), command_id=uuid.uuid4()),
-         lambda: (ev.CouponReleased(order_id=_order_id(), command_id=uuid.uuid4()), _set("order_id", "not-a-uuid"))),
+    Case(
+        "order",
+        topics.SAGA_REPLIES,
+        "order-saga",
+        lambda: ev.CouponReleased(order_id=_order_id(), command_id=uuid.uuid4()),
+        lambda: (ev.CouponReleased(order_id=_order_id(), command_id=uuid.uuid4()), _set("order_id", "not-a-uuid")),
+    ),
     Case("ranking", topics.ORDER_COMPLETED, "ranking", _completed, lambda: (_completed(), _items)),
 ]
 
@@ -113,22 +142,36 @@ class Service:
 
 
 def _settings(service: str, dsn: str, prefix: str, bootstrap: str) -> Any:
-    common = dict(database_url=dsn, kafka_bootstrap=bootstrap, kafka_topic_prefix=prefix, port=0,
-                  environment="test", access_log=False, log_level="WARNING", outbox_poll_interval_s=0.2,
-                  consumer_max_attempts=2, consumer_retry_backoff_max_s=0.5)
+    common = {
+        "database_url": dsn,
+        "kafka_bootstrap": bootstrap,
+        "kafka_topic_prefix": prefix,
+        "port": 0,
+        "environment": "test",
+        "access_log": False,
+        "log_level": "WARNING",
+        "outbox_poll_interval_s": 0.2,
+        "consumer_max_attempts": 2,
+        "consumer_retry_backoff_max_s": 0.5,
+    }
     if service == "balance":
         from balance_service.config import Settings as B
+
         return B(**common)
     if service == "catalog":
         from catalog_service.config import Settings as C
+
         return C(**common)
     if service == "coupon":
         from coupon_service.config import Settings as K
+
         return K(**common, balance_url="http://127.0.0.1:9")
     if service == "order":
         from order_service.config import Settings as O
+
         return O(**common, balance_url="http://127.0.0.1:9", catalog_url="http://127.0.0.1:9")
     from ranking_service.config import Settings as R
+
     return R(**common)
 
 
@@ -167,7 +210,8 @@ def _raw(topic: str, msg: Message, change: Callable[[dict[str, Any]], None] | No
 
 async def _processed(svc: Service, inbox: str, ids: list[uuid.UUID]) -> bool:
     found = await svc.pool.fetchval(
-        "SELECT count(*) FROM inbox WHERE consumer = $1 AND message_id = ANY($2::uuid[])", inbox, ids)
+        "SELECT count(*) FROM inbox WHERE consumer = $1 AND message_id = ANY($2::uuid[])", inbox, ids
+    )
     return found == len(ids)
 
 
@@ -190,18 +234,32 @@ async def test_a_record_its_handler_cannot_process_is_set_aside_and_the_partitio
     await eventually(lambda: _processed(svc, case.inbox, [before.event_id, after.event_id]), timeout=60)
     assert letter["topic"] == topic and letter["consumer_group"].startswith(svc.prefix)
     assert letter["error_kind"] in ("deterministic", "undecodable")
-    assert bytes(letter["msg_key"]) == b"one-key" and orjson.loads(bytes(letter["payload"]))["event_id"] == str(bad.event_id)
-    assert await svc.pool.fetchval(
-        "SELECT count(*) FROM dead_letters WHERE event_id = ANY($1::uuid[])", [before.event_id, after.event_id]) == 0
+    assert bytes(letter["msg_key"]) == b"one-key" and orjson.loads(bytes(letter["payload"]))["event_id"] == str(
+        bad.event_id
+    )
+    assert (
+        await svc.pool.fetchval(
+            "SELECT count(*) FROM dead_letters WHERE event_id = ANY($1::uuid[])", [before.event_id, after.event_id]
+        )
+        == 0
+    )
     if case.failure_reply is not None:
         # The participant answered the set-aside forward command: the order saga compensates.
         replies = await read_topic(
-            kafka_bootstrap, svc.topic(topics.SAGA_REPLIES),
-            until=lambda rs: any(orjson.loads(r.value).get("command_id") == str(bad.event_id) for r in rs))
-        answer = [orjson.loads(r.value) for r in replies if orjson.loads(r.value).get("command_id") == str(bad.event_id)]
+            kafka_bootstrap,
+            svc.topic(topics.SAGA_REPLIES),
+            until=lambda rs: any(orjson.loads(r.value).get("command_id") == str(bad.event_id) for r in rs),
+        )
+        answer = [
+            orjson.loads(r.value) for r in replies if orjson.loads(r.value).get("command_id") == str(bad.event_id)
+        ]
         assert len(answer) == 1 and answer[0]["code"] == ev.PROCESSING_FAILED
-        assert dict(next(r for r in replies if orjson.loads(r.value).get("command_id") == str(bad.event_id)).headers)[
-            "event-type"].decode() == case.failure_reply.event_type
+        assert (
+            dict(next(r for r in replies if orjson.loads(r.value).get("command_id") == str(bad.event_id)).headers)[
+                "event-type"
+            ].decode()
+            == case.failure_reply.event_type
+        )
 
 
 async def test_admin_routes_list_and_replay(services: dict[str, Service], kafka_bootstrap: str) -> None:
@@ -235,8 +293,9 @@ async def test_admin_routes_list_and_replay(services: dict[str, Service], kafka_
     # Pages follow each other without repeats.
     first = await (await client.get("/api/v1/admin/dead-letters", params={"limit": "1"})).json()
     if first["next_cursor"]:
-        second = await (await client.get(
-            "/api/v1/admin/dead-letters", params={"limit": "1", "cursor": first["next_cursor"]})).json()
+        second = await (
+            await client.get("/api/v1/admin/dead-letters", params={"limit": "1", "cursor": first["next_cursor"]})
+        ).json()
         assert second["items"][0]["dead_letter_id"] != first["items"][0]["dead_letter_id"]
     assert (await (await client.get("/api/v1/admin/dead-letters", params={"service": "coupon"})).json())["items"] == []
     assert (await client.get("/api/v1/admin/dead-letters", params={"cursor": "zzz"})).status == 400
@@ -286,9 +345,13 @@ async def test_balance_orders_consumer_sets_aside_what_it_cannot_release(
     user = (await resp.json())["user_id"]
     assert (await svc.client.post(f"/api/v1/users/{user}/balance/charge", json={"amount": 10_000})).status == 200
     first, second = _order_id(), _order_id()
-    await produce(kafka_bootstrap, [
-        _raw(svc.topic(topics.BALANCE_COMMANDS), ev.DeductBalance(order_id=o, user_id=user, amount=100))
-        for o in (first, second)])
+    await produce(
+        kafka_bootstrap,
+        [
+            _raw(svc.topic(topics.BALANCE_COMMANDS), ev.DeductBalance(order_id=o, user_id=user, amount=100))
+            for o in (first, second)
+        ],
+    )
 
     async def held(amount: int) -> bool:
         rows = await svc.pool.fetch("SELECT held FROM order_payments WHERE order_id = ANY($1::text[])", [first, second])
@@ -297,9 +360,14 @@ async def test_balance_orders_consumer_sets_aside_what_it_cannot_release(
     await eventually(lambda: held(100), timeout=60)
     topic = svc.topic(topics.ORDER_COMPLETED)
     bad = _completed()
-    await produce(kafka_bootstrap, [
-        _raw(topic, _completed_for(first)), _raw(topic, bad, _set("order_id", "bad\x00id")),
-        _raw(topic, _completed_for(second))])
+    await produce(
+        kafka_bootstrap,
+        [
+            _raw(topic, _completed_for(first)),
+            _raw(topic, bad, _set("order_id", "bad\x00id")),
+            _raw(topic, _completed_for(second)),
+        ],
+    )
     letter = await eventually(lambda: _dead_letter(svc, bad.event_id), timeout=60)
     await eventually(lambda: held(0), timeout=60)
     assert letter["topic"] == topic and letter["error_kind"] == "deterministic"

@@ -19,15 +19,18 @@ from shared.messaging.envelope import Incoming, Outgoing
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, None),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, None),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "otlp"),
-    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, "otlp"),
-    ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
-    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, None),
-    ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, None),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, None),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "otlp"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, "otlp"),
+        ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, None),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, None),
+    ],
+)
 def test_on_only_when_an_exporter_is_configured(env: dict[str, str], expected: str | None) -> None:
     assert tracing._exporter_configured(env) == expected
 
@@ -74,12 +77,15 @@ def test_a_consumed_batch_parents_each_message_and_what_it_causes_by_key(spans: 
     assert first.attributes["request.id"] == "req-1" and first.attributes["event.type"] == "DeductBalance"
     assert first.kind is trace.SpanKind.CONSUMER
     # the reply of each message is a child of that message's process span
-    assert reply_a["traceparent"].split("-")[1:3] == ["0af7651916cd43dd8448eb211c80319c",
-                                                       format(first.context.span_id, "016x")]
+    assert reply_a["traceparent"].split("-")[1:3] == [
+        "0af7651916cd43dd8448eb211c80319c",
+        format(first.context.span_id, "016x"),
+    ]
     assert reply_b["traceparent"].split("-")[1] == "11111111111111111111111111111111"
     batch = next(s for s in spans.get_finished_spans() if s.name == "balance-saga batch")
     assert {format(link.context.span_id, "016x") for link in batch.links} == {
-        format(s.context.span_id, "016x") for s in process}
+        format(s.context.span_id, "016x") for s in process
+    }
 
 
 def test_a_saved_context_is_the_parent_when_nothing_is_current(spans: InMemorySpanExporter) -> None:

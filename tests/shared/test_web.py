@@ -6,8 +6,8 @@ import io
 import re
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import quote
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -22,7 +22,15 @@ from shared.web.cursors import ID, MOMENT, UUID, Cursor
 from shared.web.openapi import camel, codes_of, openapi_document, operation, response_headers, setup_openapi
 from shared.web.problems import Problem, ProblemSpec, ValidationProblem
 from shared.web.validation import (
-    Id, Int32, Int64, not_nullable, parse_query, path_id, read_json, text, validate_json,
+    Id,
+    Int32,
+    Int64,
+    not_nullable,
+    parse_query,
+    path_id,
+    read_json,
+    text,
+    validate_json,
 )
 
 
@@ -90,9 +98,12 @@ async def crash(_request: web.Request) -> web.Response:
 async def client() -> AsyncIterator[TestClient]:
     settings = BaseServiceSettings(port=0, access_log=False)
     app = create_base_app(
-        settings, service="test",
-        error_map={ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found"),
-                   DependencyDown: ProblemSpec(503, "SERVICE_UNAVAILABLE", "Service unavailable")},
+        settings,
+        service="test",
+        error_map={
+            ThingError: ProblemSpec(404, "THING_NOT_FOUND", "Thing not found"),
+            DependencyDown: ProblemSpec(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
+        },
     )
     app.router.add_post("/charge", charge)
     app.router.add_get("/things/{thing_id}", thing)
@@ -227,9 +238,15 @@ async def test_database_down_is_503_with_retry_after(client: TestClient, path: s
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path, field", [
-    ("/things/1%00", "path"), ("/things/%00", "path"), ("/things/1?q=a%00b", "q"), ("/things/1?x=1&q%00=2", "q\\u0000"),
-])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/things/1%00", "path"),
+        ("/things/%00", "path"),
+        ("/things/1?q=a%00b", "q"),
+        ("/things/1?x=1&q%00=2", "q\\u0000"),
+    ],
+)
 async def test_nul_in_path_or_query_is_400_naming_it(client: TestClient, path: str, field: str) -> None:
     body = await _problem(await client.get(path), 400, "VALIDATION_ERROR")
     assert body["errors"] == [{"field": field, "message": "must not contain NUL (\\u0000)"}]
@@ -247,8 +264,12 @@ def test_text_refuses_nul_and_blank_names() -> None:
         note: text(0, 10)  # type: ignore[valid-type]
 
     assert validate_json(b'{"name": " a ", "note": ""}', Named).name == "a"
-    for raw, field in [(b'{"name": "a\\u0000", "note": ""}', "name"), (b'{"name": "a", "note": "\\u0000"}', "note"),
-                       (b'{"name": " \\u3000 ", "note": ""}', "name"), (b'{"name": "a", "note": "12345678901"}', "note")]:
+    for raw, field in [
+        (b'{"name": "a\\u0000", "note": ""}', "name"),
+        (b'{"name": "a", "note": "\\u0000"}', "note"),
+        (b'{"name": " \\u3000 ", "note": ""}', "name"),
+        (b'{"name": "a", "note": "12345678901"}', "note"),
+    ]:
         with pytest.raises(ValidationProblem) as caught:
             validate_json(raw, Named)
         assert [e["field"] for e in caught.value.members["errors"]] == [field], raw
@@ -270,9 +291,11 @@ def test_bounded_integers() -> None:
 @pytest.mark.parametrize("cursor", [Cursor("h", ID), Cursor("c", MOMENT, ID), Cursor("o", MOMENT, UUID)])
 def test_every_string_that_matches_a_cursor_pattern_decodes(cursor: Cursor) -> None:
     regex = re.compile(cursor.pattern)
-    samples = {"h": ["h0", "h7fffffffffffffff", "hffffffffffffff"],
-               "c": ["c0.0", "cffffffffffffff.7fffffffffffffff"],
-               "o": ["o0." + "f" * 32, "offffffffffffff." + "0" * 32]}[cursor.prefix]
+    samples = {
+        "h": ["h0", "h7fffffffffffffff", "hffffffffffffff"],
+        "c": ["c0.0", "cffffffffffffff.7fffffffffffffff"],
+        "o": ["o0." + "f" * 32, "offffffffffffff." + "0" * 32],
+    }[cursor.prefix]
     for sample in samples:
         assert regex.match(sample) and cursor.decode(sample), sample
     for bad in ["", cursor.prefix, cursor.prefix + "8000000000000000", cursor.prefix + "G", "x0"]:
@@ -324,7 +347,8 @@ def test_a_view_can_declare_a_path_parameter_that_is_not_a_bigint_id() -> None:
     setup_openapi(app, title="t")
     doc = openapi_document(app)
     assert doc["paths"]["/letters/{letter_id}"]["get"]["parameters"] == [
-        {"in": "path", "name": "letter_id", "required": True, "schema": name}]
+        {"in": "path", "name": "letter_id", "required": True, "schema": name}
+    ]
     assert doc["paths"]["/things/{thing_id}"]["post"]["parameters"][0]["schema"]["maximum"] == 2**63 - 1
 
 
@@ -347,7 +371,7 @@ async def test_a_write_whose_database_connection_broke_is_502_not_503(client: Te
     assert resp.headers["Retry-After"] == "1"
 
 
-@pytest.mark.parametrize("value", ["5.0", "5e0", "0x5", " 5", "5 ", "", "٥"])
+@pytest.mark.parametrize("value", ["5.0", "5e0", "0x5", " 5", "5 ", "", "٥"])  # noqa: RUF001 (an Arabic-Indic five)
 def test_an_integer_query_parameter_must_be_written_as_one(value: str) -> None:
     class Query(BaseModel):
         limit: int = Field(default=20, ge=1, le=100)

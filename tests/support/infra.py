@@ -47,7 +47,7 @@ def _docker_answers() -> bool:
                 return bool(client.ping())
             finally:
                 client.close()
-        except Exception:  # noqa: BLE001 - any failure means no usable engine
+        except Exception:
             return False
 
 
@@ -73,9 +73,7 @@ def _local() -> Servers:
     if result.returncode != 0:
         raise RuntimeError(f"deploy/infra.sh up failed:\n{result.stdout}\n{result.stderr}")
     env = subprocess.run([str(INFRA), "env"], capture_output=True, text=True, check=True).stdout
-    values = dict(
-        line.removeprefix("export ").split("=", 1) for line in env.splitlines() if line.startswith("export ")
-    )
+    values = dict(line.removeprefix("export ").split("=", 1) for line in env.splitlines() if line.startswith("export "))
     return Servers(values["PG_ADMIN_DSN"], values["KAFKA_BOOTSTRAP"], "local")
 
 
@@ -130,9 +128,7 @@ class _PrivateServer:
     _env: dict[str, str]
 
     def _run(self, command: str) -> None:
-        result = subprocess.run(
-            [str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300
-        )
+        result = subprocess.run([str(INFRA), command], env=self._env, capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             raise RuntimeError(f"infra.sh {command} failed:\n{result.stdout}\n{result.stderr}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,12 @@ async def read_topic(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"test-reader-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=50,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
     )
     records: list[Any] = []
     try:
@@ -34,14 +39,14 @@ async def read_topic(
     except TimeoutError:
         pass
     finally:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consumer.stop(), 10)
-        except TimeoutError:
-            pass
     return records
 
 
-async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+async def produce(
+    bootstrap: str, records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> None:
     """Send raw ``(topic, key, value, headers)`` records and wait for them."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
