@@ -13,6 +13,18 @@ from tests.support.infra import PrivateBroker, Servers
 from tests.support.infra import servers as find_servers
 
 
+_NEEDS_SERVERS = ("integration", "e2e", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``unit`` every test that needs no server (no integration, e2e or faults marker and no
+    ``infra`` fixture, however indirect): ``deploy/test.sh -m unit`` is the edit-test loop."""
+    for item in items:
+        needs = any(item.get_closest_marker(m) for m in _NEEDS_SERVERS)
+        if not needs and "infra" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Servers]:
     """Real PostgreSQL and Kafka (env, testcontainers or local; see tests/support/infra.py)."""
