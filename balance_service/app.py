@@ -5,14 +5,13 @@ from pathlib import Path
 from aiohttp import web
 
 from balance_service.api.errors import ERROR_MAP
-from balance_service.api.keys import CHARGES
 from balance_service.api.routes import setup_routes
+from balance_service.bootstrap import DEPS, deps_ctx
 from balance_service.config import Settings
 from balance_service.messaging import orders, saga
 from balance_service.service import housekeeping
-from balance_service.service.balances import Charges
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
-from shared.db.pool import PG_POOL, postgres_ctx
+from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
@@ -29,23 +28,11 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
-def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
-    async def start(app: web.Application) -> None:
-        await housekeeping.run(
-            app[PG_POOL],
-            interval_s=settings.cleanup_interval_s,
-            key_hours=settings.idempotency_key_hours,
-            inbox_hours=settings.retention_hours,
-        )
-
-    return start
-
-
-async def _charges_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-    """Batched charges over the pool; flushes in progress finish before the pool closes."""
-    app[CHARGES] = charges = Charges(app[PG_POOL])
-    yield
-    await charges.batcher.aclose()
+async def _housekeeping(app: web.Application) -> None:
+    settings = app[DEPS].settings
+    await housekeeping.run(
+        app[DEPS].uow, interval_s=settings.cleanup_interval_s, key_hours=settings.idempotency_key_hours
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -54,8 +41,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_dead_letter_routes(app)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
-    app.cleanup_ctx.append(_charges_ctx)
     app.cleanup_ctx.append(messaging_ctx(settings))
+    app.cleanup_ctx.append(deps_ctx(settings))
     app.cleanup_ctx.append(
         consumer_ctx(
             settings,
@@ -75,6 +62,6 @@ def create_app(settings: Settings) -> web.Application:
             handler=orders.from_app,
         )
     )
-    app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
+    app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping))
     setup_openapi(app, title="Balance service")
     return app

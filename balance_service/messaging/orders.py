@@ -9,11 +9,12 @@ failed order's deduction is always refunded first (``RefundBalance`` releases wh
 
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
+from balance_service.bootstrap import DEPS
+from balance_service.domain.commands import ReleaseHeld
 from balance_service.service import payments
-from shared.db.pool import PG_POOL
+from balance_service.service.ports import UnitOfWorkFactory
 from shared.events.orders import OrderCompleted
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
@@ -21,16 +22,16 @@ from shared.messaging.envelope import Incoming
 GROUP = "balance-orders"
 
 
-def completed_handler(pool: asyncpg.Pool) -> BatchHandler:
+def completed_handler(uow: UnitOfWorkFactory) -> BatchHandler:
     """Release what the batch's completed orders held: one statement per batch."""
 
     async def on_batch(batch: list[Incoming]) -> None:
         order_ids = [item.message.order_id for item in batch if isinstance(item.message, OrderCompleted)]
         if order_ids:
-            await payments.release_completed(pool, order_ids)
+            await payments.release_held(uow, ReleaseHeld(tuple(order_ids)))
 
     return on_batch
 
 
 def from_app(app: web.Application) -> BatchHandler:
-    return completed_handler(app[PG_POOL])
+    return completed_handler(app[DEPS].uow)

@@ -11,69 +11,79 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import asyncpg
 from aiohttp import web
 
-from catalog_service.service.stock import apply_stock_commands
+from catalog_service.bootstrap import DEPS, INBOX, Deps
+from catalog_service.domain.commands import DeductStock, RestoreStock, StockCommand
+from catalog_service.domain.stock import Answer, merge_lines
+from catalog_service.service import stock
 from shared.db.consume import message_context, split_on_conflict
-from shared.db.dead_letter_hooks import failure_reply_hook
-from shared.db.dead_letters import DeadLetterHook
-from shared.db.inbox import claim_new
-from shared.db.pool import PG_POOL
-from shared.db.uow import UnitOfWork
-from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockDeductionFailed
+from shared.events import saga
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
-from shared.wiring import TOPICS
 
-CONSUMER = "catalog"
+CONSUMER = INBOX
 GROUP = "catalog"
 TOPICS_CONSUMED = [topics.STOCK_COMMANDS]
 
 
-async def _apply(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
-    async with UnitOfWork(pool) as uow:
-        new = await claim_new(uow.conn, CONSUMER, [item.event_id for item in batch])
-        todo: list[Incoming] = []
-        commands: list[DeductStock | RestoreStock] = []
+def command_of(message: saga.DeductStock | saga.RestoreStock) -> StockCommand:
+    """The service command of a saga message."""
+    if isinstance(message, saga.DeductStock):
+        return DeductStock(message.order_id, merge_lines((line.product_id, line.quantity) for line in message.lines))
+    return RestoreStock(message.order_id)
+
+
+def reply_to(message: saga.DeductStock | saga.RestoreStock, answer: Answer) -> saga.SagaReply:
+    """The reply to a saga command, given the stock step's answer."""
+    if isinstance(message, saga.RestoreStock):
+        return saga.StockRestored(order_id=message.order_id, command_id=message.event_id)
+    if answer is None:
+        return saga.StockDeducted(order_id=message.order_id, command_id=message.event_id)
+    return saga.StockDeductionFailed(
+        order_id=message.order_id,
+        command_id=message.event_id,
+        code=answer.code.value,
+        reason=answer.reason,
+        product_id=answer.product_id,
+    )
+
+
+async def _apply(deps: Deps, batch: Sequence[Incoming]) -> list[saga.SagaReply]:
+    async with deps.uow() as uow:
+        new = await uow.inbox.claim_new(CONSUMER, [item.event_id for item in batch])
+        todo: list[tuple[Incoming, saga.DeductStock | saga.RestoreStock, StockCommand]] = []
         for item in batch:
-            if item.event_id in new and isinstance(item.message, DeductStock | RestoreStock):
+            message = item.message
+            if item.event_id in new and isinstance(message, saga.DeductStock | saga.RestoreStock):
                 new.discard(item.event_id)  # a duplicate inside the same batch applies once
-                todo.append(item)
-                commands.append(item.message)
-        answers = await apply_stock_commands(uow, commands)
-        for item, reply in zip(todo, answers, strict=True):
+                todo.append((item, message, command_of(message)))
+        answers = await stock.apply_stock_commands(uow, [command for _, _, command in todo])
+        replies = [reply_to(message, answer) for (_, message, _), answer in zip(todo, answers, strict=True)]
+        for (item, _, _), reply in zip(todo, replies, strict=True):
             with message_context(item):
-                uow.publish(replies, reply.order_id, reply)
+                uow.publish(deps.replies_topic, reply.order_id, reply)
         await uow.commit()
-    return answers
+    return replies
 
 
-async def apply_stock_batch(pool: asyncpg.Pool, batch: Sequence[Incoming], replies: str) -> list[SagaReply]:
+async def apply_stock_batch(deps: Deps, batch: Sequence[Incoming]) -> list[saga.SagaReply]:
     """Apply every command of ``batch`` not yet seen, in order, exactly once; the replies sent."""
-    sent: list[SagaReply] = []
+    sent: list[saga.SagaReply] = []
 
     async def apply(items: Sequence[Incoming]) -> None:
-        sent.extend(await _apply(pool, items, replies))
+        sent.extend(await _apply(deps, items))
 
     await split_on_conflict(batch, apply)
     return sent
 
 
-def dead_letter_hook(app: web.Application) -> DeadLetterHook:
-    """A set-aside DeductStock fails its order (PROCESSING_FAILED); a RestoreStock waits for a replay."""
-    return failure_reply_hook(
-        CONSUMER, app[TOPICS](topics.SAGA_REPLIES), {DeductStock: StockDeductionFailed}, (RestoreStock,)
-    )
-
-
 def stock_commands_handler(app: web.Application) -> BatchHandler:
     """The batch handler of the ``catalog`` consumer group."""
-    pool = app[PG_POOL]
-    replies = app[TOPICS](topics.SAGA_REPLIES)
+    deps = app[DEPS]
 
     async def handle(batch: list[Incoming]) -> None:
-        await apply_stock_batch(pool, batch, replies)
+        await apply_stock_batch(deps, batch)
 
     return handle

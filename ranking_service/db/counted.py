@@ -26,9 +26,15 @@ RETURNING order_id
 """
 
 
-async def claim_orders(conn: asyncpg.Connection, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[str]:
-    """Record ``(event_id, order_id)`` pairs; return the order ids to count now (each once)."""
-    if not events:
-        return set()
-    rows = await conn.fetch(_CLAIM, consumer, [e for e, _ in events], [o for _, o in events])
-    return {row["order_id"] for row in rows}
+class PgCountedOrders:
+    """The ``CountedOrders`` port over a connection (``service.ports``)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def claim(self, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[str]:
+        """Record ``(event_id, order_id)`` pairs; return the order ids to count now (each once)."""
+        if not events:
+            return set()
+        rows = await self._conn.fetch(_CLAIM, consumer, [e for e, _ in events], [o for _, o in events])
+        return {row["order_id"] for row in rows}

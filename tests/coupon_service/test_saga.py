@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from coupon_service.db.saga import record_raced
+from coupon_service.db.unit_of_work import CouponUnitOfWork as UnitOfWork
+from coupon_service.messaging.consumers import answer
 from coupon_service.service import saga
 from shared.db.pool import close_pool, create_pool
-from shared.db.uow import UnitOfWork
 from shared.events import REGISTRY
 from shared.events.saga import (
     ConfirmCoupon,
@@ -153,7 +155,7 @@ async def test_one_coupon_in_three_concurrent_transactions(coupon_env: Env) -> N
     async def reserve(order: str) -> str:
         async with UnitOfWork(pool) as uow:
             cmd = ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=9000)
-            reply = await saga.reserve(uow, cmd, now)
+            reply = await answer(uow, cmd, now)
             await uow.commit()
             return type(reply).__name__
 
@@ -189,14 +191,14 @@ async def _race(env: Env, first: SagaCommand, second: SagaCommand) -> tuple[str,
 
     async def run_second() -> None:
         async with UnitOfWork(pool) as uow:
-            reply = await saga.HANDLERS[type(second)](uow, second, now)
+            reply = await answer(uow, second, now)
             await uow.commit()
         answers.append(type(reply).__name__)
 
     try:
         async with UnitOfWork(pool) as uow:
-            reply = await saga.HANDLERS[type(first)](uow, first, now)
-            task = asyncio.create_task(saga.retry_record_race(run_second))
+            reply = await answer(uow, first, now)
+            task = asyncio.create_task(saga.retry_record_race(run_second, record_raced))
             await asyncio.wait_for(_blocked_on_a_lock(watch), 10)
             await uow.commit()
         await asyncio.wait_for(task, 10)
