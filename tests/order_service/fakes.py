@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -271,6 +271,18 @@ class FakeKnownUsers:
         self._db.state.users.setdefault(user_id, (name, created_at))
 
 
+class FakeInbox:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        self._db.statements += 1
+        inbox = self._db.state.inbox
+        new = {mid for mid in message_ids if (consumer, mid) not in inbox}
+        inbox.update((consumer, mid) for mid in new)
+        return new
+
+
 class FakeUnitOfWork:
     """A transaction over :class:`FakeDatabase` (restored unless committed), or with
     ``single_statement`` every change kept at once (``commit`` does nothing)."""
@@ -284,6 +296,7 @@ class FakeUnitOfWork:
         self.keys = FakeKeys(db)
         self.sagas = FakeSagas(db)
         self.users = FakeKnownUsers(db)
+        self.inbox = FakeInbox(db)
 
     async def __aenter__(self) -> Self:
         if not self._single:

@@ -21,10 +21,13 @@ from order_service.domain.errors import (
 )
 from order_service.domain.order import OrderStatus, Product
 from order_service.domain.saga import Step
+from order_service.messaging.consumers import replies_handler, users_handler
 from order_service.service import housekeeping, orders, saga_runner, sagas
 from order_service.service.users import remember_user
 from shared.events import orders as public
 from shared.events import saga as ev
+from shared.events.users import UserRegistered
+from shared.messaging.envelope import Incoming
 from tests.order_service.fakes import FakeKnownUsers, FakeWorld, fake_world
 
 pytestmark = pytest.mark.asyncio
@@ -179,6 +182,12 @@ async def test_get_order_and_a_users_orders() -> None:
 # --- the saga ---------------------------------------------------------------------------------
 
 
+async def _replies(w: FakeWorld, *messages: object) -> None:
+    """Consume a batch of saga replies (the consumer's handler on the pipeline)."""
+    batch = [Incoming("fake.saga.replies", 0, i, None, m) for i, m in enumerate(messages)]  # type: ignore[arg-type]
+    await replies_handler(w.deps)(batch)
+
+
 def _armed(w: FakeWorld, order_id: str) -> None:
     """The broker acknowledged the saga's last command just now."""
     row = w.db.state.sagas[order_id]
@@ -191,15 +200,14 @@ async def test_replies_move_the_saga_and_complete_the_order_exactly_once() -> No
     oid = order.order_id
     _armed(w, oid)
     deducted = ev.BalanceDeducted(order_id=oid, command_id=uuid.uuid4(), amount=4500, balance_after=0)
-    mid = uuid.uuid4()
-    await saga_runner.apply_replies(w.deps, [(mid, deducted), (mid, deducted)])
-    await saga_runner.apply_replies(w.deps, [(mid, deducted)])  # redelivered: the inbox knows it
+    await _replies(w, deducted, deducted)
+    await _replies(w, deducted)  # redelivered: the inbox knows it
     assert w.db.state.sagas[oid].state.step is Step.DEDUCTING_STOCK
     assert [m.message.event_type for m in w.db.state.outbox] == ["DeductBalance", "DeductStock"]
     _armed(w, oid)
-    await saga_runner.apply_replies(
-        w.deps, [(uuid.uuid4(), ev.StockDeducted(order_id=oid, command_id=uuid.uuid4())), (uuid.uuid4(), None)]
-    )
+    not_a_reply = UserRegistered(user_id=1, name="x", created_at=datetime.now(UTC))
+    await _replies(w, ev.StockDeducted(order_id=oid, command_id=uuid.uuid4()), not_a_reply)
+    assert ("order-saga", not_a_reply.event_id) in w.db.state.inbox  # claimed, ignored
     done = w.db.state.orders[oid]
     assert (done.status, done.paid_amount) == (OrderStatus.COMPLETED, 4500)
     completed = w.db.state.outbox[-1]
@@ -214,7 +222,7 @@ async def test_a_failed_reply_fails_the_order_with_its_code_and_nothing_kept() -
     order = await orders.place_order(w.deps, place())
     _armed(w, order.order_id)
     failed = ev.BalanceDeductionFailed(order_id=order.order_id, command_id=uuid.uuid4(), code="INSUFFICIENT_BALANCE")
-    await saga_runner.apply_replies(w.deps, [(uuid.uuid4(), failed)])
+    await _replies(w, failed)
     stored = w.db.state.orders[order.order_id]
     assert (stored.status, stored.failure_code, stored.paid_amount) == (OrderStatus.FAILED, "INSUFFICIENT_BALANCE", 0)
     assert w.db.state.outbox[-1].topic == "fake.order.failed"
@@ -224,7 +232,7 @@ async def test_a_batch_that_fails_leaves_nothing_not_even_its_inbox_claim() -> N
     w = world()
     order = await orders.place_order(w.deps, place())
     _armed(w, order.order_id)
-    mid = uuid.uuid4()
+    reply = ev.BalanceDeducted(order_id=order.order_id, command_id=uuid.uuid4(), amount=4500, balance_after=0)
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the write failed")
@@ -233,12 +241,11 @@ async def test_a_batch_that_fails_leaves_nothing_not_even_its_inbox_claim() -> N
     saga_runner._write = broken  # type: ignore[assignment]
     try:
         with pytest.raises(RuntimeError):
-            reply = ev.BalanceDeducted(order_id=order.order_id, command_id=uuid.uuid4(), amount=4500, balance_after=0)
-            await saga_runner.apply_replies(w.deps, [(mid, reply)])
+            await _replies(w, reply)
     finally:
         saga_runner._write = real  # type: ignore[assignment]
     assert w.db.state.inbox == set()
-    await saga_runner.apply_replies(w.deps, [(mid, reply)])
+    await _replies(w, reply)
     assert w.db.state.sagas[order.order_id].state.step is Step.DEDUCTING_STOCK
 
 
@@ -275,11 +282,17 @@ async def test_the_saga_view_and_the_unfinished_sagas() -> None:
     assert await sagas.unfinished_sagas(w.deps, UnfinishedSagas(step="COMPENSATING", older_than_s=None, limit=5)) == []
 
 
-async def test_a_registered_user_is_remembered() -> None:
+async def test_a_registered_user_is_remembered_once() -> None:
     w = world()
     when = datetime(2026, 2, 3, tzinfo=UTC)
-    await remember_user(FakeKnownUsers(w.db), RememberUser(42, "Park", when))
+    registered = UserRegistered(user_id=42, name="Park", created_at=when)
+    batch = [Incoming("fake.user.registered", 0, 0, "42", registered)]
+    await users_handler(w.deps)(batch)
+    await users_handler(w.deps)(batch)
     assert w.db.state.users[42] == ("Park", when)
+    assert ("order-users", registered.event_id) in w.db.state.inbox
+    await remember_user(FakeKnownUsers(w.db), RememberUser(42, "Kim", when))
+    assert w.db.state.users[42] == ("Park", when)  # the first registration stays
     await orders.place_order(w.deps, replace(place(), user_id=42))
     assert w.registry.calls == 0  # known from the projection
 

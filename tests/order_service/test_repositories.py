@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from order_service.app import MIGRATIONS
-from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
+from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain import history, saga
 from order_service.domain.order import Order, OrderLine, OrderStatus
 from order_service.domain.saga import SagaState, Step
@@ -49,7 +49,7 @@ def units(request: pytest.FixtureRequest) -> Units:
         db = FakeDatabase()
         return Units(lambda: FakeUnitOfWork(db), lambda: FakeUnitOfWork(db, single_statement=True))
     pool = request.getfixturevalue("pool")
-    return Units(lambda: OrderUnitOfWork(pool), lambda: SingleStatement(pool))
+    return Units(lambda: OrderUnitOfWork(pool), lambda: OrderSingleStatement(pool))
 
 
 _users = iter(range(7_000_000_000, 8_000_000_000))

@@ -13,14 +13,16 @@ import pytest
 import pytest_asyncio
 
 from order_service.app import MIGRATIONS
-from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
+from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain.commands import PlaceOrder
 from order_service.domain.order import Product
-from order_service.service import orders, saga_runner
+from order_service.messaging.consumers import replies_handler
+from order_service.service import orders
 from order_service.service.deps import Deps
 from shared.db.migrations import migrate
 from shared.db.pool import close_pool, create_pool
 from shared.events import saga as ev
+from shared.messaging.envelope import Incoming
 from tests.order_service.fakes import POLICY, TOPICS, FakeCatalog, FakeDatabase, FakeRegistry, FakeWaiter
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -54,7 +56,7 @@ async def traced(new_database) -> AsyncIterator[tuple[Deps, Statements]]:
         conn.add_query_logger(statements)
     deps = Deps(
         uow=lambda: OrderUnitOfWork(pool),
-        statement=lambda: SingleStatement(pool),
+        statement=lambda: OrderSingleStatement(pool),
         topics=TOPICS,
         policy=POLICY,
         catalog=FakeCatalog({10: Product(10, "Apple", 1000, "SELLABLE")}),
@@ -83,12 +85,15 @@ async def test_a_batch_of_replies_is_four_statements(traced, size: int) -> None:
         placed = [await orders.place_order(deps, PlaceOrder(7, {10: 1}, None)) for _ in range(count)]
         statements.seen.clear()
         batch = [
-            (
-                uuid.uuid4(),
+            Incoming(
+                "replies",
+                0,
+                0,
+                o.order_id,
                 ev.BalanceDeducted(order_id=o.order_id, command_id=uuid.uuid4(), amount=1000, balance_after=0),
             )
             for o in placed
         ]
-        await saga_runner.apply_replies(deps, batch)
+        await replies_handler(deps)(batch)
     assert len(statements.seen) == 4, statements.seen
     assert statements.seen[0].startswith("BEGIN") and statements.seen[-1].startswith("COMMIT")
