@@ -12,7 +12,6 @@ import pytest_asyncio
 from tests.support.infra import PrivateBroker, Servers
 from tests.support.infra import servers as find_servers
 
-
 _NEEDS_SERVERS = ("integration", "e2e", "faults")
 
 
