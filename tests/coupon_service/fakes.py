@@ -1,9 +1,10 @@
 """In-memory adapters of coupon_service's ports (``coupon_service.service.ports``).
 
 They answer as the PostgreSQL repositories do (``tests/coupon_service/test_repositories.py`` runs
-one suite against both), so handler tests need no server. One :class:`FakeDatabase` holds the
-tables; every unit of work built on it sees the same rows (changes apply at once: there is no
-concurrency to isolate in a unit test), and messages published are kept until ``commit``.
+one suite against both), so handler tests need no server. The platform's fake database
+(``tests/support/fakes.py``) holds coupon_service's tables (:class:`CouponTables`) with its inbox
+and outbox: :class:`FakeCouponUnitOfWork` works on a copy swapped in on commit (all or nothing,
+as a transaction), :class:`FakeSingleStatement` on the committed tables (each statement commits).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from coupon_service.domain.saga import Holding, OrderCoupon
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
 from coupon_service.service.users import KnownUsers
-from shared.messaging.envelope import Message
+from shared.messaging.envelope import Message, Outgoing
 from shared.messaging.topics import Topics
+from tests.support.fakes import FakeDatabase as PlatformDatabase
+from tests.support.fakes import FakeInbox, FakeState, FakeUnitOfWork
 
 
 @dataclass
@@ -49,12 +52,13 @@ def record_raced(exc: BaseException) -> bool:
 
 
 @dataclass
-class FakeDatabase:
+class CouponTables:
+    """coupon_service's tables: ``coupons``, ``user_coupons`` (copies), ``known_users``, ``order_coupons``."""
+
     coupons: dict[int, Coupon] = field(default_factory=dict)
     copies: dict[int, Copy] = field(default_factory=dict)
     known: dict[int, tuple[str, datetime]] = field(default_factory=dict)
     orders: dict[str, OrderCoupon] = field(default_factory=dict)
-    published: list[tuple[str, str, Message]] = field(default_factory=list)
     statements: int = 0
     _ids: dict[str, int] = field(default_factory=dict)
 
@@ -74,7 +78,7 @@ def _now() -> datetime:
 
 
 class _Repository:
-    def __init__(self, db: FakeDatabase) -> None:
+    def __init__(self, db: CouponTables) -> None:
         self._db = db
 
     def _statement(self) -> None:
@@ -235,48 +239,66 @@ class FakeKnownUsers(_Repository):
             self._db.known.setdefault(user_id, (name, created_at))
 
 
-class FakeUnitOfWork:
-    """The unit of work on :class:`FakeDatabase`; ``single=True`` is the single-statement kind."""
+def tables(state: FakeState) -> CouponTables:
+    found = state.tables.setdefault("coupon", CouponTables())
+    assert isinstance(found, CouponTables)
+    return found
 
-    def __init__(self, db: FakeDatabase, *, single: bool = False) -> None:
+
+class FakeDatabase(PlatformDatabase):
+    """The platform's fake database with coupon_service's committed tables at hand."""
+
+    @property
+    def t(self) -> CouponTables:
+        return tables(self.state)
+
+    @property
+    def outbox(self) -> list[Outgoing]:
+        return self.state.outbox
+
+
+class _Bound:
+    coupons: FakeCoupons
+    user_coupons: FakeUserCoupons
+    orders: FakeOrderCoupons
+    users: FakeKnownUsers
+
+    def _bind(self, db: CouponTables) -> None:
+        self.coupons = FakeCoupons(db)
+        self.user_coupons = FakeUserCoupons(db)
+        self.orders = FakeOrderCoupons(db)
+        self.users = FakeKnownUsers(db)
+
+
+class FakeCouponUnitOfWork(_Bound, FakeUnitOfWork[None]):
+    """A transaction: the repositories on a copy of the tables, swapped in on commit."""
+
+    def bind(self, state: FakeState) -> None:
+        self._bind(tables(state))
+
+
+class FakeSingleStatement(_Bound):
+    """No transaction: the repositories on the committed tables; ``commit`` does nothing."""
+
+    def __init__(self, db: FakeDatabase) -> None:
         self.db = db
-        self.single = single
-        self.committed = False
-        self._outgoing: list[tuple[str, str, Message]] = []
-
-    @property
-    def coupons(self) -> FakeCoupons:
-        return FakeCoupons(self.db)
-
-    @property
-    def user_coupons(self) -> FakeUserCoupons:
-        return FakeUserCoupons(self.db)
-
-    @property
-    def orders(self) -> FakeOrderCoupons:
-        return FakeOrderCoupons(self.db)
-
-    @property
-    def users(self) -> FakeKnownUsers:
-        return FakeKnownUsers(self.db)
+        self.inbox = FakeInbox(set())
 
     def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None:
-        if self.single:
-            raise RuntimeError("a single-statement unit of work has no outbox")
-        self._outgoing.append((topic, str(key), message))
+        raise RuntimeError("a single-statement unit of work has no outbox")
 
     async def commit(self) -> None:
-        self.db.published += self._outgoing
-        self._outgoing = []
-        self.committed = True
+        """Nothing to do: each statement committed when it ran."""
 
     async def __aenter__(self) -> Self:
+        self._bind(self.db.t)
+        self.inbox = FakeInbox(self.db.state.inbox)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._outgoing = []
+        return None
 
 
 class FakeDirectory:
@@ -296,24 +318,22 @@ class FakeDirectory:
 
 
 def fake_deps(db: FakeDatabase | None = None, directory: FakeDirectory | None = None, **issuer: Any) -> Deps:
-    """``bootstrap``'s Deps over the fakes (no pool: the consumer pipeline is not run on fakes)."""
+    """``bootstrap``'s Deps over the fakes."""
     db = db if db is not None else FakeDatabase()
     directory = directory if directory is not None else FakeDirectory()
 
-    def uow() -> FakeUnitOfWork:
-        return FakeUnitOfWork(db)
+    def uow() -> FakeCouponUnitOfWork:
+        return FakeCouponUnitOfWork(db)
 
-    def single() -> FakeUnitOfWork:
-        return FakeUnitOfWork(db, single=True)
+    def single() -> FakeSingleStatement:
+        return FakeSingleStatement(db)
 
     users = KnownUsers(single, directory)
     coupons = Coupons(uow, single, users)
     return Deps(
         uow=uow,
         single=single,
-        joined=lambda tx: FakeUnitOfWork(db),
         record_raced=record_raced,
-        pool=None,
         users=users,
         coupons=coupons,
         issuer=Issuer(coupons, **issuer),

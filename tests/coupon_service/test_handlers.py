@@ -21,8 +21,8 @@ from coupon_service.domain.errors import (
     UserNotFoundError,
 )
 from coupon_service.domain.model import Coupon, CouponTerms, DiscountType
-from coupon_service.messaging.consumers import answer
-from coupon_service.service import saga
+from coupon_service.domain.saga import OrderCoupon
+from coupon_service.messaging.consumers import SAGA_GROUP, answer, saga_handler, users_handler
 from coupon_service.service.coupons import create_coupon, get_coupon, issue_alone
 from coupon_service.service.issuing import issue_coupon
 from coupon_service.service.user_coupons import user_coupons
@@ -35,8 +35,18 @@ from shared.events.saga import (
     CouponReserved,
     ReleaseCoupon,
     ReserveCoupon,
+    SagaReply,
 )
-from tests.coupon_service.fakes import FakeDatabase, FakeDirectory, FakeUnitOfWork, RecordRacedError, fake_deps
+from shared.events.users import UserRegistered
+from shared.messaging.envelope import Incoming, Message
+from tests.coupon_service.fakes import (
+    FakeCouponUnitOfWork,
+    FakeDatabase,
+    FakeDirectory,
+    FakeOrderCoupons,
+    RecordRacedError,
+    fake_deps,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -59,7 +69,7 @@ def _terms(quantity: int = 3, **kw: object) -> CouponTerms:
 def _setup(*known: int, users: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
     db = FakeDatabase()
     for user_id in known:
-        db.known[user_id] = (f"u{user_id}", NOW)
+        db.t.known[user_id] = (f"u{user_id}", NOW)
     directory = FakeDirectory(users)
     return db, directory, fake_deps(db, directory)
 
@@ -72,7 +82,7 @@ async def test_create_validates_and_get_counts_issued_copies() -> None:
     db, _, deps = _setup(1)
     with pytest.raises(InvalidCouponError):
         await create_coupon(deps.coupons, CreateCoupon(_terms(discount_type=DiscountType.RATE, discount_value=101)))
-    assert not db.coupons
+    assert not db.t.coupons
     coupon = await create_coupon(deps.coupons, CreateCoupon(_terms(2)))
     assert await get_coupon(deps.coupons, GetCoupon(coupon.coupon_id)) == (coupon, 0)
     await _issue(deps, coupon, 1)
@@ -84,9 +94,9 @@ async def test_create_validates_and_get_counts_issued_copies() -> None:
 async def test_a_remembered_coupon_costs_no_statement() -> None:
     db, _, deps = _setup()
     coupon = await create_coupon(deps.coupons, CreateCoupon(_terms()))
-    before = db.statements
+    before = db.t.statements
     assert await deps.coupons.find(coupon.coupon_id) == coupon
-    assert db.statements == before
+    assert db.t.statements == before
 
 
 async def test_issue_outcomes_in_contract_order() -> None:
@@ -159,12 +169,14 @@ async def test_known_users_ask_balance_once_and_say_when_it_cannot_answer() -> N
     db, directory, deps = _setup(users={7: "kim"})
     await deps.users.require(7)
     await deps.users.require(7)
-    assert directory.lookups == [7] and 7 in db.known
+    assert directory.lookups == [7] and 7 in db.t.known
     directory.down = True
     with pytest.raises(UserDirectoryUnavailableError):
         await deps.users.require(8)
-    await register_user(FakeUnitOfWork(db), RegisterUser(9, "park", NOW))
-    await register_user(FakeUnitOfWork(db), RegisterUser(9, "park", NOW))
+    for _ in range(2):
+        async with FakeCouponUnitOfWork(db) as uow:
+            await register_user(uow, RegisterUser(9, "park", NOW))
+            await uow.commit()
     await deps.users.require(9)  # projected: balance is not asked
     assert directory.lookups == [7, 8]
 
@@ -175,7 +187,7 @@ async def test_user_coupons_pages_and_derives_expired() -> None:
     for _ in range(3):
         coupon = await create_coupon(deps.coupons, CreateCoupon(_terms(1)))
         issued.append(await _issue(deps, coupon, 1))
-    db.copies[issued[0].user_coupon_id].expires_at = NOW - timedelta(days=1)
+    db.t.copies[issued[0].user_coupon_id].expires_at = NOW - timedelta(days=1)
     page = await user_coupons(deps.single, deps.users, UserCoupons(1, False, None, 10, NOW))
     assert [i.user_coupon_id for i in page.items] == [issued[2].user_coupon_id, issued[1].user_coupon_id]
     assert page.after is None
@@ -193,8 +205,15 @@ async def test_user_coupons_pages_and_derives_expired() -> None:
         await user_coupons(deps.single, deps.users, UserCoupons(UNKNOWN, True, None, 2, NOW))
 
 
+async def _answer(db: FakeDatabase, message: Message) -> SagaReply | None:
+    async with FakeCouponUnitOfWork(db) as uow:
+        reply = await answer(uow, message, NOW)
+        await uow.commit()
+    return reply
+
+
 async def _owned(db: FakeDatabase, deps, minimum: int = 0) -> int:  # type: ignore[no-untyped-def]
-    db.known[1] = ("u1", NOW)
+    db.t.known[1] = ("u1", NOW)
     coupon = await create_coupon(deps.coupons, CreateCoupon(_terms(1, min_order_amount=minimum)))
     return (await _issue(deps, coupon, 1)).user_coupon_id
 
@@ -204,63 +223,98 @@ async def test_saga_reserve_confirm_and_redelivery() -> None:
     uc = await _owned(db, deps)
     order = str(uuid.uuid4())
     reserve = ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=2000)
-    reply = await answer(FakeUnitOfWork(db), reserve, NOW)
+    reply = await _answer(db, reserve)
     assert isinstance(reply, CouponReserved) and (reply.discount_amount, reply.command_id) == (1000, reserve.event_id)
     resent = ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=2000)
-    again = await answer(FakeUnitOfWork(db), resent, NOW)
+    again = await _answer(db, resent)
     assert isinstance(again, CouponReserved) and again.command_id == resent.event_id
-    assert db.copies[uc].status == "USED" and db.copies[uc].used_at == NOW
+    assert db.t.copies[uc].status == "USED" and db.t.copies[uc].used_at == NOW
     other = ReserveCoupon(order_id=str(uuid.uuid4()), user_id=1, user_coupon_id=uc, order_amount=2000)
-    refused = await answer(FakeUnitOfWork(db), other, NOW)
+    refused = await _answer(db, other)
     assert isinstance(refused, CouponReservationFailed) and refused.code == "COUPON_UNAVAILABLE"
-    assert isinstance(await answer(FakeUnitOfWork(db), ConfirmCoupon(order_id=order), NOW), CouponConfirmed)
-    assert db.orders[order].state == "CONFIRMED"
-    assert isinstance(await answer(FakeUnitOfWork(db), ReleaseCoupon(order_id=order), NOW), CouponReleased)
-    assert db.copies[uc].status == "USED"  # a confirmed order keeps its coupon
+    assert isinstance(await _answer(db, ConfirmCoupon(order_id=order)), CouponConfirmed)
+    assert db.t.orders[order].state == "CONFIRMED"
+    assert isinstance(await _answer(db, ReleaseCoupon(order_id=order)), CouponReleased)
+    assert db.t.copies[uc].status == "USED"  # a confirmed order keeps its coupon
 
 
 async def test_saga_release_gives_back_and_fences() -> None:
     db, _, deps = _setup()
     uc = await _owned(db, deps, minimum=5000)
     order, never = str(uuid.uuid4()), str(uuid.uuid4())
-    low = await answer(
-        FakeUnitOfWork(db), ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=4999), NOW
-    )
+    low = await _answer(db, ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=4999))
     assert isinstance(low, CouponReservationFailed) and low.code == "COUPON_UNAVAILABLE"
     order = str(uuid.uuid4())
-    await answer(
-        FakeUnitOfWork(db), ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=5000), NOW
-    )
-    await answer(FakeUnitOfWork(db), ReleaseCoupon(order_id=order), NOW)
-    assert (db.copies[uc].status, db.copies[uc].used_at) == ("AVAILABLE", None)
-    await answer(FakeUnitOfWork(db), ReleaseCoupon(order_id=never), NOW)
-    late = await answer(
-        FakeUnitOfWork(db), ReserveCoupon(order_id=never, user_id=1, user_coupon_id=uc, order_amount=9000), NOW
-    )
+    await _answer(db, ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=5000))
+    await _answer(db, ReleaseCoupon(order_id=order))
+    assert (db.t.copies[uc].status, db.t.copies[uc].used_at) == ("AVAILABLE", None)
+    await _answer(db, ReleaseCoupon(order_id=never))
+    late = await _answer(db, ReserveCoupon(order_id=never, user_id=1, user_coupon_id=uc, order_amount=9000))
     assert isinstance(late, CouponReservationFailed) and late.code == "ALREADY_COMPENSATED"
-    assert db.copies[uc].status == "AVAILABLE"
-    assert await answer(FakeUnitOfWork(db), CouponReleased(order_id=never, command_id=uuid.uuid4()), NOW) is None
+    assert db.t.copies[uc].status == "AVAILABLE"
+    assert await _answer(db, CouponReleased(order_id=never, command_id=uuid.uuid4())) is None
 
 
-async def test_a_record_race_applies_the_batch_again_and_other_failures_go_up() -> None:
-    calls = []
+def _incoming(message: Message, offset: int = 0) -> Incoming:
+    return Incoming("saga.coupon.commands", 0, offset, None, message)
 
-    async def racing() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RecordRacedError("o")
 
-    await saga.retry_record_race(racing, deps_raced := fake_deps().record_raced)
-    assert len(calls) == 2
+async def test_the_saga_consumer_applies_each_command_once_and_replies_in_the_transaction() -> None:
+    db, _, deps = _setup()
+    uc = await _owned(db, deps)
+    order = str(uuid.uuid4())
+    reserve = ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=2000)
+    handle = saga_handler(deps)
+    await handle(
+        [
+            _incoming(reserve),
+            _incoming(reserve, 1),
+            _incoming(CouponReleased(order_id=order, command_id=uuid.uuid4()), 2),
+        ]
+    )
+    await handle([_incoming(reserve, 3)])  # redelivered: the inbox drops it
+    replies = [o.message for o in db.outbox]
+    assert [type(r) for r in replies] == [CouponReserved] and replies[0].command_id == reserve.event_id
+    assert db.outbox[0].topic == "saga.replies" and db.outbox[0].key == order
+    assert reserve.event_id in db.claimed(SAGA_GROUP)
 
-    async def broken() -> None:
-        raise ValueError("no")
 
-    with pytest.raises(ValueError):
-        await saga.retry_record_race(broken, deps_raced)
+async def test_a_record_race_runs_the_transaction_again_and_other_failures_go_up() -> None:
+    db, _, deps = _setup()
+    uc = await _owned(db, deps)
+    order = str(uuid.uuid4())
+    reserve = ReserveCoupon(order_id=order, user_id=1, user_coupon_id=uc, order_amount=2000)
+    inserts = 0
+    original = FakeOrderCoupons.insert_record
 
-    async def always() -> None:
-        raise RecordRacedError("o")
+    async def racing(self: FakeOrderCoupons, record: OrderCoupon) -> None:
+        nonlocal inserts
+        inserts += 1
+        if inserts == 1:  # another instance recorded the order after we read: this transaction fails
+            raise RecordRacedError(record.order_id)
+        await original(self, record)
 
-    with pytest.raises(RecordRacedError):
-        await saga.retry_record_race(always, deps_raced)
+    FakeOrderCoupons.insert_record = racing  # type: ignore[method-assign]
+    try:
+        await saga_handler(deps)([_incoming(reserve)])
+    finally:
+        FakeOrderCoupons.insert_record = original  # type: ignore[method-assign]
+    assert inserts == 2 and [type(o.message) for o in db.outbox] == [CouponReserved]
+    assert db.t.orders[order].state == "RESERVED"
+
+    FakeOrderCoupons.insert_record = lambda self, record: (_ for _ in ()).throw(ValueError("no"))  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(ValueError):
+            await saga_handler(deps)([_incoming(ReleaseCoupon(order_id=str(uuid.uuid4())))])
+    finally:
+        FakeOrderCoupons.insert_record = original  # type: ignore[method-assign]
+
+
+async def test_user_registered_is_projected_once() -> None:
+    db, directory, deps = _setup()
+    event = UserRegistered(user_id=5, name="kim", created_at=NOW)
+    handle = users_handler(deps)
+    await handle([_incoming(event), _incoming(event, 1)])
+    assert db.t.known == {5: ("kim", NOW)}
+    await deps.users.require(5)
+    assert not directory.lookups

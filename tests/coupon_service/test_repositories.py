@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from coupon_service.app import MIGRATIONS
 from coupon_service.db.saga import record_raced
-from coupon_service.db.unit_of_work import CouponUnitOfWork, SingleStatement
+from coupon_service.db.unit_of_work import CouponSingleStatement, CouponUnitOfWork
 from coupon_service.domain.errors import CouponAlreadyIssuedError
 from coupon_service.domain.model import Coupon, CouponTerms, DiscountType
 from coupon_service.domain.saga import OrderCoupon, OrderCouponState
@@ -222,7 +222,7 @@ class TestFakeRepositories(RepositoryContract):
     def adapters(self) -> Adapters:
         db = fakes.FakeDatabase()
         return Adapters(
-            lambda: fakes.FakeUnitOfWork(db), lambda: fakes.FakeUnitOfWork(db, single=True), fakes.record_raced
+            lambda: fakes.FakeCouponUnitOfWork(db), lambda: fakes.FakeSingleStatement(db), fakes.record_raced
         )
 
 
@@ -242,4 +242,4 @@ class TestPostgresRepositories(RepositoryContract):
 
     @pytest.fixture
     def adapters(self, coupon_pool) -> Adapters:
-        return Adapters(lambda: CouponUnitOfWork(coupon_pool), lambda: SingleStatement(coupon_pool), record_raced)
+        return Adapters(lambda: CouponUnitOfWork(coupon_pool), lambda: CouponSingleStatement(coupon_pool), record_raced)
