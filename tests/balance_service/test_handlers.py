@@ -194,6 +194,7 @@ async def test_release_held_lets_the_limit_count_the_money_again(uow: FakeUnitsO
     ]
     await release(completed[:1])
     await release(completed[1:])  # redelivered: no change
+    assert uow.opened[-1]._single  # one statement, no transaction
     assert await balances.charge_alone(uow, Charge(user, 1000)) == Charged(user, MAX_BALANCE - 100, 1000)
 
 
