@@ -18,13 +18,12 @@ from aiohttp import web
 from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
 from coupon_service.db.saga import record_raced
-from coupon_service.db.unit_of_work import CouponUnitOfWork, Joined, SingleStatement
+from coupon_service.db.unit_of_work import CouponSingleStatement, CouponUnitOfWork
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
 from coupon_service.service.ports import UnitOfWork, UnitOfWorkFactory, UserDirectory
 from coupon_service.service.users import KnownUsers
 from shared.db.pool import PG_POOL
-from shared.db.uow import UnitOfWork as Transaction
 from shared.messaging.envelope import utcnow
 from shared.messaging.topics import Topics
 from shared.wiring import TOPICS, CleanupCtx
@@ -35,15 +34,11 @@ class Deps:
     """What views and consumers hand to the handlers."""
 
     uow: UnitOfWorkFactory
-    """A transaction with the repositories (creating a coupon)."""
+    """A transaction with the repositories (creating a coupon; the consumers' batches)."""
     single: UnitOfWorkFactory
     """The repositories without BEGIN/COMMIT (every issue path and the reads: one statement at a time)."""
-    joined: Callable[[Transaction], UnitOfWork]
-    """The repositories on the consumer's batch transaction (saga step, projection)."""
     record_raced: Callable[[BaseException], bool]
     """Whether a batch failed because another transaction recorded one of its orders meanwhile."""
-    pool: asyncpg.Pool
-    """For the shared consumer pipeline (``shared.db.consume.apply_batch``) only."""
     users: KnownUsers
     coupons: Coupons
     issuer: Issuer
@@ -61,16 +56,14 @@ def bootstrap(pool: asyncpg.Pool, directory: UserDirectory, names: Topics) -> De
         return CouponUnitOfWork(pool)
 
     def single() -> UnitOfWork:
-        return SingleStatement(pool)
+        return CouponSingleStatement(pool)
 
     users = KnownUsers(single, directory)
     coupons = Coupons(uow, single, users)
     return Deps(
         uow=uow,
         single=single,
-        joined=Joined,
         record_raced=record_raced,
-        pool=pool,
         users=users,
         coupons=coupons,
         issuer=Issuer(coupons),

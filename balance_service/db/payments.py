@@ -19,21 +19,19 @@ import asyncpg
 from balance_service.domain.errors import PaymentRecordRacedError
 from balance_service.domain.payments import Payment, PaymentStatus, Settlement
 from shared.db import outbox
+from shared.db.inbox import CLAIM_SQL
 from shared.messaging.envelope import Outgoing
 
 _COLUMNS = "order_id, user_id, amount, status, balance_after, failure_code, reason, held"
 
+# The inbox claim is the platform's one inbox INSERT (``shared.db.inbox.CLAIM_SQL``), fused here.
 # Lock order, the same in every transaction that takes more than one of these locks: inbox ids
 # (sorted), payment records (order-id order), balances (user-id order). The UNION ALL runs its
 # branches in this order, and ``bal`` reads ``pay`` (for the users of refunded orders) before it
 # locks anything. HTTP charges lock one balance, or many with SKIP LOCKED: they never wait for us
 # while holding another of these rows.
 _CLAIM_AND_LOCK = f"""
-WITH new AS (
-    INSERT INTO inbox (consumer, message_id)
-    SELECT $1, id FROM unnest($2::uuid[]) AS u(id) ORDER BY id
-    ON CONFLICT DO NOTHING RETURNING message_id
-), pay AS MATERIALIZED (
+WITH new AS ({CLAIM_SQL}), pay AS MATERIALIZED (
     SELECT {_COLUMNS} FROM order_payments WHERE order_id = ANY($3::text[])
     ORDER BY order_id FOR UPDATE
 ), bal AS MATERIALIZED (

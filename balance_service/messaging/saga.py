@@ -11,7 +11,8 @@ from balance_service.bootstrap import DEPS
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
 from balance_service.service import payments
-from balance_service.service.ports import UnitOfWorkFactory
+from balance_service.service.payments import ReplyOf
+from balance_service.service.ports import UnitOfWork, UnitOfWorkFactory
 from shared.db.dead_letter_hooks import failure_reply_hook
 from shared.db.dead_letters import DeadLetterHook
 from shared.events.saga import (
@@ -25,6 +26,7 @@ from shared.events.saga import (
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming, Message, Outgoing
+from shared.messaging.pipeline import Pipeline
 from shared.web.app import METRICS
 
 GROUP = "balance"
@@ -67,6 +69,22 @@ def reply(message: Message, outcome: SagaOutcome) -> SagaReply:
     raise TypeError(f"no reply for {type(message).__name__} with {outcome!r}")
 
 
+def pipeline(uow: UnitOfWorkFactory) -> Pipeline[UnitOfWork]:
+    """The platform's consumer pipeline for this consumer: one transaction per batch, the inbox
+    claimed inside the claim-and-lock statement (``claim=False``), the batch applied again when an
+    order was recorded concurrently, one by one after a deadlock or serialization failure."""
+    return Pipeline(uow, CONSUMER, retry_if=payments.record_raced, retry_attempts=payments.RECORD_RACE_ATTEMPTS)
+
+
+async def apply_commands(uow: UnitOfWorkFactory, batch: list[Incoming], reply_of: ReplyOf) -> None:
+    """Apply every message of ``batch`` not yet seen by this consumer, in order, exactly once."""
+
+    async def apply(tx: UnitOfWork, items: list[Incoming]) -> None:
+        await payments.settle_batch(tx, CONSUMER, items, command_of, reply_of)
+
+    await pipeline(uow).apply_batch(batch, apply, claim=False)
+
+
 def saga_batch_handler(uow: UnitOfWorkFactory, replies_topic: str, timer: Histogram | None = None) -> BatchHandler:
     """The batch handler: inbox dedup + effects + replies in one transaction per batch (its time
     observed in ``timer``: the consumer's batch time also holds decoding and the offset commit)."""
@@ -77,7 +95,7 @@ def saga_batch_handler(uow: UnitOfWorkFactory, replies_topic: str, timer: Histog
 
     async def on_batch(batch: list[Incoming]) -> None:
         started = time.perf_counter()
-        await payments.apply_commands(uow, CONSUMER, batch, command_of, reply_of)
+        await apply_commands(uow, batch, reply_of)
         if timer is not None:
             timer.observe(time.perf_counter() - started)
 

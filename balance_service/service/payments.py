@@ -23,9 +23,9 @@ from balance_service.domain.payments import (
     Settlement,
     settle,
 )
-from balance_service.service.ports import PaymentsRepository, UnitOfWork, UnitOfWorkFactory
-from shared.db.consume import message_context, split_on_conflict
+from balance_service.service.ports import PaymentsRepository, UnitOfWork
 from shared.messaging.envelope import Incoming, Message, Outgoing
+from shared.messaging.pipeline import fresh, message_context
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ CommandOf = Callable[[Message], SagaCommand | None]
 ReplyOf = Callable[[Incoming, SagaOutcome], Outgoing]
 """The reply to a consumed message, given its outcome."""
 
-_RECORD_RACE_ATTEMPTS = 3
+RECORD_RACE_ATTEMPTS = 3
+"""How many transactions a batch gets when orders keep being recorded concurrently."""
 
 
 async def _lock(
@@ -73,62 +74,45 @@ async def refund(uow: UnitOfWork, cmd: Refund) -> Refunded:
     return outcome
 
 
-async def _apply(
-    uow: UnitOfWorkFactory, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
+async def settle_batch(
+    uow: UnitOfWork, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
 ) -> Settlement:
-    """One transaction: the messages of ``batch`` new to ``consumer``'s inbox, applied in order."""
+    """Inside the pipeline's transaction: claim ``batch`` in ``consumer``'s inbox in the statement
+    that locks what it touches, settle the new messages in order, write the changes with the
+    replies (a whole-batch apply that claims the inbox itself: ``claim=False``)."""
     commands = [command_of(item.message) for item in batch]
-    async with uow() as tx:
-        new, records, balances = await _lock(
-            tx.payments, [c for c in commands if c is not None], consumer, [item.event_id for item in batch]
-        )
-        todo: list[tuple[Incoming, SagaCommand]] = []
-        for item, cmd in zip(batch, commands, strict=True):
-            if item.event_id not in new:
-                continue
-            new.discard(item.event_id)  # a duplicate inside the same batch applies once
-            if cmd is None:
-                with message_context(item):
-                    log.warning(
-                        "ignored message on the balance commands topic", extra={"type": type(item.message).__name__}
-                    )
-                continue
-            todo.append((item, cmd))
-        settlement = settle([cmd for _, cmd in todo], records, balances)
-        replies = [reply_of(item, outcome) for (item, _), outcome in zip(todo, settlement.outcomes, strict=True)]
-        await tx.payments.write(settlement, replies)
-        await tx.commit()
+    new, records, balances = await _lock(
+        uow.payments, [c for c in commands if c is not None], consumer, [item.event_id for item in batch]
+    )
+    command_by_id = {item.event_id: cmd for item, cmd in zip(batch, commands, strict=True)}
+    todo: list[tuple[Incoming, SagaCommand]] = []
+    for item in fresh(batch, new):
+        cmd = command_by_id[item.event_id]
+        if cmd is None:
+            with message_context(item):
+                log.warning(
+                    "ignored message on the balance commands topic", extra={"type": type(item.message).__name__}
+                )
+            continue
+        todo.append((item, cmd))
+    settlement = settle([cmd for _, cmd in todo], records, balances)
+    replies = [reply_of(item, outcome) for (item, _), outcome in zip(todo, settlement.outcomes, strict=True)]
+    await uow.payments.write(settlement, replies)
     return settlement
 
 
-async def _apply_fresh(
-    uow: UnitOfWorkFactory, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
-) -> None:
-    """:func:`_apply`, again from the start when an order was recorded by another transaction
-    meanwhile (a re-sent command handled by two instances around a rebalance): the new read
-    sees that record and answers from it."""
-    for attempt in range(_RECORD_RACE_ATTEMPTS):
-        try:
-            await _apply(uow, consumer, batch, command_of, reply_of)
-            return
-        except PaymentRecordRacedError:
-            if attempt == _RECORD_RACE_ATTEMPTS - 1:
-                raise
-            log.info("an order was recorded concurrently; applying the batch again", extra={"size": len(batch)})
+def record_raced(exc: BaseException) -> bool:
+    """The pipeline's ``retry_if``: another transaction recorded one of the batch's orders after we
+    read them (a re-sent command handled by two instances around a rebalance); the transaction runs
+    again from the start and its fresh read sees that record and answers from it."""
+    if not isinstance(exc, PaymentRecordRacedError):
+        return False
+    log.info("an order was recorded concurrently; applying the batch again")
+    return True
 
 
-async def apply_commands(
-    uow: UnitOfWorkFactory, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
-) -> None:
-    """Apply every message of ``batch`` not yet seen by ``consumer``, in order, exactly once: inbox
-    claim, effects and replies in one transaction; one by one after a deadlock or serialization
-    failure (as ``shared.db.consume.apply_batch``)."""
-    await split_on_conflict(batch, lambda items: _apply_fresh(uow, consumer, items, command_of, reply_of))
-
-
-async def release_held(uow: UnitOfWorkFactory, cmd: ReleaseHeld) -> None:
+async def release_held(uow: UnitOfWork, cmd: ReleaseHeld) -> None:
     """These orders completed: the money their deductions took is kept for good and no longer
     counts toward the users' limit as held (a completed order is never refunded). One statement,
     idempotent (a record releases once), so a redelivered ``order.completed`` changes nothing."""
-    async with uow(single_statement=True) as single:
-        await single.payments.release_held(cmd.order_ids)
+    await uow.payments.release_held(cmd.order_ids)

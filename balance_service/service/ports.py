@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from balance_service.domain.model import Balance, ChargeResult, HistoryRecord, StoredKey, User
 from balance_service.domain.payments import Payment, Settlement
 from shared.messaging.envelope import Message, Outgoing
+from shared.messaging.pipeline import Inbox
 
 
 class UsersRepository(Protocol):
@@ -86,6 +87,10 @@ class UnitOfWork(Protocol):
     def keys(self) -> IdempotencyKeysRepository: ...
     @property
     def payments(self) -> PaymentsRepository: ...
+    @property
+    def inbox(self) -> Inbox:
+        """The consumer inbox on this unit's connection (what ``shared.messaging.pipeline`` claims
+        through; the saga's batch claims inside ``payments.claim_and_lock`` instead)."""
 
     def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None:
         """Queue ``message`` for ``topic``: written to the outbox by :meth:`commit`."""

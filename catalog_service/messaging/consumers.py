@@ -1,10 +1,10 @@
 """``saga.stock.commands`` -> the stock step -> replies on ``saga.replies`` via the outbox.
 
-A consumed batch is one transaction: BEGIN, the inbox claim, the stock step of every new command
-at once (lock-and-read the products in id order, claim the orders, read the known ones only if
-any, one write), the replies into the outbox, COMMIT. The number of statements does not grow
-with the batch. Like ``shared.db.consume.apply_batch``, a batch that fails on a deadlock or a
-serialization conflict is retried one message per transaction.
+A consumed batch goes through the shared pipeline (``shared.messaging.pipeline``) as one
+transaction: BEGIN, the inbox claim, the stock step of every new command at once (lock-and-read
+the products in id order, claim the orders, read the known ones only if any, one write), the
+replies into the outbox, COMMIT. The number of statements does not grow with the batch. A batch
+that fails on a deadlock or a serialization conflict is retried one message per transaction.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from catalog_service.bootstrap import DEPS, INBOX, Deps
 from catalog_service.domain.commands import DeductStock, RestoreStock, StockCommand
 from catalog_service.domain.stock import Answer, merge_lines
 from catalog_service.service import stock
-from shared.db.consume import message_context, split_on_conflict
+from catalog_service.service.ports import UnitOfWork
 from shared.events import saga
 from shared.messaging import topics
-from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
+from shared.messaging.pipeline import ApplyBatch, BatchHandler, Pipeline, message_context
 
 CONSUMER = INBOX
 GROUP = "catalog"
@@ -50,40 +50,36 @@ def reply_to(message: saga.DeductStock | saga.RestoreStock, answer: Answer) -> s
     )
 
 
-async def _apply(deps: Deps, batch: Sequence[Incoming]) -> list[saga.SagaReply]:
-    async with deps.uow() as uow:
-        new = await uow.inbox.claim_new(CONSUMER, [item.event_id for item in batch])
-        todo: list[tuple[Incoming, saga.DeductStock | saga.RestoreStock, StockCommand]] = []
-        for item in batch:
-            message = item.message
-            if item.event_id in new and isinstance(message, saga.DeductStock | saga.RestoreStock):
-                new.discard(item.event_id)  # a duplicate inside the same batch applies once
-                todo.append((item, message, command_of(message)))
-        answers = await stock.apply_stock_commands(uow, [command for _, _, command in todo])
-        replies = [reply_to(message, answer) for (_, message, _), answer in zip(todo, answers, strict=True)]
-        for (item, _, _), reply in zip(todo, replies, strict=True):
+def stock_step(replies_topic: str) -> ApplyBatch[UnitOfWork, list[saga.SagaReply]]:
+    """The pipeline's whole-batch apply: the new messages of a batch -> one stock step -> their
+    replies into the outbox (on ``replies_topic``, each with its message's request id)."""
+
+    async def apply(uow: UnitOfWork, items: list[Incoming]) -> list[saga.SagaReply]:
+        todo = [
+            (item, item.message) for item in items if isinstance(item.message, saga.DeductStock | saga.RestoreStock)
+        ]
+        answers = await stock.apply_stock_commands(uow, [command_of(message) for _, message in todo])
+        replies = []
+        for (item, message), answer in zip(todo, answers, strict=True):
+            reply = reply_to(message, answer)
             with message_context(item):
-                uow.publish(deps.replies_topic, reply.order_id, reply)
-        await uow.commit()
-    return replies
+                uow.publish(replies_topic, reply.order_id, reply)
+            replies.append(reply)
+        return replies
+
+    return apply
 
 
 async def apply_stock_batch(deps: Deps, batch: Sequence[Incoming]) -> list[saga.SagaReply]:
-    """Apply every command of ``batch`` not yet seen, in order, exactly once; the replies sent."""
-    sent: list[saga.SagaReply] = []
+    """Apply every command of ``batch`` not yet seen, in order, exactly once; the replies sent.
 
-    async def apply(items: Sequence[Incoming]) -> None:
-        sent.extend(await _apply(deps, items))
-
-    await split_on_conflict(batch, apply)
-    return sent
+    One transaction (the pipeline's: BEGIN, inbox claim, the stock step, outbox, COMMIT); on a
+    deadlock or a serialization conflict, one message per transaction."""
+    sent = await Pipeline(deps.uow, CONSUMER).apply_batch(batch, stock_step(deps.replies_topic))
+    return [reply for replies in sent for reply in replies]
 
 
 def stock_commands_handler(app: web.Application) -> BatchHandler:
     """The batch handler of the ``catalog`` consumer group."""
     deps = app[DEPS]
-
-    async def handle(batch: list[Incoming]) -> None:
-        await apply_stock_batch(deps, batch)
-
-    return handle
+    return Pipeline(deps.uow, CONSUMER).whole(stock_step(deps.replies_topic))

@@ -6,14 +6,14 @@ memory; one abstract test suite (``tests/catalog_service/test_repositories.py``)
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
 from catalog_service.domain.model import Product
 from catalog_service.domain.stock import OrderRecord, OrderStockStatus
 from shared.messaging.envelope import Message
+from shared.messaging.pipeline import Inbox
 
 
 class ProductRepository(Protocol):
@@ -63,12 +63,6 @@ class OrderStockRepository(Protocol):
         ...
 
 
-class Inbox(Protocol):
-    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        """Record ``message_ids`` for ``consumer``; the ones that were new."""
-        ...
-
-
 class Repositories(Protocol):
     """A connection's repositories: ``async with factory() as repos: await repos.products.get(...)``."""
 
@@ -86,7 +80,8 @@ class Repositories(Protocol):
 
 
 class UnitOfWork(Repositories, Protocol):
-    """One transaction: rolls back unless committed; published messages go out with the commit."""
+    """One transaction: rolls back unless committed; published messages go out with the commit;
+    ``inbox`` for the consumer pipeline (a ``shared.messaging.pipeline.Transaction``)."""
 
     @property
     def inbox(self) -> Inbox: ...

@@ -8,12 +8,11 @@ import asyncpg
 
 from coupon_service.db.coupons import coupon_from_row
 from coupon_service.domain.saga import Holding, OrderCoupon, OrderCouponState
+from shared.db.errors import unique_violation_on
 
-
-def record_raced(exc: BaseException) -> bool:
-    """Another transaction recorded one of the batch's orders after it read them (the key guards it):
-    the batch is applied again from a fresh read, which answers from that record."""
-    return isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == "order_coupons_pkey"
+record_raced = unique_violation_on("order_coupons_pkey")
+"""Another transaction recorded one of the batch's orders after it read them (the key guards it):
+the batch is applied again from a fresh read, which answers from that record."""
 
 
 class PgOrderCoupons:

@@ -1,13 +1,12 @@
 """Consumers: a consumed record -> a command -> the same service handler as HTTP would call.
 
 Each consumed batch applies in one transaction through the platform's pipeline
-(``shared.db.consume.apply_batch``: inbox claim, effects, outbox, commit; one by one after a
-deadlock), the saga step retried from a fresh read on a record race.
+(``shared.messaging.pipeline``: inbox claim, effects, outbox, commit; one by one after a
+deadlock), the saga step's transaction run again from a fresh read on a record race.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from coupon_service.bootstrap import Deps
@@ -16,10 +15,8 @@ from coupon_service.domain.commands import Confirm, RegisterUser, Release, Reser
 from coupon_service.service import saga
 from coupon_service.service.ports import UnitOfWork
 from coupon_service.service.users import register_user
-from shared.db.consume import apply_batch
 from shared.db.dead_letter_hooks import failure_reply_hook
 from shared.db.dead_letters import DeadLetterHook
-from shared.db.uow import UnitOfWork as Transaction
 from shared.events.saga import (
     ConfirmCoupon,
     CouponConfirmed,
@@ -33,11 +30,10 @@ from shared.events.saga import (
 from shared.events.users import UserRegistered
 from shared.messaging import topics
 from shared.messaging.envelope import Incoming, Message
+from shared.messaging.pipeline import BatchHandler, Pipeline
 
 SAGA_GROUP = "coupon"
 USERS_GROUP = "coupon-users"
-
-BatchHandler = Callable[[list[Incoming]], Awaitable[None]]
 
 
 def _reserved(message: ReserveCoupon, answer: decisions.OrderCoupon) -> SagaReply:
@@ -75,16 +71,13 @@ def saga_handler(deps: Deps) -> BatchHandler:
     """Apply coupon commands and queue each reply on ``saga.replies`` (key ``order_id``)."""
     replies = deps.topics(topics.SAGA_REPLIES)
 
-    async def apply_one(tx: Transaction, item: Incoming) -> None:
-        uow = deps.joined(tx)
+    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
         reply = await answer(uow, item.message, deps.clock())
         if reply is not None:
             uow.publish(replies, reply.order_id, reply)
 
-    async def handle(batch: list[Incoming]) -> None:
-        await saga.retry_record_race(lambda: apply_batch(deps.pool, SAGA_GROUP, batch, apply_one), deps.record_raced)
-
-    return handle
+    pipeline = Pipeline(deps.uow, SAGA_GROUP, retry_if=deps.record_raced, retry_attempts=saga.RECORD_RACE_ATTEMPTS)
+    return pipeline.each(apply_one)
 
 
 def dead_letter_hook(deps: Deps) -> DeadLetterHook:
@@ -101,12 +94,9 @@ def dead_letter_hook(deps: Deps) -> DeadLetterHook:
 def users_handler(deps: Deps) -> BatchHandler:
     """Project ``UserRegistered`` into ``known_users``."""
 
-    async def apply_one(tx: Transaction, item: Incoming) -> None:
+    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
         msg = item.message
         if isinstance(msg, UserRegistered):
-            await register_user(deps.joined(tx), RegisterUser(msg.user_id, msg.name, msg.created_at))
+            await register_user(uow, RegisterUser(msg.user_id, msg.name, msg.created_at))
 
-    async def handle(batch: list[Incoming]) -> None:
-        await apply_batch(deps.pool, USERS_GROUP, batch, apply_one)
-
-    return handle
+    return Pipeline(deps.uow, USERS_GROUP).each(apply_one)

@@ -15,6 +15,7 @@ from typing import Protocol, Self
 from coupon_service.domain.model import Claimant, Coupon, CouponTerms, IssuedCoupon, OwnedCoupon
 from coupon_service.domain.saga import Holding, OrderCoupon
 from shared.messaging.envelope import Message
+from shared.messaging.pipeline import Inbox
 
 
 class CouponRepository(Protocol):
@@ -97,6 +98,10 @@ class UnitOfWork(Protocol):
 
     @property
     def users(self) -> KnownUserRepository: ...
+
+    @property
+    def inbox(self) -> Inbox:
+        """The consumer inbox on this unit of work (claimed by the consumer pipeline)."""
 
     def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None: ...
 

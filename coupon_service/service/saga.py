@@ -4,7 +4,8 @@ A reserve *uses* the coupon at once (``USED`` with ``used_at``), as the original
 coupon" step: when the order completes the coupon already reads ``USED``, with no extra saga hop;
 another order cannot take it meanwhile; a release (compensation) makes it ``AVAILABLE`` again.
 The order's record (``order_coupons``) is inserted once, never overwritten: a second transaction
-handling the same order fails on its key and applies its batch again (:func:`retry_record_race`).
+handling the same order fails on its key and its batch is applied again from a fresh read (the
+consumer pipeline's ``retry_if``, up to :data:`RECORD_RACE_ATTEMPTS` transactions).
 
 The handlers run inside the consumer's batch transaction (``uow``) and return what to answer;
 ``messaging.consumers`` turns that into the reply message.
@@ -12,16 +13,12 @@ The handlers run inside the consumer's batch transaction (``uow``) and return wh
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from coupon_service.domain import saga
 from coupon_service.domain.commands import Confirm, Release, Reserve
 from coupon_service.domain.saga import OrderCoupon
 from coupon_service.service.ports import UnitOfWork
-
-log = logging.getLogger(__name__)
 
 
 async def reserve(uow: UnitOfWork, cmd: Reserve, now: datetime) -> OrderCoupon:
@@ -62,18 +59,5 @@ async def release(uow: UnitOfWork, cmd: Release, now: datetime) -> None:
             await uow.orders.update_state(changed)
 
 
-_RECORD_RACE_ATTEMPTS = 3
-
-
-async def retry_record_race(apply: Callable[[], Awaitable[None]], raced: Callable[[BaseException], bool]) -> None:
-    """``await apply()`` (one transaction), again from the start when another transaction recorded
-    one of its orders after it read them (``raced(exc)``, the repository's test of its error): the
-    fresh read sees that record and answers from it."""
-    for attempt in range(_RECORD_RACE_ATTEMPTS):
-        try:
-            await apply()
-            return
-        except Exception as exc:
-            if not raced(exc) or attempt == _RECORD_RACE_ATTEMPTS - 1:
-                raise
-            log.info("an order was recorded concurrently; applying the batch again")
+RECORD_RACE_ATTEMPTS = 3
+"""Transactions a saga batch gets when another transaction records one of its orders meanwhile."""

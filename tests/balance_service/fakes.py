@@ -17,6 +17,7 @@ from balance_service.domain.model import Balance, ChargeResult, HistoryRecord, S
 from balance_service.domain.payments import Payment, Settlement
 from shared.context import current_request_id
 from shared.messaging.envelope import Message, Outgoing
+from tests.support.fakes import FakeInbox
 
 
 @dataclass
@@ -195,6 +196,10 @@ class FakeUnitOfWork:
         self.balances = FakeBalances(self)
         self.keys = FakeIdempotencyKeys(self)
         self.payments = FakePayments(self)
+
+    @property
+    def inbox(self) -> FakeInbox:
+        return FakeInbox(self.state.inbox)
 
     @property
     def state(self) -> FakeState:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from balance_service.domain.commands import Charge, CreateUser, Deduct, Refund, ReleaseHeld
+from balance_service.domain.commands import Charge, CreateUser, Deduct, Refund
 from balance_service.domain.errors import (
     BalanceLimitExceededError,
     IdempotencyKeyReusedError,
@@ -16,9 +16,10 @@ from balance_service.domain.errors import (
 )
 from balance_service.domain.model import MAX_BALANCE
 from balance_service.domain.payments import Deducted, DeductRefused, Refunded, SagaOutcome
-from balance_service.messaging import saga
-from balance_service.service import balances, housekeeping, payments, users
+from balance_service.messaging import orders, saga
+from balance_service.service import balances, idempotency, payments, users
 from balance_service.service.balances import Charged, Charges
+from shared.events.orders import OrderCompleted
 from shared.events.saga import BalanceDeducted, BalanceRefunded, DeductBalance, RefundBalance
 from shared.events.users import UserRegistered
 from shared.messaging.envelope import Incoming, Outgoing
@@ -127,7 +128,7 @@ async def test_a_batch_applies_in_order_once(uow: FakeUnitsOfWork) -> None:
     dup = DeductBalance(order_id=o1, user_id=user, amount=600)
     batch = _batch([dup, dup, DeductBalance(order_id=o2, user_id=user, amount=600), RefundBalance(order_id=o1)])
     seen: list[SagaOutcome] = []
-    await payments.apply_commands(uow, saga.CONSUMER, batch, saga.command_of, _reply_of(seen))
+    await saga.apply_commands(uow, batch, _reply_of(seen))
     assert seen == [
         Deducted(600, 400),
         DeductRefused("INSUFFICIENT_BALANCE", "balance 400 is less than the amount due 600"),
@@ -137,7 +138,7 @@ async def test_a_batch_applies_in_order_once(uow: FakeUnitsOfWork) -> None:
     assert [type(r) for r in replies] == [BalanceDeducted, type(replies[1]), BalanceRefunded]
     assert (await balances.get_balance(uow, user)).balance == 1000
     seen.clear()
-    await payments.apply_commands(uow, saga.CONSUMER, batch, saga.command_of, _reply_of(seen))
+    await saga.apply_commands(uow, batch, _reply_of(seen))
     assert seen == []  # redelivered: nothing applied, nothing answered
 
 
@@ -161,7 +162,7 @@ async def test_a_record_raced_by_another_instance_applies_the_batch_again(
     monkeypatch.setattr(FakePayments, "write", racing_write)
     seen: list[SagaOutcome] = []
     batch = _batch([DeductBalance(order_id=order, user_id=user, amount=100)])
-    await payments.apply_commands(uow, saga.CONSUMER, batch, saga.command_of, _reply_of(seen))
+    await saga.apply_commands(uow, batch, _reply_of(seen))
     assert seen[-1] == DeductRefused("ALREADY_COMPENSATED", f"order {order} was already refunded")
     assert (await balances.get_balance(uow, user)).balance == 1000
 
@@ -187,8 +188,13 @@ async def test_release_held_lets_the_limit_count_the_money_again(uow: FakeUnitsO
         await tx.commit()
     with pytest.raises(BalanceLimitExceededError):
         await balances.charge_alone(uow, Charge(user, 1000))
-    await payments.release_held(uow, ReleaseHeld((order,)))
-    await payments.release_held(uow, ReleaseHeld((order,)))  # redelivered: no change
+    release = orders.completed_handler(uow)
+    completed = [
+        Incoming("completed", 0, n, order, OrderCompleted.model_construct(order_id=order), "r") for n in (1, 2)
+    ]
+    await release(completed[:1])
+    await release(completed[1:])  # redelivered: no change
+    assert uow.opened[-1]._single  # one statement, no transaction
     assert await balances.charge_alone(uow, Charge(user, 1000)) == Charged(user, MAX_BALANCE - 100, 1000)
 
 
@@ -197,5 +203,5 @@ async def test_housekeeping_expires_old_keys_only(uow: FakeUnitsOfWork) -> None:
     await balances.charge_alone(uow, Charge(user, 1, "old"))
     uow.db.advance(hours=49)
     await balances.charge_alone(uow, Charge(user, 1, "new"))
-    assert await housekeeping.clean_once(uow, key_hours=48) == 1
+    assert await idempotency.expire_keys(uow, key_hours=48) == 1
     assert {k for _, k in uow.db.state.keys} == {"new"}

@@ -55,7 +55,7 @@ def _spying(pool: asyncpg.Pool, h, seen: list[SagaOutcome]) -> Handler:  # type:
         return Outgoing(replies_topic, answer.order_id, answer, item.request_id)
 
     async def on_batch(batch: list[Incoming]) -> None:
-        await payments.apply_commands(PostgresUnitsOfWork(pool), saga.CONSUMER, batch, saga.command_of, reply_of)
+        await saga.apply_commands(PostgresUnitsOfWork(pool), batch, reply_of)
 
     return on_batch
 

@@ -1,16 +1,16 @@
 """In-memory adapters of ``catalog_service.service.ports``: the handlers' tests run on these, with no IO.
 
-One :class:`FakeDatabase` holds the tables; :class:`FakeUnitOfWork` works on it and puts it back
-as it was unless committed (published messages reach ``database.outbox`` only with the commit);
-:class:`FakeSingleStatement` works on it directly. ``tests/catalog_service/test_repositories.py``
-runs the same suite on these and on the PostgreSQL repositories, so the two cannot drift.
+Built on the platform's fakes (``tests.support.fakes``): a :class:`FakeDatabase` holds the
+committed state (the catalog's :class:`Tables`, the inbox, the outbox); :class:`FakeUnitOfWork`
+works on a copy and swaps it in on commit (published messages reach the outbox only then);
+:class:`FakeSingleStatement` works on the committed state directly.
+``tests/catalog_service/test_repositories.py`` runs the same suite on these and on the PostgreSQL
+repositories, so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import copy
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -19,8 +19,9 @@ from typing import Self
 from catalog_service.bootstrap import Deps
 from catalog_service.domain.model import Product
 from catalog_service.domain.stock import OrderRecord, OrderStockStatus, replay_refusal
-from shared.context import current_request_id
-from shared.messaging.envelope import Message, Outgoing
+from shared.messaging.envelope import Outgoing
+from tests.support import fakes as support
+from tests.support.fakes import FakeState
 
 _BIGINT = range(-(2**63), 2**63)
 
@@ -35,26 +36,43 @@ class OrderRow:
 
 
 @dataclass
-class FakeDatabase:
-    """The catalog's tables (and the platform's inbox and outbox) in memory."""
+class Tables:
+    """The catalog's tables: ``products``, ``order_stock`` and ``order_stock_lines``."""
 
     products: dict[int, Product] = field(default_factory=dict)
     orders: dict[str, OrderRow] = field(default_factory=dict)
-    lines: dict[str, dict[int, int]] = field(default_factory=dict)  # order_stock_lines: order -> product -> qty
-    inbox: set[tuple[str, uuid.UUID]] = field(default_factory=set)
-    outbox: list[Outgoing] = field(default_factory=list)
+    lines: dict[str, dict[int, int]] = field(default_factory=dict)  # order -> product -> quantity
     next_id: int = 1
-    commits: int = 0
 
-    def snapshot(self) -> FakeDatabase:
-        return copy.deepcopy(self)
 
-    def restore(self, snapshot: FakeDatabase) -> None:
-        self.__dict__.update(snapshot.__dict__)
+def tables(state: FakeState) -> Tables:
+    found = state.tables.setdefault("catalog", Tables())
+    assert isinstance(found, Tables)
+    return found
+
+
+class FakeDatabase(support.FakeDatabase):
+    """The committed state (``tests.support.fakes``), with the catalog's tables at hand."""
+
+    @property
+    def products(self) -> dict[int, Product]:
+        return tables(self.state).products
+
+    @property
+    def orders(self) -> dict[str, OrderRow]:
+        return tables(self.state).orders
+
+    @property
+    def lines(self) -> dict[str, dict[int, int]]:
+        return tables(self.state).lines
+
+    @property
+    def outbox(self) -> list[Outgoing]:
+        return self.state.outbox
 
 
 class FakeProducts:
-    def __init__(self, db: FakeDatabase) -> None:
+    def __init__(self, db: Tables) -> None:
         self._db = db
 
     async def add(self, product: Product) -> Product:
@@ -100,7 +118,7 @@ class FakeProducts:
 
 
 class FakeOrderStock:
-    def __init__(self, db: FakeDatabase) -> None:
+    def __init__(self, db: Tables) -> None:
         self._db = db
 
     async def claim_many(self, claims: Mapping[str, OrderStockStatus]) -> set[str]:
@@ -152,65 +170,39 @@ class FakeOrderStock:
                 stored[pid] = qty
 
 
-class FakeInbox:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
+class FakeUnitOfWork(support.FakeUnitOfWork[None]):
+    """A transaction on a copy of the committed state (``tests.support.fakes``): nothing is
+    stored unless committed; published messages reach the outbox with the commit."""
 
-    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        new = set()
-        for message_id in dict.fromkeys(message_ids):
-            if (consumer, message_id) not in self._db.inbox:
-                self._db.inbox.add((consumer, message_id))
-                new.add(message_id)
-        return new
+    products: FakeProducts
+    order_stock: FakeOrderStock
+
+    def bind(self, state: FakeState) -> None:
+        self.products = FakeProducts(tables(state))
+        self.order_stock = FakeOrderStock(tables(state))
 
 
 class FakeSingleStatement:
-    """The repositories straight on the database (every change is its own transaction)."""
+    """The repositories straight on the committed state (every statement is its own transaction)."""
+
+    products: FakeProducts
+    order_stock: FakeOrderStock
 
     def __init__(self, db: FakeDatabase) -> None:
         self.db = db
-        self.products = FakeProducts(db)
-        self.order_stock = FakeOrderStock(db)
 
     async def __aenter__(self) -> Self:
+        self.products = FakeProducts(tables(self.db.state))
+        self.order_stock = FakeOrderStock(tables(self.db.state))
         return self
+
+    async def commit(self) -> None:
+        """Nothing to do: each statement committed when it ran."""
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
-
-
-class FakeUnitOfWork(FakeSingleStatement):
-    """A transaction on the fake database: everything is undone unless committed."""
-
-    def __init__(self, db: FakeDatabase) -> None:
-        super().__init__(db)
-        self.inbox = FakeInbox(db)
-        self._before: FakeDatabase | None = None
-        self._outgoing: list[Outgoing] = []
-        self.committed = False
-
-    async def __aenter__(self) -> Self:
-        self._before = self.db.snapshot()
-        return self
-
-    def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None:
-        self._outgoing.append(Outgoing(topic, str(key), message, request_id or current_request_id()))
-
-    async def commit(self) -> None:
-        self.db.outbox.extend(self._outgoing)
-        self.db.commits += 1
-        self.committed = True
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self.committed and self._before is not None:
-            self.db.restore(self._before)
-        self._before = None
-        self._outgoing.clear()
 
 
 def fake_deps(db: FakeDatabase | None = None, replies_topic: str = "saga.replies") -> Deps:
