@@ -1,18 +1,20 @@
 """``create_app(settings)``: the aiohttp application of balance_service."""
 
+import asyncio
+import logging
 from pathlib import Path
 
 from aiohttp import web
 
 from balance_service.api.errors import ERROR_MAP
-from balance_service.api.keys import CHARGES
 from balance_service.api.routes import setup_routes
+from balance_service.bootstrap import DEPS, deps_ctx
 from balance_service.config import Settings
+from balance_service.db.errors import DATABASE_ERRORS
 from balance_service.messaging import orders, saga
-from balance_service.service import housekeeping
-from balance_service.service.balances import Charges
+from balance_service.service import idempotency
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
-from shared.db.pool import PG_POOL, postgres_ctx
+from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.web.app import create_base_app
@@ -21,6 +23,7 @@ from shared.web.openapi import setup_openapi
 from shared.wiring import background, consumer_ctx, messaging_ctx
 
 SERVICE = "balance"
+log = logging.getLogger(__name__)
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
 
 
@@ -29,23 +32,16 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
-def _housekeeping(settings: Settings):  # type: ignore[no-untyped-def]
-    async def start(app: web.Application) -> None:
-        await housekeeping.run(
-            app[PG_POOL],
-            interval_s=settings.cleanup_interval_s,
-            key_hours=settings.idempotency_key_hours,
-            inbox_hours=settings.retention_hours,
-        )
-
-    return start
-
-
-async def _charges_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-    """Batched charges over the pool; flushes in progress finish before the pool closes."""
-    app[CHARGES] = charges = Charges(app[PG_POOL])
-    yield
-    await charges.batcher.aclose()
+async def _expire_keys(app: web.Application) -> None:
+    """Every ``cleanup_interval_s``, forget old Idempotency-Keys (inbox rows are purged by the
+    platform's retention job); a failure is logged and retried next time."""
+    deps = app[DEPS]
+    while True:
+        try:
+            await idempotency.expire_keys(deps.uow, key_hours=deps.settings.idempotency_key_hours)
+        except DATABASE_ERRORS as exc:
+            log.warning("cleanup failed", extra={"error": repr(exc)})
+        await asyncio.sleep(deps.settings.cleanup_interval_s)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -54,8 +50,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_dead_letter_routes(app)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
-    app.cleanup_ctx.append(_charges_ctx)
     app.cleanup_ctx.append(messaging_ctx(settings))
+    app.cleanup_ctx.append(deps_ctx(settings))
     app.cleanup_ctx.append(
         consumer_ctx(
             settings,
@@ -75,6 +71,6 @@ def create_app(settings: Settings) -> web.Application:
             handler=orders.from_app,
         )
     )
-    app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping(settings)))
+    app.cleanup_ctx.append(background("balance-housekeeping", _expire_keys))
     setup_openapi(app, title="Balance service")
     return app

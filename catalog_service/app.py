@@ -6,8 +6,9 @@ from aiohttp import web
 
 from catalog_service.api.errors import ERROR_MAP
 from catalog_service.api.routes import setup_routes
+from catalog_service.bootstrap import dead_letter_hook, deps_ctx
 from catalog_service.config import Settings
-from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, dead_letter_hook, stock_commands_handler
+from catalog_service.messaging.consumers import GROUP, TOPICS_CONSUMED, stock_commands_handler
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
+    app.cleanup_ctx.append(deps_ctx(settings))
     app.cleanup_ctx.append(messaging_ctx(settings))
     if settings.consume_saga:
         app.cleanup_ctx.append(

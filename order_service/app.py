@@ -1,26 +1,23 @@
 """``create_app(settings)``: the aiohttp application of order_service."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from order_service.api.admin import setup_admin_routes
 from order_service.api.errors import ERROR_MAP
-from order_service.api.keys import ORDER_DEPS, WAIT_TIMEOUT, WAITER
-from order_service.api.views import setup_routes
-from order_service.clients import HttpCatalog, HttpUserRegistry
+from order_service.api.routes import setup_routes
+from order_service.bootstrap import DEPS, RETRY_ON, bootstrap, flow_probe, known_users
 from order_service.config import Settings
 from order_service.db.outcomes import OutcomeWaiter
-from order_service.domain.saga import Policy
-from order_service.messaging.consumers import replies_handler, users_handler
-from order_service.messaging.housekeeping import run_housekeeping
+from order_service.db.sagas import arm_on_send
+from order_service.messaging.consumers import USERS_CONSUMER, replies_handler, users_handler
 from order_service.messaging.sweeper import run_sweeper
-from order_service.service.flow_metrics import FlowMetrics
-from order_service.service.orders import OrderDeps
-from order_service.service.saga_runner import CONSUMER, SagaContext, arm_on_send
+from order_service.service.housekeeping import run_housekeeping
+from order_service.service.saga_runner import CONSUMER
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
 from shared.events import REGISTRY
@@ -33,7 +30,6 @@ from shared.wiring import PROBES, RELAY, TOPICS, background, cancel, consumer_ct
 
 SERVICE = "order"
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
-SAGA = web.AppKey("saga_context", SagaContext)
 
 
 async def migrate_database(settings: Settings) -> None:
@@ -41,34 +37,17 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
-def _policy(settings: Settings) -> Policy:
-    return Policy(
-        step_timeout_s=settings.saga_step_timeout_s,
-        max_attempts=settings.saga_max_attempts,
-        backoff_cap_s=settings.saga_backoff_cap_s,
-    )
-
-
-def _services_ctx(settings: Settings):
-    """HTTP clients, the saga context and the outcome listener."""
+def _deps_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """HTTP clients, the handlers' dependencies (``app[DEPS]``) and the outcome listener."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=settings.http_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            pool = app[PG_POOL]
-            flow = FlowMetrics(app[METRICS].registry)
-            app[PROBES].append(flow.probe())
-            app[SAGA] = SagaContext(pool, app[TOPICS], _policy(settings), flow)
-            app[ORDER_DEPS] = OrderDeps(
-                pool,
-                app[TOPICS],
-                _policy(settings),
-                HttpCatalog(session, settings.catalog_url),
-                HttpUserRegistry(session, settings.balance_url),
-            )
-            app[WAIT_TIMEOUT] = settings.order_wait_timeout_s
-            waiter = OutcomeWaiter(pool, settings.database_url)
-            app[WAITER] = waiter
+            waiter = OutcomeWaiter(app[PG_POOL], settings.database_url)
+            deps = bootstrap(settings, app[PG_POOL], session, app[TOPICS], waiter, app[METRICS].registry)
+            assert deps.metrics is not None
+            app[PROBES].append(flow_probe(deps.metrics))
+            app[DEPS] = deps
             task = asyncio.create_task(waiter.run(), name="order-outcome-listener")
             await asyncio.wait_for(waiter.ready.wait(), 10)
             yield
@@ -77,49 +56,43 @@ def _services_ctx(settings: Settings):
     return ctx
 
 
+def _sweeper(settings: Settings) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
+    def hold(app: web.Application) -> Callable[[], bool]:
+        return lambda: app[RELAY].failed_within(settings.saga_outage_grace_s)
+
+    return lambda a: run_sweeper(a[DEPS], settings.saga_sweep_interval_s, settings.saga_sweep_batch, hold=hold(a))
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     # saga deadlines start when the broker acknowledged their command (domain/saga.py ``arm``)
     app.cleanup_ctx.append(messaging_ctx(settings, on_sent=arm_on_send(Topics(settings.kafka_topic_prefix))))
-    app.cleanup_ctx.append(_services_ctx(settings))
+    app.cleanup_ctx.append(_deps_ctx(settings))
     if settings.saga_workers:
-        app.cleanup_ctx.append(
-            background(
-                "saga-sweeper",
-                lambda a: run_sweeper(
-                    a[SAGA],
-                    settings.saga_sweep_interval_s,
-                    settings.saga_sweep_batch,
-                    hold=lambda: a[RELAY].failed_within(settings.saga_outage_grace_s),
-                ),
-            )
-        )
+        app.cleanup_ctx.append(background("saga-sweeper", _sweeper(settings)))
         app.cleanup_ctx.append(
             consumer_ctx(
                 settings,
                 group=CONSUMER,
                 topics=[topics.SAGA_REPLIES],
                 registry=REGISTRY,
-                handler=lambda a: replies_handler(a[SAGA]),
+                handler=lambda a: replies_handler(a[DEPS], RETRY_ON),
             )
         )
     app.cleanup_ctx.append(
         consumer_ctx(
             settings,
-            group="order-users",
+            group=USERS_CONSUMER,
             topics=[topics.USER_REGISTERED],
             registry=REGISTRY,
-            handler=lambda a: users_handler(a[PG_POOL]),
+            handler=lambda a: users_handler(a[PG_POOL], known_users),
             projection=True,
         )
     )
-    app.cleanup_ctx.append(
-        background("order-housekeeping", lambda a: run_housekeeping(a[PG_POOL], settings.retention_hours))
-    )
+    app.cleanup_ctx.append(background("order-housekeeping", lambda a: run_housekeeping(a[DEPS])))
     setup_routes(app)
-    setup_admin_routes(app)
     setup_dead_letter_routes(app)
     setup_openapi(app, title="Order service")
     return app

@@ -15,6 +15,6 @@ def encode(last_id: int) -> str:
 def decode(cursor: str) -> int:
     """The id a cursor points after; a malformed cursor is ``400 VALIDATION_ERROR``."""
     try:
-        return HISTORY.decode(cursor)[0]
+        return int(HISTORY.decode(cursor)[0])
     except ValueError:
         raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None

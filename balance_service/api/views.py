@@ -6,7 +6,6 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from balance_service.api import cursor
-from balance_service.api.keys import CHARGES
 from balance_service.api.schemas import (
     BalanceResponse,
     ChargeRequest,
@@ -17,14 +16,13 @@ from balance_service.api.schemas import (
     HistoryQuery,
     UserResponse,
 )
-from balance_service.domain.commands import Charge, RegisterUser
+from balance_service.bootstrap import DEPS
+from balance_service.domain.commands import Charge, CreateUser
 from balance_service.service import balances, users
-from shared.db.pool import PG_POOL
 from shared.messaging import topics
 from shared.web.openapi import IDEMPOTENCY_KEY_SCHEMA, operation
 from shared.web.problems import ValidationProblem
 from shared.web.validation import parse_query, path_id, read_json
-from shared.wiring import TOPICS
 
 TAGS = ["Users and balance"]
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -47,14 +45,14 @@ def _idempotency_key(request: web.Request) -> str | None:
 )
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, CreateUserRequest)
-    topic = request.app[TOPICS](topics.USER_REGISTERED)
-    user = await users.register_user(request.app[PG_POOL], RegisterUser(body.name), topic=topic)
+    deps = request.app[DEPS]
+    user = await users.create_user(deps.uow, CreateUser(body.name), topic=deps.topics(topics.USER_REGISTERED))
     return _json(UserResponse.model_validate(user), 201)
 
 
 @operation(summary="Get a user", tags=TAGS, responses={200: UserResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND})
 async def get_user(request: web.Request) -> web.Response:
-    user = await users.get_user(request.app[PG_POOL], path_id(request, "user_id"))
+    user = await users.get_user(request.app[DEPS].uow, path_id(request, "user_id"))
     return _json(UserResponse.model_validate(user))
 
 
@@ -67,7 +65,7 @@ async def internal_get_user(request: web.Request) -> web.Response:
     summary="Get a user's balance", tags=TAGS, responses={200: BalanceResponse, 400: "VALIDATION_ERROR", 404: NOT_FOUND}
 )
 async def get_balance(request: web.Request) -> web.Response:
-    balance = await balances.get_balance(request.app[PG_POOL], path_id(request, "user_id"))
+    balance = await balances.get_balance(request.app[DEPS].uow, path_id(request, "user_id"))
     return _json(BalanceResponse.model_validate(balance))
 
 
@@ -105,7 +103,7 @@ async def charge(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     key = _idempotency_key(request)
     body = await read_json(request, ChargeRequest)
-    result = await request.app[CHARGES].charge(Charge(user_id, body.amount, key))
+    result = await balances.charge(request.app[DEPS].charges, Charge(user_id, body.amount, key))
     return _json(ChargeResponse.model_validate(result))
 
 
@@ -119,7 +117,7 @@ async def history(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, HistoryQuery)
     before = cursor.decode(query.cursor) if query.cursor is not None else None
-    entries = await balances.history(request.app[PG_POOL], user_id, before_id=before, limit=query.limit + 1)
+    entries = await balances.history(request.app[DEPS].uow, user_id, before_id=before, limit=query.limit + 1)
     page = entries[: query.limit]
     next_cursor = cursor.encode(page[-1].id) if len(entries) > query.limit else None
     return _json(HistoryPage(items=[HistoryItem.model_validate(e) for e in page], next_cursor=next_cursor))

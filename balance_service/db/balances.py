@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
+
+from balance_service.domain.model import Balance, ChargeResult, HistoryRecord
 
 # The limit is the WHERE clause: concurrent charges serialise on the row and each re-checks it
 # against the latest balance and ``held`` (money taken by orders in flight, which a refund may give
@@ -82,57 +86,52 @@ LIMIT $3
 """
 
 
-ChargeResult = tuple[int | None, int | None, int | None]
-"""``(balance_before, balance_after, held)``: after is ``None`` when nothing changed; before and
-held are ``None`` for an unknown user."""
+_USER_EXISTS = "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)"
 
 
-async def charge(conn: asyncpg.Connection, user_id: int, amount: int, limit: int) -> ChargeResult:
-    """Charge one user in one statement."""
-    row = await conn.fetchrow(_CHARGE, user_id, amount, limit)
-    assert row is not None
+def _result(row: asyncpg.Record) -> ChargeResult:
     return row["balance_before"], row["balance_after"], row["held"]
 
 
-async def charge_many(
-    conn: asyncpg.Connection, charges: list[tuple[int, int]], limit: int
-) -> dict[int, ChargeResult | None]:
-    """Charge ``(user_id, amount)`` pairs of distinct users at once: per user ``(before, after)`` as
-    :func:`charge` gives it, or ``None`` when the row was locked elsewhere (nothing done: charge it
-    alone) or the user does not exist (charging it alone says so)."""
-    rows = await conn.fetch(_CHARGE_MANY, [u for u, _ in charges], [a for _, a in charges], limit)
-    return {
-        row["user_id"]: (row["balance_before"], row["balance_after"], row["held"]) if row["applied"] else None
-        for row in rows
-    }
+class PgBalances:
+    """Balances and their history on one connection: every change is one statement."""
 
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-class KeyTaken(Exception):
-    """The Idempotency-Key was recorded before; nothing was changed."""
+    async def charge(self, user_id: int, amount: int, limit: int) -> ChargeResult:
+        """Charge one user in one statement."""
+        row = await self._conn.fetchrow(_CHARGE, user_id, amount, limit)
+        assert row is not None
+        return _result(row)
 
+    async def charge_once(
+        self, user_id: int, amount: int, limit: int, key: str, fingerprint: str
+    ) -> ChargeResult | None:
+        """Like :meth:`charge`, recording ``key``; ``None`` (nothing changed) when the key exists."""
+        try:
+            row = await self._conn.fetchrow(_CHARGE_ONCE, user_id, amount, limit, key, fingerprint)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "idempotency_keys_pkey":
+                raise
+            return None
+        assert row is not None
+        return _result(row)
 
-async def charge_once(
-    conn: asyncpg.Connection, user_id: int, amount: int, limit: int, key: str, fingerprint: str
-) -> ChargeResult:
-    """Like :func:`charge`, recording ``key``; :class:`KeyTaken` when the key exists."""
-    try:
-        row = await conn.fetchrow(_CHARGE_ONCE, user_id, amount, limit, key, fingerprint)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "idempotency_keys_pkey":
-            raise
-        raise KeyTaken() from None
-    assert row is not None
-    return row["balance_before"], row["balance_after"], row["held"]
+    async def charge_many(self, charges: Sequence[tuple[int, int]], limit: int) -> dict[int, ChargeResult | None]:
+        """Charge ``(user_id, amount)`` pairs of distinct users at once: per user ``(before, after,
+        held)`` as :meth:`charge` gives it, or ``None`` when the row was locked elsewhere (nothing
+        done: charge it alone) or the user does not exist (charging it alone says so)."""
+        rows = await self._conn.fetch(_CHARGE_MANY, [u for u, _ in charges], [a for _, a in charges], limit)
+        return {row["user_id"]: _result(row) if row["applied"] else None for row in rows}
 
+    async def get(self, user_id: int) -> Balance | None:
+        row = await self._conn.fetchrow(_GET, user_id)
+        return None if row is None else Balance(**dict(row))
 
-async def get_balance(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(_GET, user_id)
+    async def history(self, user_id: int, before_id: int, limit: int) -> list[HistoryRecord]:
+        """History rows of the user with ``id < before_id``, newest first."""
+        return [HistoryRecord(**dict(row)) for row in await self._conn.fetch(_HISTORY, user_id, before_id, limit)]
 
-
-async def history(conn: asyncpg.Connection, user_id: int, before_id: int, limit: int) -> list[asyncpg.Record]:
-    """History rows of the user with ``id < before_id``, newest first."""
-    return await conn.fetch(_HISTORY, user_id, before_id, limit)
-
-
-async def user_exists(conn: asyncpg.Connection, user_id: int) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)", user_id))
+    async def user_exists(self, user_id: int) -> bool:
+        return bool(await self._conn.fetchval(_USER_EXISTS, user_id))

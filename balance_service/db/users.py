@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from balance_service.domain.model import User
+
 # The user and their balance row (at 0) in one statement.
 _INSERT = """
 WITH u AS (
@@ -15,11 +17,20 @@ SELECT user_id, name, created_at FROM u
 """
 
 
-async def insert_user(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
-    row = await conn.fetchrow(_INSERT, name)
-    assert row is not None
-    return row
+_GET = "SELECT user_id, name, created_at FROM users WHERE user_id = $1"
 
 
-async def get_user(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT user_id, name, created_at FROM users WHERE user_id = $1", user_id)
+class PgUsers:
+    """The user registry on one connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(self, name: str) -> User:
+        row = await self._conn.fetchrow(_INSERT, name)
+        assert row is not None
+        return User(**dict(row))
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self._conn.fetchrow(_GET, user_id)
+        return None if row is None else User(**dict(row))

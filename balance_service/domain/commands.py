@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class RegisterUser:
+class CreateUser:
+    """Register a user (``POST /users``), with a balance of 0."""
+
     name: str
 
 
@@ -25,6 +27,8 @@ class Charge:
 
 @dataclass(frozen=True)
 class Deduct:
+    """The saga takes an order's amount from the user's balance (at most once per order)."""
+
     order_id: str
     user_id: int
     amount: int
@@ -32,4 +36,13 @@ class Deduct:
 
 @dataclass(frozen=True)
 class Refund:
+    """The saga gives back what the order took (once), or fences an order that took nothing."""
+
     order_id: str
+
+
+@dataclass(frozen=True)
+class ReleaseHeld:
+    """These orders completed: the money they took stops counting toward the limit as held."""
+
+    order_ids: tuple[str, ...]

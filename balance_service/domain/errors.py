@@ -33,3 +33,8 @@ class IdempotencyKeyReusedError(BalanceError):
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was already used with a different request")
+
+
+class PaymentRecordRacedError(BalanceError):
+    """Another transaction recorded one of the batch's orders after the batch read them (the
+    record's key refused the second insert; nothing was written): apply the batch again."""

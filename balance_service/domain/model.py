@@ -7,6 +7,8 @@ into the business outcome.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from balance_service.domain.errors import BalanceLimitExceededError, UserNotFoundError
@@ -23,6 +25,49 @@ class EntryType(StrEnum):
     CHARGE = "CHARGE"
     USE = "USE"
     REFUND = "REFUND"
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A user's balance as read (``held`` is not shown to clients)."""
+
+    user_id: int
+    balance: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """A row of a user's balance history as read."""
+
+    id: int
+    type: str
+    amount: int
+    balance_after: int
+    order_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An Idempotency-Key recorded with its charge: the body's fingerprint and the raw outcome
+    (``{"before", "after", "held"}``; keys stored before ``held`` existed lack it)."""
+
+    fingerprint: str
+    outcome: dict[str, int | None]
+
+
+ChargeResult = tuple[int | None, int | None, int | None]
+"""The raw outcome of the conditional charge statement, ``(balance_before, balance_after, held)``:
+after is ``None`` when nothing changed; before and held are ``None`` for an unknown user
+(:func:`charge_result` reads it)."""
 
 
 def can_charge(balance: int, amount: int, limit: int = MAX_BALANCE, held: int = 0) -> bool:

@@ -9,28 +9,31 @@ failed order's deduction is always refunded first (``RefundBalance`` releases wh
 
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
+from balance_service.bootstrap import DEPS
+from balance_service.domain.commands import ReleaseHeld
 from balance_service.service import payments
-from shared.db.pool import PG_POOL
+from balance_service.service.ports import UnitOfWork, UnitOfWorkFactory
 from shared.events.orders import OrderCompleted
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
+from shared.messaging.pipeline import Pipeline
 
 GROUP = "balance-orders"
 
 
-def completed_handler(pool: asyncpg.Pool) -> BatchHandler:
-    """Release what the batch's completed orders held: one statement per batch."""
+def completed_handler(uow: UnitOfWorkFactory) -> BatchHandler:
+    """Release what the batch's completed orders held: one statement per batch (the pipeline's unit
+    of work in single-statement mode; no inbox: the release is idempotent)."""
 
-    async def on_batch(batch: list[Incoming]) -> None:
+    async def apply(single: UnitOfWork, batch: list[Incoming]) -> None:
         order_ids = [item.message.order_id for item in batch if isinstance(item.message, OrderCompleted)]
         if order_ids:
-            await payments.release_completed(pool, order_ids)
+            await payments.release_held(single, ReleaseHeld(tuple(order_ids)))
 
-    return on_batch
+    return Pipeline(lambda: uow(single_statement=True), GROUP).whole(apply, claim=False)
 
 
 def from_app(app: web.Application) -> BatchHandler:
-    return completed_handler(app[PG_POOL])
+    return completed_handler(app[DEPS].uow)

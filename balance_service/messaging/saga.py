@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import Histogram
 
+from balance_service.bootstrap import DEPS
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductOutcome, Refunded, SagaCommand, SagaOutcome
 from balance_service.service import payments
+from balance_service.service.payments import ReplyOf
+from balance_service.service.ports import UnitOfWork, UnitOfWorkFactory
 from shared.db.dead_letter_hooks import failure_reply_hook
 from shared.db.dead_letters import DeadLetterHook
-from shared.db.pool import PG_POOL
 from shared.events.saga import (
     BalanceDeducted,
     BalanceDeductionFailed,
@@ -25,8 +26,8 @@ from shared.events.saga import (
 from shared.messaging import topics
 from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming, Message, Outgoing
+from shared.messaging.pipeline import Pipeline
 from shared.web.app import METRICS
-from shared.wiring import TOPICS
 
 GROUP = "balance"
 CONSUMER = "balance-saga"
@@ -68,7 +69,23 @@ def reply(message: Message, outcome: SagaOutcome) -> SagaReply:
     raise TypeError(f"no reply for {type(message).__name__} with {outcome!r}")
 
 
-def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str, timer: Histogram | None = None) -> BatchHandler:
+def pipeline(uow: UnitOfWorkFactory) -> Pipeline[UnitOfWork]:
+    """The platform's consumer pipeline for this consumer: one transaction per batch, the inbox
+    claimed inside the claim-and-lock statement (``claim=False``), the batch applied again when an
+    order was recorded concurrently, one by one after a deadlock or serialization failure."""
+    return Pipeline(uow, CONSUMER, retry_if=payments.record_raced, retry_attempts=payments.RECORD_RACE_ATTEMPTS)
+
+
+async def apply_commands(uow: UnitOfWorkFactory, batch: list[Incoming], reply_of: ReplyOf) -> None:
+    """Apply every message of ``batch`` not yet seen by this consumer, in order, exactly once."""
+
+    async def apply(tx: UnitOfWork, items: list[Incoming]) -> None:
+        await payments.settle_batch(tx, CONSUMER, items, command_of, reply_of)
+
+    await pipeline(uow).apply_batch(batch, apply, claim=False)
+
+
+def saga_batch_handler(uow: UnitOfWorkFactory, replies_topic: str, timer: Histogram | None = None) -> BatchHandler:
     """The batch handler: inbox dedup + effects + replies in one transaction per batch (its time
     observed in ``timer``: the consumer's batch time also holds decoding and the offset commit)."""
 
@@ -78,7 +95,7 @@ def saga_batch_handler(pool: asyncpg.Pool, replies_topic: str, timer: Histogram 
 
     async def on_batch(batch: list[Incoming]) -> None:
         started = time.perf_counter()
-        await payments.apply_commands(pool, CONSUMER, batch, command_of, reply_of)
+        await apply_commands(uow, batch, reply_of)
         if timer is not None:
             timer.observe(time.perf_counter() - started)
 
@@ -91,7 +108,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 def dead_letter_hook(app: web.Application) -> DeadLetterHook:
     """A set-aside DeductBalance fails its order (PROCESSING_FAILED); a RefundBalance waits for a replay."""
     return failure_reply_hook(
-        CONSUMER, app[TOPICS](topics.SAGA_REPLIES), {DeductBalance: BalanceDeductionFailed}, (RefundBalance,)
+        CONSUMER, app[DEPS].topics(topics.SAGA_REPLIES), {DeductBalance: BalanceDeductionFailed}, (RefundBalance,)
     )
 
 
@@ -102,4 +119,5 @@ def from_app(app: web.Application) -> BatchHandler:
         buckets=_BUCKETS,
         registry=app[METRICS].registry,
     )
-    return saga_batch_handler(app[PG_POOL], app[TOPICS](topics.SAGA_REPLIES), timer)
+    deps = app[DEPS]
+    return saga_batch_handler(deps.uow, deps.topics(topics.SAGA_REPLIES), timer)

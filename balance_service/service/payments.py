@@ -12,10 +12,8 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-import asyncpg
-
-from balance_service.db import payments as payments_db
-from balance_service.domain.commands import Deduct, Refund
+from balance_service.domain.commands import Deduct, Refund, ReleaseHeld
+from balance_service.domain.errors import PaymentRecordRacedError
 from balance_service.domain.payments import (
     DeductOutcome,
     Payment,
@@ -25,9 +23,9 @@ from balance_service.domain.payments import (
     Settlement,
     settle,
 )
-from balance_service.service.unit_of_work import Connected, SingleStatement, UnitOfWork
-from shared.db.consume import message_context, split_on_conflict
+from balance_service.service.ports import PaymentsRepository, UnitOfWork
 from shared.messaging.envelope import Incoming, Message, Outgoing
+from shared.messaging.pipeline import fresh, message_context
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +34,17 @@ CommandOf = Callable[[Message], SagaCommand | None]
 ReplyOf = Callable[[Incoming, SagaOutcome], Outgoing]
 """The reply to a consumed message, given its outcome."""
 
-_RECORD_RACE_ATTEMPTS = 3
-
-
-def _record_raced(exc: asyncpg.UniqueViolationError) -> bool:
-    """Another transaction recorded one of our orders after we read them (the key guards it)."""
-    return exc.constraint_name == "order_payments_pkey"
+RECORD_RACE_ATTEMPTS = 3
+"""How many transactions a batch gets when orders keep being recorded concurrently."""
 
 
 async def _lock(
-    conn: asyncpg.Connection,
+    payments: PaymentsRepository,
     commands: Sequence[SagaCommand],
     consumer: str = "",
     message_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[set[uuid.UUID], dict[str, Payment], dict[int, int]]:
-    return await payments_db.claim_and_lock(
-        conn,
+    return await payments.claim_and_lock(
         consumer,
         message_ids,
         [c.order_id for c in commands],
@@ -59,83 +52,67 @@ async def _lock(
     )
 
 
-async def _apply_alone(conn: asyncpg.Connection, cmd: SagaCommand) -> SagaOutcome:
-    _, records, balances = await _lock(conn, [cmd])
+async def _apply_alone(uow: UnitOfWork, cmd: SagaCommand) -> SagaOutcome:
+    _, records, balances = await _lock(uow.payments, [cmd])
     settlement = settle([cmd], records, balances)
-    await payments_db.write(conn, settlement, [])
+    await uow.payments.write(settlement, [])
     return settlement.outcomes[0]
 
 
-async def deduct(uow: Connected, cmd: Deduct) -> DeductOutcome:
-    """Take the order's amount at most once; a Deduct seen before gets the same answer."""
-    outcome = await _apply_alone(uow.conn, cmd)
+async def deduct(uow: UnitOfWork, cmd: Deduct) -> DeductOutcome:
+    """Take the order's amount at most once; a Deduct seen before gets the same answer (inside the
+    caller's open unit of work)."""
+    outcome = await _apply_alone(uow, cmd)
     assert not isinstance(outcome, Refunded)
     return outcome
 
 
-async def refund(uow: Connected, cmd: Refund) -> Refunded:
+async def refund(uow: UnitOfWork, cmd: Refund) -> Refunded:
     """Give back what the order took, once; fence an order that took nothing."""
-    outcome = await _apply_alone(uow.conn, cmd)
+    outcome = await _apply_alone(uow, cmd)
     assert isinstance(outcome, Refunded)
     return outcome
 
 
-async def _apply(
-    pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
+async def settle_batch(
+    uow: UnitOfWork, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
 ) -> Settlement:
-    """One transaction: the messages of ``batch`` new to ``consumer``'s inbox, applied in order."""
+    """Inside the pipeline's transaction: claim ``batch`` in ``consumer``'s inbox in the statement
+    that locks what it touches, settle the new messages in order, write the changes with the
+    replies (a whole-batch apply that claims the inbox itself: ``claim=False``)."""
     commands = [command_of(item.message) for item in batch]
-    async with UnitOfWork(pool) as uow:
-        new, records, balances = await _lock(
-            uow.conn, [c for c in commands if c is not None], consumer, [item.event_id for item in batch]
-        )
-        todo: list[tuple[Incoming, SagaCommand]] = []
-        for item, cmd in zip(batch, commands, strict=True):
-            if item.event_id not in new:
-                continue
-            new.discard(item.event_id)  # a duplicate inside the same batch applies once
-            if cmd is None:
-                with message_context(item):
-                    log.warning(
-                        "ignored message on the balance commands topic", extra={"type": type(item.message).__name__}
-                    )
-                continue
-            todo.append((item, cmd))
-        settlement = settle([cmd for _, cmd in todo], records, balances)
-        replies = [reply_of(item, outcome) for (item, _), outcome in zip(todo, settlement.outcomes, strict=True)]
-        await payments_db.write(uow.conn, settlement, replies)
-        await uow.commit()
+    new, records, balances = await _lock(
+        uow.payments, [c for c in commands if c is not None], consumer, [item.event_id for item in batch]
+    )
+    command_by_id = {item.event_id: cmd for item, cmd in zip(batch, commands, strict=True)}
+    todo: list[tuple[Incoming, SagaCommand]] = []
+    for item in fresh(batch, new):
+        cmd = command_by_id[item.event_id]
+        if cmd is None:
+            with message_context(item):
+                log.warning(
+                    "ignored message on the balance commands topic", extra={"type": type(item.message).__name__}
+                )
+            continue
+        todo.append((item, cmd))
+    settlement = settle([cmd for _, cmd in todo], records, balances)
+    replies = [reply_of(item, outcome) for (item, _), outcome in zip(todo, settlement.outcomes, strict=True)]
+    await uow.payments.write(settlement, replies)
     return settlement
 
 
-async def _apply_fresh(
-    pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
-) -> None:
-    """:func:`_apply`, again from the start when an order was recorded by another transaction
-    meanwhile (a re-sent command handled by two instances around a rebalance): the new read
-    sees that record and answers from it."""
-    for attempt in range(_RECORD_RACE_ATTEMPTS):
-        try:
-            await _apply(pool, consumer, batch, command_of, reply_of)
-            return
-        except asyncpg.UniqueViolationError as exc:
-            if not _record_raced(exc) or attempt == _RECORD_RACE_ATTEMPTS - 1:
-                raise
-            log.info("an order was recorded concurrently; applying the batch again", extra={"size": len(batch)})
+def record_raced(exc: BaseException) -> bool:
+    """The pipeline's ``retry_if``: another transaction recorded one of the batch's orders after we
+    read them (a re-sent command handled by two instances around a rebalance); the transaction runs
+    again from the start and its fresh read sees that record and answers from it."""
+    if not isinstance(exc, PaymentRecordRacedError):
+        return False
+    log.info("an order was recorded concurrently; applying the batch again")
+    return True
 
 
-async def apply_commands(
-    pool: asyncpg.Pool, consumer: str, batch: Sequence[Incoming], command_of: CommandOf, reply_of: ReplyOf
-) -> None:
-    """Apply every message of ``batch`` not yet seen by ``consumer``, in order, exactly once: inbox
-    claim, effects and replies in one transaction; one by one after a deadlock or serialization
-    failure (as ``shared.db.consume.apply_batch``)."""
-    await split_on_conflict(batch, lambda items: _apply_fresh(pool, consumer, items, command_of, reply_of))
-
-
-async def release_completed(pool: asyncpg.Pool, order_ids: Sequence[str]) -> None:
+async def release_held(uow: UnitOfWork, cmd: ReleaseHeld) -> None:
     """These orders completed: the money their deductions took is kept for good and no longer
     counts toward the users' limit as held (a completed order is never refunded). One statement,
     idempotent (a record releases once), so a redelivered ``order.completed`` changes nothing."""
-    async with SingleStatement(pool) as single:
-        await payments_db.release_held(single.conn, order_ids)
+    await uow.payments.release_held(cmd.order_ids)

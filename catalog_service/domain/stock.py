@@ -13,6 +13,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from catalog_service.domain.commands import DeductStock, StockCommand
 from catalog_service.domain.model import Product
 
 
@@ -43,6 +44,10 @@ class Refusal:
         if self.product_id is None:
             return self.code.value
         return f"{self.code.value}: product {self.product_id}"
+
+
+Answer = Refusal | None
+"""The answer to one stock command: ``None`` means deducted (or restored), a refusal otherwise."""
 
 
 @dataclass(frozen=True)
@@ -114,20 +119,6 @@ class OrderRecord:
 
 
 @dataclass(frozen=True)
-class DeductCommand:
-    order_id: str
-    wanted: Mapping[int, int]  # merged lines (see merge_lines)
-
-
-@dataclass(frozen=True)
-class RestoreCommand:
-    order_id: str
-
-
-StockCommand = DeductCommand | RestoreCommand
-
-
-@dataclass(frozen=True)
 class BatchOutcome:
     """The answer to every command (in order; ``None`` = deducted / restored) and what to write.
 
@@ -136,7 +127,7 @@ class BatchOutcome:
     deducted in this batch took (rows for ``order_stock_lines``).
     """
 
-    answers: list[Refusal | None]
+    answers: list[Answer]
     products: dict[int, Product]
     orders: dict[str, OrderRecord]
     lines: dict[str, dict[int, int]]
@@ -166,13 +157,13 @@ def apply_commands(
     """
     stock = dict(products)
     known = dict(orders)
-    answers: list[Refusal | None] = []
+    answers: list[Answer] = []
     changed_products: dict[int, Product] = {}
     changed_orders: dict[str, OrderRecord] = {}
     lines: dict[str, dict[int, int]] = {}
     for command in commands:
         record = known.get(command.order_id)
-        if isinstance(command, DeductCommand):
+        if isinstance(command, DeductStock):
             if record is not None:
                 answers.append(record.replay())
                 continue

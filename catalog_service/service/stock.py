@@ -13,87 +13,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from catalog_service.db import order_stock
-from catalog_service.db import products as repo
+from catalog_service.domain.commands import DeductStock, RestoreStock, StockCommand
 from catalog_service.domain.model import MAX_ID
-from catalog_service.domain.stock import (
-    DeductCommand,
-    OrderStockStatus,
-    Refusal,
-    RestoreCommand,
-    StockCommand,
-    apply_commands,
-    merge_lines,
-)
-from shared.db.uow import UnitOfWork
-from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockDeducted, StockDeductionFailed, StockRestored
-
-Command = DeductStock | RestoreStock
+from catalog_service.domain.stock import Answer, OrderStockStatus, apply_commands
+from catalog_service.service.ports import UnitOfWork
 
 
-def _answer(command: Command, refusal: Refusal | None) -> SagaReply:
-    if isinstance(command, RestoreStock):
-        return StockRestored(order_id=command.order_id, command_id=command.event_id)
-    if refusal is None:
-        return StockDeducted(order_id=command.order_id, command_id=command.event_id)
-    return StockDeductionFailed(
-        order_id=command.order_id,
-        command_id=command.event_id,
-        code=refusal.code.value,
-        reason=refusal.reason,
-        product_id=refusal.product_id,
-    )
-
-
-def _decision(command: Command) -> StockCommand:
-    if isinstance(command, DeductStock):
-        return DeductCommand(command.order_id, merge_lines((line.product_id, line.quantity) for line in command.lines))
-    return RestoreCommand(command.order_id)
-
-
-async def apply_stock_commands(uow: UnitOfWork, commands: Sequence[Command]) -> list[SagaReply]:
-    """Apply ``commands`` in order, as if one after the other; the reply to each, in order."""
+async def apply_stock_commands(uow: UnitOfWork, commands: Sequence[StockCommand]) -> list[Answer]:
+    """Apply ``commands`` in order, as if one after the other; the answer to each, in order
+    (``None``: deducted / restored). The caller commits."""
     if not commands:
         return []
-    conn = uow.conn
-    decisions = [_decision(command) for command in commands]
-    wanted = sorted({pid for d in decisions if isinstance(d, DeductCommand) for pid in d.wanted if 1 <= pid <= MAX_ID})
-    restoring = sorted({d.order_id for d in decisions if isinstance(d, RestoreCommand)})
+    wanted = sorted({pid for c in commands if isinstance(c, DeductStock) for pid in c.wanted if 1 <= pid <= MAX_ID})
+    restoring = sorted({c.order_id for c in commands if isinstance(c, RestoreStock)})
     # 1. every product the batch may touch, locked in id order before anything else
-    products = await repo.lock_for_batch(conn, wanted, restoring)
+    products = await uow.products.lock_for_batch(wanted, restoring)
     # 2. claim every order (as its first command would), 3. read the ones already known
     claims: dict[str, OrderStockStatus] = {}
-    for d in decisions:
+    for c in commands:
         claims.setdefault(
-            d.order_id, OrderStockStatus.DEDUCTED if isinstance(d, DeductCommand) else OrderStockStatus.FENCED
+            c.order_id, OrderStockStatus.DEDUCTED if isinstance(c, DeductStock) else OrderStockStatus.FENCED
         )
-    new = await order_stock.claim_many(conn, claims)
-    known = await order_stock.read_many(conn, [order_id for order_id in claims if order_id not in new])
+    new = await uow.order_stock.claim_many(claims)
+    known = await uow.order_stock.read_many([order_id for order_id in claims if order_id not in new])
     # an order deducted by a transaction that committed after step 1 read its lines: lock its
     # products now (rare; a deadlock this may cause is retried one by one by the caller)
     missing = sorted(
         {pid for order_id in restoring if order_id in known for pid in known[order_id].taken if pid not in products}
     )
     if missing:
-        products.update(await repo.lock_many(conn, missing))
-    outcome = apply_commands(decisions, products, known)
+        products.update(await uow.products.lock_many(missing))
+    outcome = apply_commands(commands, products, known)
     # 4. one write: the products, the orders whose record is not what the claim stored, the lines
     changed = {
         order_id: record
         for order_id, record in outcome.orders.items()
         if order_id not in new or record.status is not claims[order_id] or record.failure is not None
     }
-    await order_stock.write_batch(
-        conn, [outcome.products[pid] for pid in sorted(outcome.products)], changed, outcome.lines
+    await uow.order_stock.write_batch(
+        [outcome.products[pid] for pid in sorted(outcome.products)], changed, outcome.lines
     )
-    return [_answer(command, answer) for command, answer in zip(commands, outcome.answers, strict=True)]
+    return outcome.answers
 
 
-async def deduct_stock(uow: UnitOfWork, command: DeductStock) -> SagaReply:
+async def deduct_stock(uow: UnitOfWork, cmd: DeductStock) -> Answer:
     """Take every line from stock or none (a batch of one)."""
-    return (await apply_stock_commands(uow, [command]))[0]
+    return (await apply_stock_commands(uow, [cmd]))[0]
 
 
-async def restore_stock(uow: UnitOfWork, command: RestoreStock) -> SagaReply:
+async def restore_stock(uow: UnitOfWork, cmd: RestoreStock) -> Answer:
     """Put back exactly what the order took, once; fence an order that took nothing (a batch of one)."""
-    return (await apply_stock_commands(uow, [command]))[0]
+    return (await apply_stock_commands(uow, [cmd]))[0]

@@ -11,7 +11,7 @@ from coupon_service.domain.errors import (
 )
 from shared.web.problems import ErrorMap, ProblemSpec
 
-ERRORS: ErrorMap = {
+ERROR_MAP: ErrorMap = {
     InvalidCouponError: ProblemSpec(400, "VALIDATION_ERROR", "Invalid request"),
     CouponNotFoundError: ProblemSpec(404, "COUPON_NOT_FOUND", "Coupon not found"),
     UserNotFoundError: ProblemSpec(404, "USER_NOT_FOUND", "User not found"),

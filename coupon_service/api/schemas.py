@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coupon_service.api.cursor import OWNED
 from coupon_service.domain.model import MAX_QUANTITY
-from coupon_service.service.owned import OWNED
 from shared.web.validation import MAX_INT64, Id, Int64, Moment, text
 
 

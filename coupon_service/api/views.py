@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from coupon_service import service
+from coupon_service.api import cursor
 from coupon_service.api import schemas as s
+from coupon_service.bootstrap import DEPS
+from coupon_service.domain import commands
 from coupon_service.domain.model import Coupon, CouponTerms, DiscountType
-from coupon_service.service.coupons import Coupons
-from coupon_service.service.issuing import Issuer
-from coupon_service.service.owned import BadCursorError, list_owned
-from coupon_service.service.users import KnownUsers
-from shared.messaging.envelope import rfc3339, utcnow
+from shared.messaging.envelope import rfc3339
 from shared.web.openapi import operation
-from shared.web.problems import ValidationProblem
 from shared.web.validation import parse_query, path_id, read_json
 
-COUPONS = web.AppKey("coupons", Coupons)
-USERS = web.AppKey("known_users", KnownUsers)
-ISSUER = web.AppKey("issuer", Issuer)
 TAGS = ["coupons"]
 
 
@@ -66,9 +63,10 @@ def _coupon(coupon: Coupon, issued: int, now: datetime) -> dict[str, Any]:
 )
 async def create_coupon(request: web.Request) -> web.Response:
     body = await read_json(request, s.CreateCoupon)
+    deps = request.app[DEPS]
     terms = CouponTerms(**{**body.model_dump(), "discount_type": DiscountType(body.discount_type)})
-    coupon = await request.app[COUPONS].create(terms)
-    return _json(_coupon(coupon, 0, utcnow()), 201)
+    coupon = await service.coupons.create_coupon(deps.coupons, commands.CreateCoupon(terms))
+    return _json(_coupon(coupon, 0, deps.clock()), 201)
 
 
 @operation(
@@ -77,8 +75,9 @@ async def create_coupon(request: web.Request) -> web.Response:
     responses={200: s.CouponOut, 400: "VALIDATION_ERROR: invalid id", 404: "COUPON_NOT_FOUND"},
 )
 async def get_coupon(request: web.Request) -> web.Response:
-    coupon, issued = await request.app[COUPONS].show(path_id(request, "coupon_id"))
-    return _json(_coupon(coupon, issued, utcnow()))
+    deps = request.app[DEPS]
+    coupon, issued = await service.coupons.get_coupon(deps.coupons, commands.GetCoupon(path_id(request, "coupon_id")))
+    return _json(_coupon(coupon, issued, deps.clock()))
 
 
 @operation(
@@ -99,7 +98,9 @@ async def get_coupon(request: web.Request) -> web.Response:
 async def issue_coupon(request: web.Request) -> web.Response:
     coupon_id = path_id(request, "coupon_id")
     body = await read_json(request, s.IssueCoupon)
-    issued = await request.app[ISSUER].issue(coupon_id, body.user_id, utcnow())
+    deps = request.app[DEPS]
+    cmd = commands.IssueCoupon(coupon_id, body.user_id, deps.clock())
+    issued = await service.issuing.issue_coupon(deps.issuer, cmd)
     return _json(
         {
             "user_coupon_id": issued.user_coupon_id,
@@ -127,25 +128,17 @@ async def issue_coupon(request: web.Request) -> web.Response:
 async def user_coupons(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, s.OwnedQuery)
-    try:
-        page = await list_owned(
-            request.app[COUPONS].pool,
-            request.app[USERS],
-            user_id,
-            show_all=query.status == "ALL",
-            cursor=query.cursor,
-            limit=query.limit,
-            now=utcnow(),
-        )
-    except BadCursorError:
-        raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None
+    after = cursor.decode(query.cursor) if query.cursor else None
+    deps = request.app[DEPS]
+    cmd = commands.UserCoupons(user_id, query.status == "ALL", after, query.limit, deps.clock())
+    page = await service.user_coupons.user_coupons(deps.single, deps.users, cmd)
     items = [
         {
-            **item,
-            "issued_at": rfc3339(item["issued_at"]),
-            "expires_at": rfc3339(item["expires_at"]),
-            "used_at": _time(item["used_at"]),
+            **dataclasses.asdict(item),
+            "issued_at": rfc3339(item.issued_at),
+            "expires_at": rfc3339(item.expires_at),
+            "used_at": _time(item.used_at),
         }
         for item in page.items
     ]
-    return _json({"items": items, "next_cursor": page.next_cursor})
+    return _json({"items": items, "next_cursor": cursor.encode(page.after) if page.after else None})

@@ -1,4 +1,4 @@
-"""Coupons and their issue slots in PostgreSQL."""
+"""Coupons and their issue slots in PostgreSQL (the ``CouponRepository`` of ``service.ports``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from coupon_service.domain.model import Coupon, CouponTerms, DiscountType
+from coupon_service.domain.errors import CouponAlreadyIssuedError
+from coupon_service.domain.model import Claimant, Coupon, CouponTerms, DiscountType, IssuedCoupon
 
 _INSERT = """
 INSERT INTO coupons (name, discount_type, discount_value, total_quantity, issue_starts_at,
@@ -45,47 +46,6 @@ def coupon_from_row(row: Any) -> Coupon:
         issue_ends_at=row["issue_ends_at"],
     )
     return Coupon(row["coupon_id"], terms, row["created_at"])
-
-
-async def insert_coupon(conn: asyncpg.Connection, terms: CouponTerms) -> Coupon:
-    """Store a coupon and one free slot per copy (call inside a transaction)."""
-    row = await conn.fetchrow(
-        _INSERT,
-        terms.name,
-        terms.discount_type.value,
-        terms.discount_value,
-        terms.total_quantity,
-        terms.issue_starts_at,
-        terms.issue_ends_at,
-        terms.valid_days,
-        terms.min_order_amount,
-    )
-    await conn.execute(_SLOTS, row["coupon_id"], terms.total_quantity)
-    return coupon_from_row(row)
-
-
-async def get_coupon(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int) -> Coupon | None:
-    row = await conn.fetchrow("SELECT * FROM coupons WHERE coupon_id = $1", coupon_id)
-    return coupon_from_row(row) if row else None
-
-
-async def issued_count(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL", coupon_id
-    )
-
-
-async def claim_slot(
-    conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_id: int, valid_days: int, *, wait: bool
-) -> asyncpg.Record | None:
-    """Issue a free copy to the user; ``None`` when none is free. A second copy raises UniqueViolation."""
-    return await conn.fetchrow(CLAIM_WAITING if wait else CLAIM_SKIP_LOCKED, coupon_id, user_id, valid_days)
-
-
-async def holds(conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_id: int) -> bool:
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)", coupon_id, user_id
-    )
 
 
 # Many issues of one coupon to distinct users in one statement (and one commit), for the batched
@@ -134,16 +94,86 @@ FROM unnest($2::bigint[]) AS r(user_id)
 """
 
 
-async def issue_many(
-    conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int], valid_days: int
-) -> list[asyncpg.Record]:
-    """:data:`ISSUE_MANY` for distinct ``user_ids``: one row per user. Raises UniqueViolation when
-    one of them got a copy from another transaction meanwhile (then nothing was issued)."""
-    return await conn.fetch(ISSUE_MANY, coupon_id, user_ids, valid_days)
+def _issued(row: Any) -> IssuedCoupon:
+    return IssuedCoupon(
+        user_coupon_id=row["user_coupon_id"],
+        coupon_id=row["coupon_id"],
+        user_id=row["user_id"],
+        status=row["status"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+    )
 
 
-async def who_holds(
-    conn: asyncpg.Connection | asyncpg.Pool, coupon_id: int, user_ids: list[int]
-) -> list[asyncpg.Record]:
-    """Per user: ``known`` (projection) and ``held`` (holds a copy of the coupon)."""
-    return await conn.fetch(WHO_HOLDS, coupon_id, user_ids)
+class PgCoupons:
+    """Coupons and their copies on one connection (a unit of work's)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(self, terms: CouponTerms) -> Coupon:
+        """Store a coupon and one free slot per copy (two statements: call inside a transaction)."""
+        row = await self._conn.fetchrow(
+            _INSERT,
+            terms.name,
+            terms.discount_type.value,
+            terms.discount_value,
+            terms.total_quantity,
+            terms.issue_starts_at,
+            terms.issue_ends_at,
+            terms.valid_days,
+            terms.min_order_amount,
+        )
+        await self._conn.execute(_SLOTS, row["coupon_id"], terms.total_quantity)
+        return coupon_from_row(row)
+
+    async def get(self, coupon_id: int) -> Coupon | None:
+        row = await self._conn.fetchrow("SELECT * FROM coupons WHERE coupon_id = $1", coupon_id)
+        return coupon_from_row(row) if row else None
+
+    async def issued_count(self, coupon_id: int) -> int:
+        count: int = await self._conn.fetchval(
+            "SELECT count(*) FROM user_coupons WHERE coupon_id = $1 AND user_id IS NOT NULL", coupon_id
+        )
+        return count
+
+    async def claim(self, coupon_id: int, user_id: int, valid_days: int, *, wait: bool) -> IssuedCoupon | None:
+        """Issue a free copy to the user; ``None`` when none is free. A second copy of the user is a
+        unique violation: ``CouponAlreadyIssuedError``."""
+        try:
+            row = await self._conn.fetchrow(
+                CLAIM_WAITING if wait else CLAIM_SKIP_LOCKED, coupon_id, user_id, valid_days
+            )
+        except asyncpg.UniqueViolationError:
+            raise CouponAlreadyIssuedError(f"user {user_id} already holds coupon {coupon_id}") from None
+        return _issued(row) if row is not None else None
+
+    async def holds(self, coupon_id: int, user_id: int) -> bool:
+        held: bool = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)", coupon_id, user_id
+        )
+        return held
+
+    async def issue_many(self, coupon_id: int, user_ids: list[int], valid_days: int) -> list[Claimant] | None:
+        """:data:`ISSUE_MANY` for distinct ``user_ids`` (one statement): one claimant per user.
+        ``None`` when one of them got a copy from another transaction meanwhile (unique index) or
+        the statement deadlocked: then nothing was issued."""
+        try:
+            rows = await self._conn.fetch(ISSUE_MANY, coupon_id, user_ids, valid_days)
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            return None
+        return [
+            Claimant(
+                user_id=row["user_id"],
+                known=row["known"],
+                held=row["held"],
+                copy=_issued(row) if row["user_coupon_id"] is not None else None,
+                more_free=row["more_free"],
+            )
+            for row in rows
+        ]
+
+    async def who_holds(self, coupon_id: int, user_ids: list[int]) -> list[Claimant]:
+        """:data:`WHO_HOLDS` (one statement): per user, ``known`` and ``held``."""
+        rows = await self._conn.fetch(WHO_HOLDS, coupon_id, user_ids)
+        return [Claimant(user_id=row["user_id"], known=row["known"], held=row["held"]) for row in rows]

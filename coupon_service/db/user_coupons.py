@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from coupon_service.domain.model import OwnedCoupon
+
 _LIST = """
 SELECT uc.user_coupon_id, uc.coupon_id, c.name, c.discount_type, c.discount_value, uc.status,
        uc.issued_at, uc.expires_at, uc.used_at
@@ -18,14 +20,16 @@ LIMIT $5
 """
 
 
-async def list_owned(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    user_id: int,
-    *,
-    usable_only: bool,
-    after: tuple[datetime, int] | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    """Up to ``limit`` coupons of the user after the keyset position ``after``."""
-    issued_at, uc_id = after or (None, None)
-    return await conn.fetch(_LIST, user_id, usable_only, issued_at, uc_id, limit)
+class PgUserCoupons:
+    """The coupons users own, on one connection (a unit of work's)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def list_owned(
+        self, user_id: int, *, usable_only: bool, after: tuple[datetime, int] | None, limit: int
+    ) -> list[OwnedCoupon]:
+        """Up to ``limit`` coupons of the user after the keyset position ``after`` (one statement)."""
+        issued_at, uc_id = after or (None, None)
+        rows = await self._conn.fetch(_LIST, user_id, usable_only, issued_at, uc_id, limit)
+        return [OwnedCoupon(**dict(row)) for row in rows]

@@ -1,4 +1,4 @@
-"""The known-users projection."""
+"""The known-users projection (the ``KnownUserRepository`` of ``service.ports``)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,28 @@ from datetime import datetime
 import asyncpg
 
 
-async def is_known(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> bool:
-    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM known_users WHERE user_id = $1)", user_id)
+class PgKnownUsers:
+    """``known_users`` on one connection (a unit of work's)."""
 
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-async def add_known(conn: asyncpg.Connection | asyncpg.Pool, users: Iterable[tuple[int, str, datetime]]) -> None:
-    """Record users; ones already known are left as they are."""
-    rows = list(users)
-    if not rows:
-        return
-    await conn.execute(
-        """
-        INSERT INTO known_users (user_id, name, created_at)
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[])
-        ON CONFLICT (user_id) DO NOTHING
-        """,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-    )
+    async def is_known(self, user_id: int) -> bool:
+        known: bool = await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM known_users WHERE user_id = $1)", user_id)
+        return known
+
+    async def add(self, users: Iterable[tuple[int, str, datetime]]) -> None:
+        """Record users; ones already known are left as they are (one statement, none when empty)."""
+        rows = list(users)
+        if not rows:
+            return
+        await self._conn.execute(
+            """
+            INSERT INTO known_users (user_id, name, created_at)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[])
+            ON CONFLICT (user_id) DO NOTHING
+            """,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )

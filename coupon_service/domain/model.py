@@ -99,6 +99,46 @@ class Coupon:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class IssuedCoupon:
+    """A copy just issued to a user."""
+
+    user_coupon_id: int
+    coupon_id: int
+    user_id: int
+    status: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """A user of a batched issue as the batch's statement saw them: ``known`` (the known-users
+    projection holds them), ``held`` (they already held a copy), the ``copy`` the statement gave
+    them, and ``more_free`` (a free copy was left that the statement did not take)."""
+
+    user_id: int
+    known: bool
+    held: bool
+    copy: IssuedCoupon | None = None
+    more_free: bool = False
+
+
+@dataclass(frozen=True)
+class OwnedCoupon:
+    """One of a user's coupons with its coupon's terms, as stored (``status`` not yet derived)."""
+
+    user_coupon_id: int
+    coupon_id: int
+    name: str
+    discount_type: str
+    discount_value: int
+    status: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
 def user_coupon_status(stored: str, expires_at: datetime, now: datetime) -> UserCouponStatus:
     """An owned coupon's visible status: an unused, unreserved coupon past its expiry is ``EXPIRED``."""
     if stored == UserCouponStatus.AVAILABLE and expires_at <= now:

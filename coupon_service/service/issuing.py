@@ -1,6 +1,6 @@
 """Issuing in batches: concurrent issue requests share one SQL statement per coupon
 (:class:`shared.batching.Batcher`), with the same outcomes, in the same order, as
-:meth:`Coupons.issue` gives one by one.
+:func:`coupon_service.service.coupons.issue_alone` gives one by one.
 
 What a batch cannot settle without waiting or without asking balance_service is answered ``None``
 and the request then takes the one-by-one path itself (outside the flush), so a flush never waits
@@ -17,15 +17,10 @@ for a row lock and never makes an HTTP call:
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import asyncpg
-
-from coupon_service.db import coupons as repo
+from coupon_service.domain.commands import IssueCoupon
 from coupon_service.domain.errors import CouponAlreadyIssuedError, CouponNotFoundError, CouponSoldOutError
-from coupon_service.domain.model import Coupon
-from coupon_service.service.coupons import Coupons, IssuedCoupon
-from coupon_service.service.users import KnownUsers
+from coupon_service.domain.model import Claimant, Coupon, IssuedCoupon
+from coupon_service.service.coupons import Coupons, issue_alone
 from shared.batching import Batcher
 
 Outcome = IssuedCoupon | BaseException | None
@@ -41,12 +36,10 @@ def _sold_out(coupon_id: int) -> CouponSoldOutError:
 
 
 class Issuer:
-    """``issue`` as :meth:`Coupons.issue`, with concurrent requests batched."""
+    """``issue_coupon`` as :func:`issue_alone`, with concurrent requests batched."""
 
-    def __init__(self, coupons: Coupons, users: KnownUsers, *, max_batch: int = 256, max_flushes: int = 2) -> None:
+    def __init__(self, coupons: Coupons, *, max_batch: int = 256, max_flushes: int = 2) -> None:
         self._coupons = coupons
-        self._users = users
-        self._pool: asyncpg.Pool = coupons.pool
         self.batcher: Batcher[tuple[Coupon, int], IssuedCoupon | None] = Batcher(
             self._flush, max_batch=max_batch, max_flushes=max_flushes
         )
@@ -54,19 +47,20 @@ class Issuer:
         self.alone = 0
         """Requests that went the one-by-one path (outside the window or not settled by a batch)."""
 
-    async def issue(self, coupon_id: int, user_id: int, now: datetime) -> IssuedCoupon:
+    async def issue(self, cmd: IssueCoupon) -> IssuedCoupon:
+        coupon: Coupon | None
         try:
-            coupon: Coupon | None = await self._coupons.find(coupon_id)
+            coupon = await self._coupons.find(cmd.coupon_id)
         except CouponNotFoundError:
             coupon = None  # USER_NOT_FOUND goes first: the one-by-one path asks about the user
-        if coupon is not None and coupon.terms.window_status(now) is None:
-            issued = await self.batcher.submit((coupon, user_id))
+        if coupon is not None and coupon.terms.window_status(cmd.now) is None:
+            issued = await self.batcher.submit((coupon, cmd.user_id))
             if issued is not None:
                 return issued
         # unknown coupon or outside the window (the user, then "already issued", are checked
         # first), or not settled by the batch
         self.alone += 1
-        return await self._coupons.issue(coupon_id, user_id, now)
+        return await issue_alone(self._coupons, cmd)
 
     async def _flush(self, items: list[tuple[Coupon, int]]) -> list[Outcome]:
         by_coupon: dict[int, list[int]] = {}
@@ -94,45 +88,49 @@ class Issuer:
             return outcomes
         self._in_flight.update(mine)
         try:
-            rows = await repo.issue_many(self._pool, coupon.coupon_id, [u for _, u in mine], coupon.terms.valid_days)
-        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-            return outcomes
+            async with self._coupons.single() as uow:
+                claimants = await uow.coupons.issue_many(
+                    coupon.coupon_id, [u for _, u in mine], coupon.terms.valid_days
+                )
         finally:
             self._in_flight.difference_update(mine)
-        self._users.remember([row["user_id"] for row in rows if row["known"]])
-        for row in rows:
-            user_id = row["user_id"]
-            if not row["known"]:
-                outcomes[user_id] = None
-            elif row["held"]:
-                outcomes[user_id] = _already(coupon.coupon_id, user_id)
-            elif row["user_coupon_id"] is not None:
-                outcomes[user_id] = IssuedCoupon(
-                    user_coupon_id=row["user_coupon_id"],
-                    coupon_id=row["coupon_id"],
-                    user_id=user_id,
-                    status=row["status"],
-                    issued_at=row["issued_at"],
-                    expires_at=row["expires_at"],
-                )
-            elif row["more_free"]:
-                outcomes[user_id] = None  # copies may be in flight elsewhere: wait for them alone
-            else:
-                self._coupons.mark_sold_out(coupon.coupon_id)
-                outcomes[user_id] = _sold_out(coupon.coupon_id)
+        if claimants is None:
+            return outcomes  # raced another transaction: nothing was issued, every user goes alone
+        self._coupons.users.remember([c.user_id for c in claimants if c.known])
+        for claimant in claimants:
+            outcomes[claimant.user_id] = self._outcome(coupon, claimant)
         return outcomes
 
+    def _outcome(self, coupon: Coupon, claimant: Claimant) -> Outcome:
+        if not claimant.known:
+            return None
+        if claimant.held:
+            return _already(coupon.coupon_id, claimant.user_id)
+        if claimant.copy is not None:
+            return claimant.copy
+        if claimant.more_free:
+            return None  # copies may be in flight elsewhere: wait for them alone
+        self._coupons.mark_sold_out(coupon.coupon_id)
+        return _sold_out(coupon.coupon_id)
+
     async def _answer_sold_out(self, coupon: Coupon, user_ids: list[int]) -> dict[int, Outcome]:
-        rows = await repo.who_holds(self._pool, coupon.coupon_id, user_ids)
-        self._users.remember([row["user_id"] for row in rows if row["known"]])
+        async with self._coupons.single() as uow:
+            claimants = await uow.coupons.who_holds(coupon.coupon_id, user_ids)
+        self._coupons.users.remember([c.user_id for c in claimants if c.known])
         return {
-            row["user_id"]: None
-            if not row["known"]
-            else _already(coupon.coupon_id, row["user_id"])
-            if row["held"]
+            c.user_id: None
+            if not c.known
+            else _already(coupon.coupon_id, c.user_id)
+            if c.held
             else _sold_out(coupon.coupon_id)
-            for row in rows
+            for c in claimants
         }
+
+
+async def issue_coupon(issuer: Issuer, cmd: IssueCoupon) -> IssuedCoupon:
+    """One copy of the coupon for the user (``POST /coupons/{id}/issue``): batched with concurrent
+    requests when the coupon is open, one by one otherwise or when a batch cannot settle it."""
+    return await issuer.issue(cmd)
 
 
 def _repeat(coupon: Coupon, user_id: int, first: Outcome) -> Outcome:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
-
-import asyncpg
-
-from coupon_service.db import users as repo
+from coupon_service.domain.commands import RegisterUser
 from coupon_service.domain.errors import UserNotFoundError
+from coupon_service.service.ports import UnitOfWork, UnitOfWorkFactory, UserDirectory
 
 MAX_CACHED = 1_000_000
-
-
-class UserDirectory(Protocol):
-    """Port to the owner of users (balance_service)."""
-
-    async def find(self, user_id: int) -> tuple[str, datetime] | None:
-        """``(name, created_at)`` of an existing user, ``None`` when there is none."""
 
 
 class KnownUsers:
     """Positive answers only: users are never deleted, so a known id stays known.
 
-    The in-process set is a cache of the ``known_users`` table, never the source of truth.
+    The in-process set is a cache of the ``known_users`` table, never the source of truth. Each
+    statement runs alone (``single``: no transaction), and no connection is held while balance is asked.
     """
 
-    def __init__(self, pool: asyncpg.Pool, directory: UserDirectory) -> None:
-        self._pool = pool
+    def __init__(self, single: UnitOfWorkFactory, directory: UserDirectory) -> None:
+        self._single = single
         self._directory = directory
         self._seen: set[int] = set()
 
@@ -35,11 +25,14 @@ class KnownUsers:
         """Return when the user exists; raise :class:`UserNotFoundError` otherwise."""
         if user_id in self._seen:
             return
-        if not await repo.is_known(self._pool, user_id):
+        async with self._single() as uow:
+            known = await uow.users.is_known(user_id)
+        if not known:
             found = await self._directory.find(user_id)
             if found is None:
                 raise UserNotFoundError(f"user {user_id} does not exist")
-            await repo.add_known(self._pool, [(user_id, *found)])
+            async with self._single() as uow:
+                await uow.users.add([(user_id, *found)])
         self._remember(user_id)
 
     def remember(self, user_ids: list[int]) -> None:
@@ -53,6 +46,6 @@ class KnownUsers:
         self._seen.add(user_id)
 
 
-async def project_registered(conn: asyncpg.Connection, user_id: int, name: str, created_at: datetime) -> None:
-    """Apply a ``UserRegistered`` event to the projection (idempotent)."""
-    await repo.add_known(conn, [(user_id, name, created_at)])
+async def register_user(uow: UnitOfWork, cmd: RegisterUser) -> None:
+    """Apply a ``user.registered`` event to the projection (idempotent), in the caller's transaction."""
+    await uow.users.add([(cmd.user_id, cmd.name, cmd.created_at)])

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from aiohttp_apispec import docs
 
 from order_service.api import cursor
 from order_service.api.admin_schemas import SagaOut, SagaPage, SagaQuery, SagaSummary
-from order_service.api.keys import ORDER_DEPS
+from order_service.bootstrap import DEPS
+from order_service.domain.commands import OrderSaga, UnfinishedSagas
 from order_service.service import sagas
 from shared.web.openapi import operation
 from shared.web.validation import parse_query
 
 TAGS = ["admin: sagas"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@docs(operationId="getOrderSaga")
+def operation_id(name: str) -> Callable[[Handler], Handler]:
+    """The route's OpenAPI operationId, when it is not the view's name in camelCase."""
+    decorate: Callable[[Handler], Handler] = docs(operationId=name)
+    return decorate
+
+
+@operation_id("getOrderSaga")
 @operation(
     summary="An order's saga with its history (every command sent, reply received, timeout and "
     "compensation, oldest first)",
@@ -27,11 +37,11 @@ TAGS = ["admin: sagas"]
     },
 )
 async def order_saga(request: web.Request) -> web.Response:
-    row, history = await sagas.saga_of(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
+    row, history = await sagas.order_saga(request.app[DEPS], OrderSaga(request.match_info["order_id"]))
     return web.Response(body=SagaOut.with_history(row, history).model_dump_json(), content_type="application/json")
 
 
-@docs(operationId="listUnfinishedSagas")
+@operation_id("listUnfinishedSagas")
 @operation(
     summary="Unfinished sagas, oldest first",
     tags=TAGS,
@@ -43,21 +53,11 @@ async def order_saga(request: web.Request) -> web.Response:
 async def unfinished_sagas(request: web.Request) -> web.Response:
     query = parse_query(request, SagaQuery)
     after = cursor.decode(query.cursor) if query.cursor else None
-    rows = await sagas.unfinished(
-        request.app[ORDER_DEPS].pool,
-        step=query.step,
-        older_than_s=query.older_than_s,
-        limit=query.limit + 1,
-        after=after,
-    )
+    cmd = UnfinishedSagas(step=query.step, older_than_s=query.older_than_s, limit=query.limit + 1, after=after)
+    rows = await sagas.unfinished_sagas(request.app[DEPS], cmd)
     page = rows[: query.limit]
     next_cursor = (
         cursor.encode_key(page[-1]["started_at"], str(page[-1]["order_id"])) if len(rows) > query.limit else None
     )
     body = SagaPage(items=[SagaSummary.of(row) for row in page], next_cursor=next_cursor)
     return web.Response(body=body.model_dump_json(), content_type="application/json")
-
-
-def setup_admin_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/admin/orders/{order_id}/saga", order_saga)
-    app.router.add_get("/api/v1/admin/sagas", unfinished_sagas)

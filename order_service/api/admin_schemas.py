@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from order_service.api.cursor import ORDERS
-from order_service.domain.history import KINDS
-from order_service.domain.saga import TERMINAL, Step
 from shared.messaging.envelope import rfc3339
 
-UnfinishedStep = Literal[tuple(str(s) for s in Step if s not in TERMINAL)]  # type: ignore[valid-type]
-Kind = Literal[KINDS]  # type: ignore[valid-type]
+UnfinishedStep = Literal[
+    "RESERVING_COUPON", "DEDUCTING_BALANCE", "DEDUCTING_STOCK", "COMPENSATING", "CONFIRMING_COUPON"
+]
+"""The steps not in ``domain.saga.TERMINAL``, in ``Step``'s order (a test keeps them so)."""
+Kind = Literal["command", "compensation", "reply", "timeout", "outcome"]
+"""``domain.history.KINDS`` (a test keeps them so)."""
 
 
 class SagaHistoryItem(BaseModel):
@@ -55,7 +58,7 @@ class SagaOut(SagaSummary):
     history: list[SagaHistoryItem]
 
     @classmethod
-    def with_history(cls, row: Any, history: list[Any]) -> SagaOut:
+    def with_history(cls, row: Any, history: Iterable[Any]) -> SagaOut:
         items = [
             SagaHistoryItem(at=rfc3339(h["at"]), kind=h["kind"], name=h["name"], detail=h["detail"]) for h in history
         ]

@@ -3,7 +3,7 @@
 from order_service.domain import errors
 from shared.web.problems import ProblemSpec
 
-ERROR_MAP = {
+ERROR_MAP: dict[type[Exception], ProblemSpec] = {
     errors.UserNotFoundError: ProblemSpec(404, "USER_NOT_FOUND", "User not found"),
     errors.ProductNotFoundError: ProblemSpec(404, "PRODUCT_NOT_FOUND", "Product not found"),
     errors.ProductNotSellableError: ProblemSpec(409, "PRODUCT_NOT_SELLABLE", "Product not sellable"),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-
 from aiohttp import web
 
 from order_service.api import cursor
-from order_service.api.keys import ORDER_DEPS, WAIT_TIMEOUT, WAITER
 from order_service.api.schemas import OrderOut, OrderPage, PageQuery, PlaceOrderRequest
+from order_service.bootstrap import DEPS
+from order_service.domain.commands import GetOrder, PlaceOrder, UserOrders
 from order_service.domain.order import Order, OrderStatus
 from order_service.domain.saga import TIMEOUT_CODE
 from order_service.service import orders
@@ -40,18 +38,16 @@ def _render(order: Order) -> web.Response:
     return web.Response(status=202, body=body, content_type="application/json", headers=location)
 
 
-def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder:
+def _command(request: web.Request, body: PlaceOrderRequest) -> PlaceOrder:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ValidationProblem([{"field": "Idempotency-Key", "message": "must be 1..255 characters"}])
-    # the hash of the normalised body only matters with a key (a replay must carry the same body)
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if key is not None else ""
-    return orders.PlaceOrder(
+    return PlaceOrder(
         user_id=body.user_id,
         items={item.product_id: item.quantity for item in body.items},
         user_coupon_id=body.user_coupon_id,
         idempotency_key=key,
-        request_hash=request_hash,
+        respond_async="respond-async" in request.headers.get("Prefer", "").lower(),
     )
 
 
@@ -89,23 +85,7 @@ def _command(request: web.Request, body: PlaceOrderRequest) -> orders.PlaceOrder
 )
 async def place_order(request: web.Request) -> web.Response:
     body = await read_json(request, PlaceOrderRequest)
-    cmd = _command(request, body)
-    waiter = request.app[WAITER]
-    order_id = str(uuid.uuid4())
-    fut = waiter.subscribe(order_id)  # before the order exists: its notice cannot be missed
-    try:
-        found_id, created = await orders.place_order(request.app[ORDER_DEPS], cmd, order_id)
-    except BaseException:
-        waiter.cancel(order_id, fut)
-        raise
-    if created is None:  # an Idempotency-Key replay: wait for the first request's order
-        waiter.cancel(order_id, fut)
-        fut = waiter.subscribe(found_id)
-    asynchronous = "respond-async" in request.headers.get("Prefer", "").lower()
-    timeout = 0.0 if asynchronous else request.app[WAIT_TIMEOUT]
-    order = await waiter.wait(found_id, fut, timeout, read_first=created is None, created=created)
-    assert order is not None
-    return _render(order)
+    return _render(await orders.place_order(request.app[DEPS], _command(request, body)))
 
 
 @operation(
@@ -118,7 +98,7 @@ async def place_order(request: web.Request) -> web.Response:
     },
 )
 async def get_order(request: web.Request) -> web.Response:
-    order = await orders.get_order(request.app[ORDER_DEPS].pool, request.match_info["order_id"])
+    order = await orders.get_order(request.app[DEPS], GetOrder(request.match_info["order_id"]))
     return web.Response(body=OrderOut.of(order).model_dump_json(), content_type="application/json")
 
 
@@ -132,15 +112,8 @@ async def user_orders(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, PageQuery)
     after = cursor.decode(query.cursor) if query.cursor else None
-    deps = request.app[ORDER_DEPS]
-    found = await orders.user_orders(deps, user_id, query.limit + 1, after)
+    found = await orders.user_orders(request.app[DEPS], UserOrders(user_id, query.limit + 1, after))
     page = found[: query.limit]
     next_cursor = cursor.encode(page[-1]) if len(found) > query.limit else None
     body = OrderPage(items=[OrderOut.of(o) for o in page], next_cursor=next_cursor)
     return web.Response(body=body.model_dump_json(), content_type="application/json")
-
-
-def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/orders", place_order)
-    app.router.add_get("/api/v1/orders/{order_id}", get_order)
-    app.router.add_get("/api/v1/users/{user_id}/orders", user_orders)

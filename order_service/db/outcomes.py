@@ -21,7 +21,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from order_service.db import repository as repo
+from order_service.db.orders import get_order
+from order_service.db.sagas import OUTCOME_CHANNEL
 from order_service.domain.order import Order, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,13 @@ class OutcomeWaiter:
         try:
             while True:
                 if read_first:
-                    order = await repo.get_order(self._pool, order_id)
+                    order = await get_order(self._pool, order_id)
                     if order is None or order.finished:
                         return order
                 read_first = True
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    return await repo.get_order(self._pool, order_id)
+                    return await get_order(self._pool, order_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(fut), min(remaining, POLL_S))
                 if fut.done():
@@ -119,7 +120,7 @@ class OutcomeWaiter:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(self._dsn)
-                await conn.add_listener(repo.OUTCOME_CHANNEL, self._on_notice)
+                await conn.add_listener(OUTCOME_CHANNEL, self._on_notice)
                 self.ready.set()
                 for order_id in list(self._waiting):  # notices may have been missed meanwhile
                     self._on_notice(None, 0, "", order_id)

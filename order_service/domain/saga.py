@@ -27,7 +27,6 @@ from enum import StrEnum
 from typing import Any
 
 from shared.events import saga as ev
-from shared.messaging import topics
 
 TIMEOUT_CODE = "PAYMENT_TIMEOUT"
 """Failure code of an order whose participant never answered a forward step."""
@@ -41,6 +40,15 @@ class Step(StrEnum):
     CONFIRMING_COUPON = "CONFIRMING_COUPON"
     DONE = "DONE"
     FAILED = "FAILED"
+
+
+class Participant(StrEnum):
+    """Who carries out a saga command. The value names the participant's command channel; the
+    service layer maps each participant to its topic (``service.saga_runner.COMMAND_TOPIC``)."""
+
+    COUPON = "saga.coupon.commands"
+    BALANCE = "saga.balance.commands"
+    STOCK = "saga.stock.commands"
 
 
 class Comp(StrEnum):
@@ -141,7 +149,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Decision:
     state: SagaState
-    commands: list[tuple[str, ev.SagaCommand]] = field(default_factory=list)
+    commands: list[tuple[Participant, ev.SagaCommand]] = field(default_factory=list)
     outcome: Outcome | None = None
 
     @property
@@ -155,30 +163,30 @@ Event = ev.SagaReply | Timeout
 # --- commands -------------------------------------------------------------------------------
 
 
-def forward_command(state: SagaState) -> tuple[str, ev.SagaCommand]:
+def forward_command(state: SagaState) -> tuple[Participant, ev.SagaCommand]:
     """The command of the current forward step (a fresh event id each time it is sent)."""
     oid = state.order_id
     if state.step is Step.RESERVING_COUPON:
         assert state.user_coupon_id is not None
-        return topics.COUPON_COMMANDS, ev.ReserveCoupon(
+        return Participant.COUPON, ev.ReserveCoupon(
             order_id=oid, user_id=state.user_id, user_coupon_id=state.user_coupon_id, order_amount=state.total_amount
         )
     if state.step is Step.DEDUCTING_BALANCE:
-        return topics.BALANCE_COMMANDS, ev.DeductBalance(order_id=oid, user_id=state.user_id, amount=state.amount_due)
+        return Participant.BALANCE, ev.DeductBalance(order_id=oid, user_id=state.user_id, amount=state.amount_due)
     if state.step is Step.DEDUCTING_STOCK:
         lines = [ev.StockLine(product_id=p, quantity=q) for p, q in state.lines]
-        return topics.STOCK_COMMANDS, ev.DeductStock(order_id=oid, lines=lines)
+        return Participant.STOCK, ev.DeductStock(order_id=oid, lines=lines)
     if state.step is Step.CONFIRMING_COUPON:
-        return topics.COUPON_COMMANDS, ev.ConfirmCoupon(order_id=oid)
+        return Participant.COUPON, ev.ConfirmCoupon(order_id=oid)
     raise ValueError(f"no forward command in step {state.step}")
 
 
-def compensation_command(order_id: str, comp: Comp) -> tuple[str, ev.SagaCommand]:
+def compensation_command(order_id: str, comp: Comp) -> tuple[Participant, ev.SagaCommand]:
     if comp is Comp.RESTORE_STOCK:
-        return topics.STOCK_COMMANDS, ev.RestoreStock(order_id=order_id)
+        return Participant.STOCK, ev.RestoreStock(order_id=order_id)
     if comp is Comp.REFUND_BALANCE:
-        return topics.BALANCE_COMMANDS, ev.RefundBalance(order_id=order_id)
-    return topics.COUPON_COMMANDS, ev.ReleaseCoupon(order_id=order_id)
+        return Participant.BALANCE, ev.RefundBalance(order_id=order_id)
+    return Participant.COUPON, ev.ReleaseCoupon(order_id=order_id)
 
 
 # --- transitions ----------------------------------------------------------------------------
@@ -190,7 +198,7 @@ def start(state: SagaState, now: datetime, policy: Policy) -> Decision:
     return _send_step(replace(state, step=step, attempts=0), now, policy)
 
 
-def _sending(state: SagaState, commands: list[tuple[str, ev.SagaCommand]], wait: timedelta) -> Decision:
+def _sending(state: SagaState, commands: list[tuple[Participant, ev.SagaCommand]], wait: timedelta) -> Decision:
     """Send ``commands``; the deadline (``wait`` after the last one's acknowledgement) is not armed yet."""
     new = replace(state, deadline=None, send_id=str(commands[-1][1].event_id), wait_s=wait.total_seconds())
     return Decision(new, commands)
@@ -252,7 +260,7 @@ def _on_success(state: SagaState, reply: ev.SagaReply, now: datetime, policy: Po
     return Decision(_idle(state, step=Step.DONE), [], Outcome("COMPLETED"))
 
 
-_AWAITED = {
+_AWAITED: dict[Step, tuple[type[ev.SagaReply], type[ev.SagaFailure]]] = {
     Step.RESERVING_COUPON: (ev.CouponReserved, ev.CouponReservationFailed),
     Step.DEDUCTING_BALANCE: (ev.BalanceDeducted, ev.BalanceDeductionFailed),
     Step.DEDUCTING_STOCK: (ev.StockDeducted, ev.StockDeductionFailed),

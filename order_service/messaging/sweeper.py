@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from order_service.service import saga_runner
+from order_service.service.deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,7 @@ def _never() -> bool:
     return False
 
 
-async def run_sweeper(
-    ctx: saga_runner.SagaContext, interval_s: float, batch: int, hold: Callable[[], bool] = _never
-) -> None:
+async def run_sweeper(deps: Deps, interval_s: float, batch: int, hold: Callable[[], bool] = _never) -> None:
     """Sweep until cancelled; ``FOR UPDATE SKIP LOCKED`` lets several instances share the work."""
     holding = False
     while True:
@@ -38,7 +37,7 @@ async def run_sweeper(
             holding = False
         handled = 0
         try:
-            handled = await saga_runner.sweep(ctx, batch)
+            handled = await saga_runner.sweep(deps, batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -7,12 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from order_service.db import repository as repo
 from order_service.domain.saga import TERMINAL, Step
-from shared.db.gauges import Probe
 
 _SAGA_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -83,11 +80,9 @@ class FlowMetrics:
             if order_id in times:
                 self.saga_seconds.labels(status).observe(max((now - times[order_id][0]).total_seconds(), 0))
 
-    def probe(self) -> Probe:
-        async def probe(conn: asyncpg.Connection) -> None:
-            counts, oldest = await repo.unfinished_by_step(conn)
-            for step in UNFINISHED:
-                self.unfinished.labels(step).set(counts.get(step, 0))
-            self.oldest.set(oldest)
-
-        return probe
+    def show_unfinished(self, counts: dict[str, int], oldest_s: float) -> None:
+        """The periodic gauges: unfinished sagas by step, the age of the oldest (the probe's read,
+        ``db.sagas.unfinished_by_step``, is wired by ``bootstrap``)."""
+        for step in UNFINISHED:
+            self.unfinished.labels(step).set(counts.get(step, 0))
+        self.oldest.set(oldest_s)

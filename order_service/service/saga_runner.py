@@ -6,39 +6,34 @@ events it emits commit together, so a crash anywhere leaves either all of it or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-import asyncpg
-
-from order_service.db import repository as repo
 from order_service.domain import history, saga
-from order_service.domain.order import kept_amounts
-from order_service.service.flow_metrics import FlowMetrics
-from shared.db.outbox import Sent, SentHook
-from shared.db.uow import UnitOfWork
+from order_service.domain.order import OrderLine, kept_amounts
+from order_service.domain.saga import Participant
+from order_service.service.deps import Deps
+from order_service.service.ports import Times, UnitOfWork
 from shared.events import orders as public
 from shared.events.saga import SagaReply
 from shared.messaging import topics
-from shared.messaging.envelope import Incoming, Outgoing, utcnow
-from shared.messaging.topics import Topics
+from shared.messaging.envelope import Message, Outgoing
 
 CONSUMER = "order-saga"
-
-
-@dataclass(frozen=True)
-class SagaContext:
-    """What the runner needs besides the database."""
-
-    pool: asyncpg.Pool
-    topics: Topics
-    policy: saga.Policy
-    metrics: FlowMetrics | None = None
+COMMAND_TOPIC = {
+    Participant.COUPON: topics.COUPON_COMMANDS,
+    Participant.BALANCE: topics.BALANCE_COMMANDS,
+    Participant.STOCK: topics.STOCK_COMMANDS,
+}
+"""The topic of each participant's commands."""
+Reply = tuple[object, SagaReply | None]
+"""A consumed message: its id (the inbox's key) and the reply (``None``: not a reply, claimed and
+ignored)."""
 
 
 async def _write(
-    uow: UnitOfWork, ctx: SagaContext, run: _Run, now: datetime, lines: dict[str, list] | None = None
+    uow: UnitOfWork, deps: Deps, run: _Run, now: datetime, lines: dict[str, list[OrderLine]] | None = None
 ) -> None:
     """Persist changed sagas, finish decided orders, queue every command and public event, add the
     history: one statement (``lines``: order lines already read, by order id; the others are read
@@ -53,16 +48,18 @@ async def _write(
     lines = dict(lines or {})
     missing = [order_id for order_id in completed if order_id not in lines]
     if missing:
-        lines.update(await repo.order_lines(uow.conn, missing))
+        lines.update(await uow.orders.lines(missing))
     messages: list[Outgoing] = []
     for d in decisions:
         state = d.state
-        for topic, command in d.commands:
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, command, state.request_id, state.traceparent))
+        for who, command in d.commands:
+            messages.append(
+                Outgoing(deps.topics(COMMAND_TOPIC[who]), state.order_id, command, state.request_id, state.traceparent)
+            )
         if d.outcome is not None:
             topic, event = _public_event(state, d.outcome, lines.get(state.order_id, []), now)
-            messages.append(Outgoing(ctx.topics(topic), state.order_id, event, state.request_id, state.traceparent))
-    await repo.write_decisions(uow.conn, [d.state for d in decisions], finished, now, messages, run.history)
+            messages.append(Outgoing(deps.topics(topic), state.order_id, event, state.request_id, state.traceparent))
+    await uow.sagas.write([d.state for d in decisions], finished, now, messages, run.history)
 
 
 def _kept(state: saga.SagaState, status: str) -> saga.SagaState:
@@ -71,7 +68,9 @@ def _kept(state: saga.SagaState, status: str) -> saga.SagaState:
     return replace(state, discount_amount=discount, paid_amount=paid)
 
 
-def _public_event(state: saga.SagaState, outcome: saga.Outcome, lines: list, now: datetime):
+def _public_event(
+    state: saga.SagaState, outcome: saga.Outcome, lines: list[OrderLine], now: datetime
+) -> tuple[str, Message]:
     if outcome.status == "COMPLETED":
         items = [
             public.OrderCompletedItem(
@@ -103,15 +102,15 @@ class _Run:
     history: list[history.Entry]
     steps: list[tuple[str, str, str]]  # (order id, step, ok|failed|timeout) of events that moved a saga
 
-    def record(self, ctx: SagaContext, times: dict[str, tuple[datetime, datetime]], now: datetime) -> None:
+    def record(self, deps: Deps, times: Times, now: datetime) -> None:
         """The flow metrics of a committed batch (nothing read for them: ``times`` came with the lock)."""
-        if ctx.metrics is not None:
+        if deps.metrics is not None:
             outcomes = [
                 (d.state.order_id, d.outcome.status, d.outcome.failure_code)
                 for d in self.decisions
                 if d.outcome is not None
             ]
-            ctx.metrics.record(self.steps, outcomes, times, now)
+            deps.metrics.record(self.steps, outcomes, times, now)
 
 
 def _run(
@@ -143,58 +142,42 @@ def _run(
     return _Run(list(decisions.values()), entries, steps)
 
 
-async def apply_replies(ctx: SagaContext, batch: Sequence[Incoming]) -> None:
+async def apply_replies(deps: Deps, batch: Sequence[Reply]) -> None:
     """Apply a consumed batch of replies exactly once (inbox) in one transaction: BEGIN, the inbox
     claim with the lock of the sagas, one write, COMMIT."""
-    async with UnitOfWork(ctx.pool) as uow:
-        order_ids = sorted({item.message.order_id for item in batch if isinstance(item.message, SagaReply)})
-        times: dict[str, tuple[datetime, datetime]] = {}
-        new, states, lines = await repo.claim_and_lock(
-            uow.conn, CONSUMER, [item.event_id for item in batch], order_ids, str(saga.Step.DEDUCTING_STOCK), times
+    run = None
+    async with deps.uow() as uow:
+        order_ids = sorted({reply.order_id for _, reply in batch if reply is not None})
+        times: Times = {}
+        new, states, lines = await uow.sagas.claim_and_lock(
+            CONSUMER, [event_id for event_id, _ in batch], order_ids, str(saga.Step.DEDUCTING_STOCK), times
         )
-        replies = []
-        for item in batch:
-            if item.event_id in new and isinstance(item.message, SagaReply):
-                new.discard(item.event_id)
-                replies.append((item.message.order_id, item.message))
-        run = None
+        replies: list[tuple[str, saga.Event]] = []
+        for event_id, reply in batch:
+            if event_id in new and reply is not None:
+                new.discard(event_id)
+                replies.append((reply.order_id, reply))
         if replies:
-            now = utcnow()
-            run = _run(states, replies, now, ctx.policy)
-            await _write(uow, ctx, run, now, lines)
+            now = deps.clock()
+            run = _run(states, replies, now, deps.policy)
+            await _write(uow, deps, run, now, lines)
         await uow.commit()
     if run is not None:
-        run.record(ctx, times, now)
+        run.record(deps, times, now)
 
 
-async def sweep(ctx: SagaContext, limit: int = 200) -> int:
+async def sweep(deps: Deps, limit: int = 200) -> int:
     """Feed a timeout to each overdue saga nobody else holds; return how many were handled.
 
     Overdue on the database's clock (the one the relay's hook armed the deadlines with)."""
-    async with UnitOfWork(ctx.pool) as uow:
-        times: dict[str, tuple[datetime, datetime]] = {}
-        now, due = await repo.lock_due_sagas(uow.conn, limit, times)
+    async with deps.uow() as uow:
+        times: Times = {}
+        now, due = await uow.sagas.lock_due(limit, times)
         if not due or now is None:
             return 0
         states = {s.order_id: s for s in due}
-        run = _run(states, [(s.order_id, saga.Timeout()) for s in due], now, ctx.policy)
-        await _write(uow, ctx, run, now)
+        run = _run(states, [(s.order_id, saga.Timeout()) for s in due], now, deps.policy)
+        await _write(uow, deps, run, now)
         await uow.commit()
-    run.record(ctx, times, now)
+    run.record(deps, times, now)
     return len(due)
-
-
-COMMAND_TOPICS = (topics.COUPON_COMMANDS, topics.BALANCE_COMMANDS, topics.STOCK_COMMANDS)
-
-
-def arm_on_send(names: Topics, command_topics: Iterable[str] = COMMAND_TOPICS) -> SentHook:
-    """The outbox relay's hook: the saga commands of an acknowledged batch start their sagas' deadlines
-    (one statement per batch that holds any, in the relay's transaction; none for other batches)."""
-    wanted = frozenset(names(t) for t in command_topics)
-
-    async def on_sent(conn: asyncpg.Connection, sent: Sequence[Sent]) -> None:
-        commands = [s for s in sent if s.topic in wanted]
-        if commands:
-            await repo.arm_sent(conn, [s.key for s in commands], [s.event_id for s in commands])
-
-    return on_sent

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import timedelta
 
-import asyncpg
-
-from order_service.db import repository as repo
+from order_service.domain.commands import OrderSaga, UnfinishedSagas
 from order_service.domain.errors import OrderNotFoundError
+from order_service.service.deps import Deps
 from order_service.service.orders import is_uuid
-from shared.messaging.envelope import utcnow
+from order_service.service.ports import Row
 
 
-async def saga_of(pool: asyncpg.Pool, order_id: str) -> tuple[Any, list[Any]]:
+async def order_saga(deps: Deps, cmd: OrderSaga) -> tuple[Row, Sequence[Row]]:
     """The saga row of an order and its history, oldest first."""
-    found = await repo.saga_view(pool, order_id) if is_uuid(order_id) else None
+    found = None
+    if is_uuid(cmd.order_id):
+        async with deps.statement() as uow:
+            found = await uow.sagas.view(cmd.order_id)
     if found is None:
-        raise OrderNotFoundError(f"order {order_id} does not exist")
+        raise OrderNotFoundError(f"order {cmd.order_id} does not exist")
     return found
 
 
-async def unfinished(
-    pool: asyncpg.Pool, *, step: str | None, older_than_s: int | None, limit: int, after: tuple[datetime, str] | None
-) -> list[Any]:
-    before = utcnow() - timedelta(seconds=older_than_s) if older_than_s is not None else None
-    return await repo.unfinished_sagas(pool, step=step, started_before=before, limit=limit, after=after)
+async def unfinished_sagas(deps: Deps, cmd: UnfinishedSagas) -> Sequence[Row]:
+    """Up to ``cmd.limit`` unfinished sagas, oldest first."""
+    before = deps.clock() - timedelta(seconds=cmd.older_than_s) if cmd.older_than_s is not None else None
+    async with deps.statement() as uow:
+        return await uow.sagas.unfinished(step=cmd.step, started_before=before, limit=cmd.limit, after=cmd.after)

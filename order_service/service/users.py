@@ -7,14 +7,11 @@ spares the projection query on most orders.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from collections.abc import Callable
 
-import asyncpg
-
-from order_service.db import repository as repo
+from order_service.domain.commands import RememberUser
 from order_service.domain.errors import UserNotFoundError
-from order_service.service.ports import UserRegistry
-from shared.db.uow import UnitOfWork
+from order_service.service.ports import KnownUserRows, UnitOfWork, UserRegistry
 
 
 class KnownUsers:
@@ -33,18 +30,24 @@ class KnownUsers:
             self._ids.popitem(last=False)
 
 
-async def ensure_user(pool: asyncpg.Pool, registry: UserRegistry, user_id: int, cache: KnownUsers) -> None:
-    """Raise :class:`UserNotFoundError` unless the user exists; remember a positive answer."""
+async def ensure_user(
+    statement: Callable[[], UnitOfWork], registry: UserRegistry, user_id: int, cache: KnownUsers
+) -> None:
+    """Raise :class:`UserNotFoundError` unless the user exists; remember a positive answer. No
+    connection is held while the registry is asked."""
     if user_id in cache:
         return
-    if not await repo.user_known(pool, user_id):
+    async with statement() as uow:
+        known = await uow.users.known(user_id)
+    if not known:
         found = await registry.find(user_id)
         if found is None:
             raise UserNotFoundError(f"user {user_id} does not exist")
-        await repo.remember_user(pool, user_id, *found)
+        async with statement() as uow:
+            await uow.users.remember(user_id, *found)
     cache.add(user_id)
 
 
-async def user_registered(uow: UnitOfWork, user_id: int, name: str, created_at: datetime) -> None:
-    """Handler of ``UserRegistered``."""
-    await repo.remember_user(uow.conn, user_id, name, created_at)
+async def remember_user(users: KnownUserRows, cmd: RememberUser) -> None:
+    """Handler of ``user.registered``, inside the consumer's transaction."""
+    await users.remember(cmd.user_id, cmd.name, cmd.created_at)

@@ -1,4 +1,4 @@
-"""Thin views: parse, call the use case, render."""
+"""Thin views: parse the request, build the command, call the handler of the same name, render."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from ranking_service.api.schemas import (
     TopProductsOut,
     TopProductsQuery,
 )
-from ranking_service.service.context import Ranking
-from ranking_service.service.rollup import rebuild
-from ranking_service.service.top_products import TopProducts, top_products
+from ranking_service.bootstrap import DEPS
+from ranking_service.domain.commands import GetTopProducts, PostRebuild
+from ranking_service.service import rollup, top_products
 from shared.messaging.envelope import rfc3339
 from shared.web.openapi import operation
 from shared.web.validation import parse_query
 
-RANKING = web.AppKey("ranking", Ranking)
 # parsed query strings of top-products (a few distinct ones in practice; bounded)
 _QUERIES: dict[str, TopProductsQuery] = {}
 
 
-def _render(answer: TopProducts) -> TopProductsOut:
+def _render(answer: top_products.TopProducts) -> TopProductsOut:
     items = [
         RankedProductOut(
             rank=r.rank,
@@ -56,7 +55,10 @@ async def get_top_products(request: web.Request) -> web.Response:
         if len(_QUERIES) >= 256:
             _QUERIES.clear()
         _QUERIES[request.query_string] = query
-    answer = await top_products(request.app[RANKING], query.days, query.limit)
+    deps = request.app[DEPS]
+    answer = await top_products.get_top_products(
+        deps.uow, deps.cache, deps.clock, deps.tz, GetTopProducts(query.days, query.limit)
+    )
     body = answer.rendered.get("json")
     if body is None:  # first request for this (cached) answer: render once, then serve the bytes
         body = answer.rendered["json"] = _render(answer).model_dump_json(by_alias=True).encode()
@@ -74,5 +76,8 @@ async def get_top_products(request: web.Request) -> web.Response:
 )
 async def post_rebuild(request: web.Request) -> web.Response:
     query = parse_query(request, RebuildQuery)
-    done = await rebuild(request.app[RANKING], query.day)
+    deps = request.app[DEPS]
+    done = await rollup.post_rebuild(
+        deps.uow, deps.cache, deps.clock, deps.rules, deps.instance_id, PostRebuild(query.day)
+    )
     return _json(RebuildOut(day=done.day, products=done.products, caught_up=done.caught_up))

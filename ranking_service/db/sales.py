@@ -6,8 +6,7 @@ from datetime import date
 
 import asyncpg
 
-from ranking_service.domain.ranking import ProductSales
-from ranking_service.domain.sales import Tally
+from ranking_service.domain.model import ProductSales, Tally
 
 _ADD_SALES = """
 INSERT INTO daily_product_sales (day, product_id, quantity, order_count)
@@ -37,17 +36,22 @@ LIMIT $3
 """
 
 
-async def add_tally(conn: asyncpg.Connection, tally: Tally) -> None:
-    """Add a batch's counters (one statement) and keep the latest product names (one statement)."""
-    sales = tally.sales_rows()
-    if sales:
-        await conn.execute(_ADD_SALES, *(list(column) for column in zip(*sales, strict=True)))
-    names = tally.name_rows()
-    if names:
-        await conn.execute(_SET_NAMES, *(list(column) for column in zip(*names, strict=True)))
+class PgSales:
+    """The ``Sales`` port over a connection (``service.ports``)."""
 
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-async def top_sales(conn: asyncpg.Connection, first: date, last: date, limit: int) -> list[ProductSales]:
-    """The ``limit`` best-selling products over ``first..last`` (inclusive)."""
-    rows = await conn.fetch(_TOP, first, last, limit)
-    return [ProductSales(r["product_id"], r["name"], r["quantity_sold"], r["order_count"]) for r in rows]
+    async def add(self, tally: Tally) -> None:
+        """Add a batch's counters (one statement) and keep the latest product names (one statement)."""
+        sales = tally.sales_rows()
+        if sales:
+            await self._conn.execute(_ADD_SALES, *(list(column) for column in zip(*sales, strict=True)))
+        names = tally.name_rows()
+        if names:
+            await self._conn.execute(_SET_NAMES, *(list(column) for column in zip(*names, strict=True)))
+
+    async def top(self, first: date, last: date, limit: int) -> list[ProductSales]:
+        """The ``limit`` best-selling products over ``first..last`` (inclusive)."""
+        rows = await self._conn.fetch(_TOP, first, last, limit)
+        return [ProductSales(r["product_id"], r["name"], r["quantity_sold"], r["order_count"]) for r in rows]

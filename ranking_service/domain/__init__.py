@@ -1,1 +1,1 @@
-"""Pure rules of the ranking context: calendar days in a time zone, tallies, ranks, batch days."""
+"""Pure rules of the ranking context (``model``), its commands and its errors."""

@@ -1,4 +1,4 @@
-"""The errors of the ranking context (one root, mapped to HTTP problems in ``app.py``)."""
+"""The errors of the ranking context (one root, mapped to HTTP problems in ``api.errors``)."""
 
 
 class RankingError(Exception):

@@ -1,14 +1,15 @@
-"""The top products of the last ``days`` days, answered from the daily counters through a cache."""
+"""``get_top_products``: the top products of the last days, from the daily counters through a cache."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from ranking_service.db.sales import top_sales
-from ranking_service.domain.calendar import Window, day_of
-from ranking_service.domain.ranking import RankedProduct, rank
-from ranking_service.service.context import Ranking
+from ranking_service.domain.commands import GetTopProducts
+from ranking_service.domain.model import RankedProduct, Window, day_of, rank
+from ranking_service.service.cache import AnswerCache
+from ranking_service.service.ports import Clock, UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -20,18 +21,23 @@ class TopProducts:
     rendered: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
-async def top_products(ctx: Ranking, days: int, limit: int) -> TopProducts:
-    """The ranking over the window ending today (service time zone); cached per (days, limit, today)."""
-    now = ctx.clock()
-    today = day_of(now, ctx.tz)
-    key = (days, limit, today)
-    cached = ctx.cache.get(key)
+async def get_top_products(
+    uow: UnitOfWorkFactory, cache: AnswerCache, clock: Clock, tz: ZoneInfo, cmd: GetTopProducts
+) -> TopProducts:
+    """The ranking over the window ending today (service time zone); cached per (days, limit, today).
+
+    One statement on a connection without a transaction (single-statement mode).
+    """
+    now = clock()
+    today = day_of(now, tz)
+    key = (cmd.days, cmd.limit, today)
+    cached: TopProducts | None = cache.get(key)
     if cached is not None:
         return cached
-    generation = ctx.cache.generation
-    window = Window.ending(today, days)
-    async with ctx.pool.acquire() as conn:
-        lines = await top_sales(conn, window.first, window.last, limit)
-    answer = TopProducts(window, now, rank(lines, limit))
-    ctx.cache.put(key, answer, generation)
+    generation = cache.generation
+    window = Window.ending(today, cmd.days)
+    async with uow(single_statement=True) as reader:
+        lines = await reader.sales.top(window.first, window.last, cmd.limit)
+    answer = TopProducts(window, now, rank(lines, cmd.limit))
+    cache.put(key, answer, generation)
     return answer

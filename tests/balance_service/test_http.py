@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from balance_service.api.keys import CHARGES
+from balance_service.bootstrap import DEPS
 from shared.messaging import topics
 from tests.support.bad_input import body_mutations, names_field, query_mutations
 from tests.support.kafka import read_topic
@@ -236,7 +236,7 @@ async def test_openapi_documents_public_routes_only(h) -> None:
 async def test_concurrent_charges_of_many_users_are_batched_and_exact(h) -> None:
     """Charges without a key share statements: every user ends exact, with exact history rows."""
     users = [await h.new_user() for _ in range(20)]
-    charges = h.client.app[CHARGES]
+    charges = h.client.app[DEPS].charges
     batches_before = charges.batcher.batches
     plan = [(users[n % 20], 100 + n) for n in range(300)]  # 15 charges per user, interleaved
     responses = await asyncio.gather(*(h.charge(u, a) for u, a in plan))

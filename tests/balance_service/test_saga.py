@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from balance_service.db.unit_of_work import TransactionalUnitOfWork as UnitOfWork
 from balance_service.domain.commands import Deduct, Refund
 from balance_service.domain.payments import Deducted, DeductRefused, Refunded
 from balance_service.service import payments
-from shared.db.uow import UnitOfWork
 from shared.events.saga import (
     BalanceDeducted,
     BalanceDeductionFailed,

@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
+from balance_service.db.unit_of_work import PostgresUnitsOfWork
+from balance_service.db.unit_of_work import TransactionalUnitOfWork as UnitOfWork
 from balance_service.domain.commands import Refund
 from balance_service.domain.payments import Deducted, DeductRefused, Refunded, SagaOutcome
 from balance_service.messaging import saga
 from balance_service.service import payments
-from balance_service.service.unit_of_work import UnitOfWork
 from shared.db.pool import create_pool
 from shared.events.saga import (
     BalanceDeducted,
@@ -54,7 +55,7 @@ def _spying(pool: asyncpg.Pool, h, seen: list[SagaOutcome]) -> Handler:  # type:
         return Outgoing(replies_topic, answer.order_id, answer, item.request_id)
 
     async def on_batch(batch: list[Incoming]) -> None:
-        await payments.apply_commands(pool, saga.CONSUMER, batch, saga.command_of, reply_of)
+        await saga.apply_commands(PostgresUnitsOfWork(pool), batch, reply_of)
 
     return on_batch
 
@@ -89,7 +90,7 @@ async def test_one_batch_applies_in_message_order(h, pool) -> None:
         DeductBalance(order_id=o[8], user_id=b, amount=0),  # accepted, no history row
         RefundBalance(order_id=o[2]),  # refused order: gives back 0
     ]
-    await saga.saga_batch_handler(pool, h.topic(topics.SAGA_REPLIES))(_incoming(h, messages))
+    await saga.saga_batch_handler(PostgresUnitsOfWork(pool), h.topic(topics.SAGA_REPLIES))(_incoming(h, messages))
 
     expected = len(messages) - 1
     replies = await h.replies(set(o), until=lambda rs: len(rs) >= expected)

@@ -11,10 +11,12 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from catalog_service.app import create_app
+from catalog_service.bootstrap import Deps, bootstrap
 from catalog_service.config import Settings
+from catalog_service.domain.commands import RestoreStock as Restore
+from catalog_service.messaging.consumers import command_of, reply_to
 from catalog_service.service.stock import deduct_stock, restore_stock
 from shared.db.pool import PG_POOL, close_pool, create_pool
-from shared.db.uow import UnitOfWork
 from shared.events.saga import DeductStock, RestoreStock, SagaReply, StockLine
 from shared.wiring import CONSUMERS
 
@@ -24,6 +26,7 @@ class Catalog:
     client: TestClient
     pool: asyncpg.Pool  # a separate, larger pool for concurrent saga calls
     settings: Settings
+    deps: Deps  # the handlers' dependencies on ``pool``
 
     async def create(self, name: str = "thing", price: int = 1000, stock: int = 10) -> dict:
         resp = await self.client.post("/api/v1/admin/products", json={"name": name, "price": price, "stock": stock})
@@ -36,17 +39,20 @@ class Catalog:
         return await resp.json()
 
     async def deduct(self, order_id: str, lines: list[tuple[int, int]]) -> SagaReply:
-        command = DeductStock(order_id=order_id, lines=[StockLine(product_id=p, quantity=q) for p, q in lines])
-        async with UnitOfWork(self.pool) as uow:
-            reply = await deduct_stock(uow, command)
+        message = DeductStock(order_id=order_id, lines=[StockLine(product_id=p, quantity=q) for p, q in lines])
+        command = command_of(message)
+        assert not isinstance(command, Restore)
+        async with self.deps.uow() as uow:
+            answer = await deduct_stock(uow, command)
             await uow.commit()
-        return reply
+        return reply_to(message, answer)
 
     async def restore(self, order_id: str) -> SagaReply:
-        async with UnitOfWork(self.pool) as uow:
-            reply = await restore_stock(uow, RestoreStock(order_id=order_id))
+        message = RestoreStock(order_id=order_id)
+        async with self.deps.uow() as uow:
+            answer = await restore_stock(uow, Restore(order_id))
             await uow.commit()
-        return reply
+        return reply_to(message, answer)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -68,7 +74,7 @@ async def catalog(new_database, kafka_bootstrap, topic_prefix) -> AsyncIterator[
     pool = await create_pool(dsn, 2, 20)
     try:
         assert client.app[PG_POOL] is not None
-        yield Catalog(client, pool, settings)
+        yield Catalog(client, pool, settings, bootstrap(settings, pool))
     finally:
         await close_pool(pool)
         await client.close()

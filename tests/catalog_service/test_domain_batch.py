@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from catalog_service.domain.commands import DeductStock as D
+from catalog_service.domain.commands import RestoreStock as R
 from catalog_service.domain.model import Product, derive_status
 from catalog_service.domain.model import ProductStatus as S
-from catalog_service.domain.stock import (
-    DeductCommand as D,
-)
 from catalog_service.domain.stock import (
     FailureCode as F,
 )
@@ -17,9 +16,6 @@ from catalog_service.domain.stock import (
 )
 from catalog_service.domain.stock import (
     OrderStockStatus as O,
-)
-from catalog_service.domain.stock import (
-    RestoreCommand as R,
 )
 
 

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from catalog_service.messaging import consumers
+from catalog_service.bootstrap import bootstrap
 from catalog_service.messaging.consumers import apply_stock_batch
+from catalog_service.service import stock as stock_step
 from shared.db.pool import close_pool, create_pool
 from shared.events.saga import (
     DeductStock,
@@ -48,8 +49,9 @@ def incoming(*commands: SagaCommand) -> list[Incoming]:
 
 
 async def run(catalog: Catalog, *commands: SagaCommand, pool: asyncpg.Pool | None = None) -> list[SagaReply]:
-    replies = f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
-    return await apply_stock_batch(pool or catalog.pool, incoming(*commands), replies)
+    deps = bootstrap(catalog.settings, pool) if pool else catalog.deps
+    assert deps.replies_topic == f"{catalog.settings.kafka_topic_prefix}{topics.SAGA_REPLIES}"
+    return await apply_stock_batch(deps, incoming(*commands))
 
 
 def kinds(replies: Sequence[SagaReply]) -> list[str]:
@@ -197,7 +199,7 @@ async def test_a_conflicted_batch_falls_back_to_one_by_one_with_the_same_outcome
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pid = (await catalog.create(stock=3))["product_id"]
-    real = consumers.apply_stock_commands
+    real = stock_step.apply_stock_commands
     sizes: list[int] = []
 
     async def conflicting(uow, commands):
@@ -206,7 +208,7 @@ async def test_a_conflicted_batch_falls_back_to_one_by_one_with_the_same_outcome
             raise asyncpg.DeadlockDetectedError("deadlock detected (test)")
         return await real(uow, commands)
 
-    monkeypatch.setattr(consumers, "apply_stock_commands", conflicting)
+    monkeypatch.setattr(stock_step, "apply_stock_commands", conflicting)
     order = oid()
     replies = await run(
         catalog, deduct(order, (pid, 2)), deduct(oid(), (pid, 2)), RestoreStock(order_id=order), deduct(oid(), (pid, 3))

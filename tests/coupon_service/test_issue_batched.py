@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from coupon_service.api.views import COUPONS, ISSUER
+from coupon_service.bootstrap import DEPS
 from tests.coupon_service.conftest import MISSING_FROM, Env, new_user_id, start_instance
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -64,7 +64,7 @@ async def _holders(env: Env, coupon_id: int) -> list[int]:
 
 async def test_spike_of_known_users_is_batched(coupon_env: Env) -> None:
     env = coupon_env
-    issuer = env.servers[0].app[ISSUER]
+    issuer = env.servers[0].app[DEPS].issuer
     users = await _known_users(env, 300)
     coupon = await env.create_coupon(total_quantity=100)
     batches, items = issuer.batcher.batches, issuer.batcher.items
@@ -75,7 +75,7 @@ async def test_spike_of_known_users_is_batched(coupon_env: Env) -> None:
     assert issuer.batcher.items - items == 300  # every request went through the batcher
     assert issuer.batcher.batches - batches < 300  # and shared flushes
     assert not set(users) & set(env.lookups)  # the projection answered, balance was not asked
-    assert env.servers[0].app[COUPONS].is_sold_out(coupon["coupon_id"])
+    assert env.servers[0].app[DEPS].coupons.is_sold_out(coupon["coupon_id"])
 
 
 async def test_repeats_inside_a_spike_get_one_copy(coupon_env: Env) -> None:
@@ -112,14 +112,14 @@ async def test_unknown_users_inside_batches_are_user_not_found(coupon_env: Env) 
     missing = [MISSING_FROM + 1000 + n for n in range(10)]
     coupon = await env.create_coupon(total_quantity=15)
     cid = coupon["coupon_id"]
-    issuer = env.servers[0].app[ISSUER]
+    issuer = env.servers[0].app[DEPS].issuer
     alone = issuer.alone
     mixed = [u for trio in zip(known[:10], unseen, missing, strict=True) for u in trio] + known[10:]
     outcomes = dict(await _issue_all(env, cid, mixed))
     assert Counter(outcomes.values()) == Counter({"ISSUED": 15, "409 COUPON_SOLD_OUT": 15, "404 USER_NOT_FOUND": 10})
     assert all(outcomes[u] == "404 USER_NOT_FOUND" for u in missing)
     assert issuer.alone - alone >= 20  # the ids the projection did not hold were asked about alone
-    assert env.servers[0].app[COUPONS].is_sold_out(cid)
+    assert env.servers[0].app[DEPS].coupons.is_sold_out(cid)
     holders = set(await _holders(env, cid))
     # sold out now: the batch answers from the database, unknown ids still come first
     later_known = await _known_users(env, 5)
@@ -159,7 +159,7 @@ async def test_a_slot_locked_elsewhere_does_not_stall_a_batch(coupon_env: Env) -
     users = await _known_users(env, 50)
     coupon = await env.create_coupon(total_quantity=100)
     cid = coupon["coupon_id"]
-    issuer = env.servers[0].app[ISSUER]
+    issuer = env.servers[0].app[DEPS].issuer
     alone = issuer.alone
     async with _db(env) as conn:
         tx = conn.transaction()

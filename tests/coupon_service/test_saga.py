@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from coupon_service.service import saga
+from coupon_service.db.saga import record_raced
+from coupon_service.db.unit_of_work import CouponUnitOfWork as UnitOfWork
+from coupon_service.messaging.consumers import answer
 from shared.db.pool import close_pool, create_pool
-from shared.db.uow import UnitOfWork
 from shared.events import REGISTRY
 from shared.events.saga import (
     ConfirmCoupon,
@@ -23,7 +24,8 @@ from shared.events.saga import (
     ReserveCoupon,
     SagaCommand,
 )
-from shared.messaging.envelope import Outgoing
+from shared.messaging.envelope import Incoming, Outgoing
+from shared.messaging.pipeline import Pipeline
 from tests.coupon_service.conftest import Env, new_user_id
 from tests.support.kafka import produce, read_topic
 
@@ -153,7 +155,7 @@ async def test_one_coupon_in_three_concurrent_transactions(coupon_env: Env) -> N
     async def reserve(order: str) -> str:
         async with UnitOfWork(pool) as uow:
             cmd = ReserveCoupon(order_id=order, user_id=user, user_coupon_id=uc, order_amount=9000)
-            reply = await saga.reserve(uow, cmd, now)
+            reply = await answer(uow, cmd, now)
             await uow.commit()
             return type(reply).__name__
 
@@ -185,21 +187,22 @@ async def _race(env: Env, first: SagaCommand, second: SagaCommand) -> tuple[str,
     pool = await create_pool(env.settings.database_url, 2, 2)
     watch = await asyncpg.connect(env.settings.database_url)
     now = datetime.now(UTC)
-    answers: list[str] = []
+    # the consumer's pipeline: the transaction runs again from a fresh read on a record race
+    pipeline = Pipeline(lambda: UnitOfWork(pool), "race", retry_if=record_raced)
 
-    async def run_second() -> None:
-        async with UnitOfWork(pool) as uow:
-            reply = await saga.HANDLERS[type(second)](uow, second, now)
-            await uow.commit()
-        answers.append(type(reply).__name__)
+    async def apply(uow: UnitOfWork, items: list[Incoming]) -> str:
+        return type(await answer(uow, items[0].message, now)).__name__
+
+    async def run_second() -> list[str]:
+        return await pipeline.apply_batch([Incoming("t", 0, 0, second.order_id, second)], apply)
 
     try:
         async with UnitOfWork(pool) as uow:
-            reply = await saga.HANDLERS[type(first)](uow, first, now)
-            task = asyncio.create_task(saga.retry_record_race(run_second))
+            reply = await answer(uow, first, now)
+            task = asyncio.create_task(run_second())
             await asyncio.wait_for(_blocked_on_a_lock(watch), 10)
             await uow.commit()
-        await asyncio.wait_for(task, 10)
+        answers = await asyncio.wait_for(task, 10)
     finally:
         await watch.close()
         await close_pool(pool)

@@ -11,11 +11,15 @@ import pytest
 import pytest_asyncio
 
 from order_service.app import MIGRATIONS
-from order_service.db import repository as repo
+from order_service.db import orders as orders_db
+from order_service.db import sagas as repo
+from order_service.db.sagas import COMMAND_TOPICS, arm_on_send
+from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
 from order_service.domain import saga
 from order_service.domain.order import Order, OrderLine
 from order_service.messaging.sweeper import run_sweeper
-from order_service.service.saga_runner import COMMAND_TOPICS, SagaContext, arm_on_send
+from order_service.service.deps import Deps
+from order_service.service.saga_runner import COMMAND_TOPIC
 from shared.db.migrations import migrate
 from shared.db.outbox import Sent
 from shared.db.pool import close_pool, create_pool
@@ -50,8 +54,8 @@ async def _place(pool) -> saga.Decision:
     )
     state = saga.SagaState(order_id=order.order_id, user_id=1, total_amount=2000, lines=((10, 2),))
     decision = saga.start(state, datetime.now(UTC), POLICY)
-    messages = [Outgoing(TOPICS(t), order.order_id, c) for t, c in decision.commands]
-    await repo.insert_order(pool, order, decision.state, messages)
+    messages = [Outgoing(TOPICS(COMMAND_TOPIC[t]), order.order_id, c) for t, c in decision.commands]
+    await orders_db.insert_order(pool, order, decision.state, messages)
     return decision
 
 
@@ -97,7 +101,15 @@ async def test_sweeper_leaves_unsent_sagas_alone_and_holds_while_told(pool) -> N
             "UPDATE sagas SET deadline = now() - interval '1 minute' WHERE order_id = $1", due.state.order_id
         )
     hold = [True]
-    ctx = SagaContext(pool, TOPICS, POLICY)
+    ctx = Deps(
+        uow=lambda: OrderUnitOfWork(pool),
+        statement=lambda: SingleStatement(pool),
+        topics=TOPICS,
+        policy=POLICY,
+        catalog=None,
+        registry=None,
+        waiter=None,
+    )
     task = asyncio.create_task(run_sweeper(ctx, 0.05, 10, hold=lambda: hold[0]))
     try:
         await asyncio.sleep(0.5)

@@ -7,10 +7,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ranking_service.domain.calendar import Window, day_of
-from ranking_service.domain.ranking import ProductSales, rank
-from ranking_service.domain.sales import CompletedOrder, SoldItem, tally
-from ranking_service.domain.schedule import batch_today, days_due
+from ranking_service.domain.model import (
+    CompletedOrder,
+    ProductSales,
+    SoldItem,
+    Window,
+    batch_today,
+    day_of,
+    days_due,
+    rank,
+    tally,
+)
 
 SEOUL = ZoneInfo("Asia/Seoul")
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from shared.db.pool import close_pool, create_pool
-from shared.db.uow import UnitOfWork
+from shared.db.uow import SingleStatement, UnitOfWork
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -42,5 +42,42 @@ async def test_a_cancelled_commit_raises_cancelled_not_the_failed_rollback(new_d
             await task
         # the pool's one connection came back usable
         assert await asyncio.wait_for(pool.fetchval("SELECT 1"), 10) == 1
+    finally:
+        await close_pool(pool)
+
+
+class _Repo:
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+
+class _Bound(UnitOfWork[None]):
+    def bind(self, conn) -> None:
+        self.things = _Repo(conn)
+
+    def unbind(self) -> None:
+        del self.things
+
+
+async def test_units_of_work_carry_repositories_built_on_their_connection(new_database) -> None:
+    pool = await create_pool(await new_database("uow_repos"), 1, 2)
+    try:
+        async with UnitOfWork(pool, repositories=_Repo) as uow:
+            assert uow.repos.conn is uow.conn
+            assert uow.conn.is_in_transaction()
+            assert await uow.inbox.claim_new("c", []) == set()
+        with pytest.raises(RuntimeError):
+            _ = uow.repos
+        async with _Bound(pool) as bound:
+            assert bound.things.conn is bound.conn
+            assert bound.repos is None
+        assert not hasattr(bound, "things")
+        async with SingleStatement(pool, repositories=_Repo) as single:
+            assert single.repos.conn is single.conn
+            assert not single.conn.is_in_transaction()  # no BEGIN: one round trip per statement
+            assert await single.conn.fetchval("SELECT 1") == 1
+            await single.commit()  # nothing to do, so that one handler runs on either kind
+        with pytest.raises(RuntimeError):
+            _ = single.conn
     finally:
         await close_pool(pool)

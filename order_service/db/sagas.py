@@ -1,220 +1,28 @@
-"""SQL of order_service: orders with their lines, sagas, idempotency keys, known users."""
+"""SQL of sagas: the reply batch's inbox claim and lock, the sweeper's lock, the one write of a batch's
+decisions (with the orders it finishes and their ``pg_notify``), the relay's arming hook, and the
+admin saga view."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 
+from order_service.db.history import history_args, history_sql
 from order_service.domain.history import Entry
-from order_service.domain.order import Order, OrderLine, OrderStatus
+from order_service.domain.order import OrderLine
 from order_service.domain.saga import SagaState
 from shared.db import outbox
+from shared.db.outbox import Sent, SentHook
+from shared.messaging import topics
 from shared.messaging.envelope import Outgoing
+from shared.messaging.topics import Topics
 
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 OUTCOME_CHANNEL = "order_outcome"
-
-
-def _history_sql(first: int, at: str, where: str = "") -> str:
-    """The saga_history INSERT reading four arrays from ``$first`` (see :func:`_history_args`), all
-    rows at ``at``; a CTE of the statement that saves the sagas, so the history costs no round trip."""
-    return (
-        "INSERT INTO saga_history (order_id, at, kind, name, detail)"
-        f" SELECT ho, {at}, hk, hn, hd::jsonb FROM unnest(${first}::uuid[], ${first + 1}::text[],"
-        f" ${first + 2}::text[], ${first + 3}::text[]) WITH ORDINALITY AS h(ho, hk, hn, hd, hi) {where} ORDER BY hi"
-    )
-
-
-def _history_args(entries: Sequence[Entry]) -> tuple[list, ...]:
-    return (
-        [e.order_id for e in entries],
-        [e.kind for e in entries],
-        [e.name for e in entries],
-        [orjson.dumps(e.detail).decode() for e in entries],
-    )
-
-
-_INSERT_ORDER = (
-    """
-WITH o AS (
-    INSERT INTO orders (order_id, user_id, status, total_amount, user_coupon_id, created_at)
-    VALUES ($1, $2, 'PENDING', $3, $4, $5) RETURNING order_id
-), i AS (
-    INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
-    SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
-), m AS (
-    """
-    + outbox.insert_sql(14)
-    + """
-), h AS (
-    """
-    + _history_sql(20, "$5::timestamptz")
-    + """
-)
-INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
-SELECT order_id, $10, $11, $12, $13::jsonb, $5, $24, $25 FROM o
-"""
-)
-# The same, only when the user's Idempotency-Key is new: the key, the order, its lines, saga and messages
-# in one statement. A key taken before (or by a racing request, whose commit ON CONFLICT waits
-# for) inserts nothing and returns no row.
-_INSERT_ORDER_ONCE = (
-    """
-WITH k AS (
-    INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($2, $20, $21, $1)
-    ON CONFLICT (user_id, key) DO NOTHING RETURNING order_id
-), o AS (
-    INSERT INTO orders (order_id, user_id, status, total_amount, user_coupon_id, created_at)
-    SELECT $1, $2, 'PENDING', $3, $4, $5 FROM k RETURNING order_id
-), i AS (
-    INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)
-    SELECT $1, p, n, u, q FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::int[]) AS t(p, n, u, q)
-    WHERE EXISTS (SELECT 1 FROM k)
-), m AS (
-    """
-    + outbox.insert_sql(14)
-    + """ WHERE EXISTS (SELECT 1 FROM k)
-), h AS (
-    """
-    + _history_sql(22, "$5::timestamptz", "WHERE EXISTS (SELECT 1 FROM k)")
-    + """
-)
-INSERT INTO sagas (order_id, step, attempts, deadline, data, started_at, send_id, wait_s)
-SELECT order_id, $10, $11, $12, $13::jsonb, $5, $26, $27 FROM o
-RETURNING 1
-"""
-)
-_SELECT_ORDERS = """
-SELECT o.*, coalesce(
-    (SELECT json_agg(json_build_array(i.product_id, i.name, i.unit_price, i.quantity) ORDER BY i.product_id)
-       FROM order_items i WHERE i.order_id = o.order_id), '[]'::json) AS items
-FROM orders o
-"""
-
-
-def _order(row: asyncpg.Record) -> Order:
-    lines = tuple(OrderLine(int(p), n, int(u), int(q)) for p, n, u, q in row["items"])
-    return Order(
-        order_id=str(row["order_id"]),
-        user_id=row["user_id"],
-        lines=lines,
-        user_coupon_id=row["user_coupon_id"],
-        created_at=row["created_at"],
-        status=OrderStatus(row["status"]),
-        discount_amount=row["discount_amount"],
-        paid_amount=row["paid_amount"],
-        failure_code=row["failure_code"],
-        completed_at=row["completed_at"],
-    )
-
-
-async def insert_order(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    order: Order,
-    saga: SagaState,
-    messages: Sequence[Outgoing],
-    history: Sequence[Entry] = (),
-) -> None:
-    """The order, its lines, its saga and its outbox messages in one statement (one round trip).
-
-    A single statement is atomic on its own: run on the pool it needs no BEGIN/COMMIT.
-    """
-    lines = order.lines
-    await conn.execute(
-        _INSERT_ORDER,
-        order.order_id,
-        order.user_id,
-        order.total_amount,
-        order.user_coupon_id,
-        order.created_at,
-        [line.product_id for line in lines],
-        [line.name for line in lines],
-        [line.unit_price for line in lines],
-        [line.quantity for line in lines],
-        str(saga.step),
-        saga.attempts,
-        saga.deadline,
-        saga.to_json(),
-        *outbox.insert_args(messages),
-        *_history_args(history),
-        saga.send_id,
-        saga.wait_s,
-    )
-
-
-async def insert_order_once(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    order: Order,
-    saga: SagaState,
-    messages: Sequence[Outgoing],
-    key: str,
-    request_hash: str,
-    history: Sequence[Entry] = (),
-) -> bool:
-    """:func:`insert_order` under an Idempotency-Key, in one statement; ``False`` (nothing written)
-    when the key was taken, by an earlier request or a racing one that committed meanwhile."""
-    lines = order.lines
-    done = await conn.fetchval(
-        _INSERT_ORDER_ONCE,
-        order.order_id,
-        order.user_id,
-        order.total_amount,
-        order.user_coupon_id,
-        order.created_at,
-        [line.product_id for line in lines],
-        [line.name for line in lines],
-        [line.unit_price for line in lines],
-        [line.quantity for line in lines],
-        str(saga.step),
-        saga.attempts,
-        saga.deadline,
-        saga.to_json(),
-        *outbox.insert_args(messages),
-        key,
-        request_hash,
-        *_history_args(history),
-        saga.send_id,
-        saga.wait_s,
-    )
-    return done is not None
-
-
-async def get_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str) -> Order | None:
-    row = await conn.fetchrow(_SELECT_ORDERS + " WHERE o.order_id = $1", order_id)
-    return _order(row) if row else None
-
-
-async def list_orders(conn: asyncpg.Pool, user_id: int, limit: int, after: tuple[datetime, str] | None) -> list[Order]:
-    """Newest first; ``after`` is the (created_at, order_id) of the last order of the previous page."""
-    if after is None:
-        rows = await conn.fetch(
-            _SELECT_ORDERS + " WHERE o.user_id = $1 ORDER BY o.created_at DESC, o.order_id DESC LIMIT $2",
-            user_id,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            _SELECT_ORDERS + " WHERE o.user_id = $1 AND (o.created_at, o.order_id) < ($3, $4::uuid)"
-            " ORDER BY o.created_at DESC, o.order_id DESC LIMIT $2",
-            user_id,
-            limit,
-            after[0],
-            after[1],
-        )
-    return [_order(row) for row in rows]
-
-
-async def find_idempotency_key(
-    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, key: str
-) -> tuple[str, str] | None:
-    """``(request_hash, order_id)`` of the user's key (keys are scoped to the user)."""
-    row = await conn.fetchrow(
-        "SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2", user_id, key
-    )
-    return (row["request_hash"], str(row["order_id"])) if row else None
-
 
 # --- sagas ------------------------------------------------------------------------------------
 
@@ -350,7 +158,7 @@ WITH s AS (
     + """
 ), h AS (
     """
-    + _history_sql(18, "$11::timestamptz")
+    + history_sql(18, "$11::timestamptz")
     + f"""
 )
 SELECT count(pg_notify('{OUTCOME_CHANNEL}', json_build_object(
@@ -386,24 +194,10 @@ async def write_decisions(
         [s.paid_amount for s, _, _ in finished],
         at,
         *outbox.insert_args(messages),
-        *_history_args(history),
+        *history_args(history),
         [s.send_id for s in states],
         [s.wait_s for s in states],
     )
-
-
-async def order_lines(conn: asyncpg.Connection, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
-    rows = await conn.fetch(
-        "SELECT order_id, product_id, name, unit_price, quantity FROM order_items"
-        " WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, product_id",
-        list(order_ids),
-    )
-    lines: dict[str, list[OrderLine]] = {}
-    for row in rows:
-        lines.setdefault(str(row["order_id"]), []).append(
-            OrderLine(row["product_id"], row["name"], row["unit_price"], row["quantity"])
-        )
-    return lines
 
 
 # --- the saga view (admin) -------------------------------------------------------------------
@@ -414,9 +208,7 @@ FROM sagas s JOIN orders o ON o.order_id = s.order_id
 """
 
 
-async def saga_view(
-    conn: asyncpg.Pool | asyncpg.Connection, order_id: str
-) -> tuple[asyncpg.Record, list[asyncpg.Record]] | None:
+async def saga_view(conn: Executor, order_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """An order's saga row and its history, oldest first (two reads of an admin route)."""
     row = await conn.fetchrow(_SAGA_ROW + " WHERE s.order_id = $1", order_id)
     if row is None:
@@ -424,20 +216,20 @@ async def saga_view(
     history = await conn.fetch(
         "SELECT at, kind, name, detail FROM saga_history WHERE order_id = $1 ORDER BY id", order_id
     )
-    return row, history
+    return dict(row), [dict(h) for h in history]
 
 
 async def unfinished_sagas(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: Executor,
     *,
     step: str | None,
     started_before: datetime | None,
     limit: int,
     after: tuple[datetime, str] | None,
-) -> list[asyncpg.Record]:
+) -> list[dict[str, Any]]:
     """Sagas not DONE nor FAILED, oldest first (``sagas_unfinished_idx``); ``after`` is the
     (started_at, order_id) of the last saga of the previous page."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         _SAGA_ROW + " WHERE s.step NOT IN ('DONE', 'FAILED')"
         " AND ($1::text IS NULL OR s.step = $1) AND ($2::timestamptz IS NULL OR s.started_at < $2)"
         " AND ($3::timestamptz IS NULL OR (s.started_at, s.order_id) > ($3, $4::uuid))"
@@ -448,6 +240,7 @@ async def unfinished_sagas(
         after[1] if after else None,
         limit,
     )
+    return [dict(row) for row in rows]
 
 
 async def unfinished_by_step(conn: asyncpg.Connection) -> tuple[dict[str, int], float]:
@@ -460,17 +253,57 @@ async def unfinished_by_step(conn: asyncpg.Connection) -> tuple[dict[str, int], 
     return {r["step"]: r["n"] for r in rows}, max((float(r["age"]) for r in rows), default=0.0)
 
 
-# --- known users ------------------------------------------------------------------------------
+COMMAND_TOPICS = (topics.COUPON_COMMANDS, topics.BALANCE_COMMANDS, topics.STOCK_COMMANDS)
 
 
-async def user_known(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM known_users WHERE user_id = $1", user_id))
+def arm_on_send(names: Topics, command_topics: Iterable[str] = COMMAND_TOPICS) -> SentHook:
+    """The outbox relay's hook: the saga commands of an acknowledged batch start their sagas' deadlines
+    (one statement per batch that holds any, in the relay's transaction; none for other batches)."""
+    wanted = frozenset(names(t) for t in command_topics)
+
+    async def on_sent(conn: asyncpg.Connection, sent: Sequence[Sent]) -> None:
+        commands = [s for s in sent if s.topic in wanted]
+        if commands:
+            await arm_sent(conn, [s.key for s in commands], [s.event_id for s in commands])
+
+    return on_sent
 
 
-async def remember_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, name: str, created_at: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO known_users (user_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        user_id,
-        name,
-        created_at,
-    )
+class PgSagas:
+    """The sagas repository on one connection (see ``service.ports.Sagas``)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def claim_and_lock(
+        self,
+        consumer: str,
+        message_ids: Sequence[object],
+        order_ids: Sequence[str],
+        completing_step: str,
+        times: dict[str, tuple[datetime, datetime]] | None = None,
+    ) -> tuple[set[object], dict[str, SagaState], dict[str, list[OrderLine]]]:
+        return await claim_and_lock(self._conn, consumer, message_ids, order_ids, completing_step, times)
+
+    async def lock_due(
+        self, limit: int, times: dict[str, tuple[datetime, datetime]] | None = None
+    ) -> tuple[datetime | None, list[SagaState]]:
+        return await lock_due_sagas(self._conn, limit, times)
+
+    async def write(
+        self,
+        states: Sequence[SagaState],
+        finished: Sequence[tuple[SagaState, str, str | None]],
+        at: datetime,
+        messages: Sequence[Outgoing],
+        history: Sequence[Entry] = (),
+    ) -> None:
+        await write_decisions(self._conn, states, finished, at, messages, history)
+
+    async def view(self, order_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        return await saga_view(self._conn, order_id)
+
+    async def unfinished(
+        self, *, step: str | None, started_before: datetime | None, limit: int, after: tuple[datetime, str] | None
+    ) -> list[dict[str, Any]]:
+        return await unfinished_sagas(self._conn, step=step, started_before=started_before, limit=limit, after=after)

@@ -1,0 +1,70 @@
+"""``bootstrap(...) -> Deps``: the handlers' dependencies wired to PostgreSQL and the HTTP clients,
+stored on the application under the one key :data:`DEPS`."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from order_service.clients import HttpCatalog, HttpUserRegistry
+from order_service.config import Settings
+from order_service.db.sagas import unfinished_by_step
+from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
+from order_service.db.users import PgKnownUsers
+from order_service.domain.saga import Policy
+from order_service.service.deps import Deps
+from order_service.service.flow_metrics import FlowMetrics
+from order_service.service.ports import KnownUserRows, OutcomeWaiter
+from shared.db.gauges import Probe
+from shared.db.uow import UnitOfWork
+from shared.messaging.topics import Topics
+
+DEPS = web.AppKey("order_deps", Deps)
+RETRY_ON = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""What a batch of saga replies is retried on, whole."""
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(
+        step_timeout_s=settings.saga_step_timeout_s,
+        max_attempts=settings.saga_max_attempts,
+        backoff_cap_s=settings.saga_backoff_cap_s,
+    )
+
+
+def bootstrap(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    topics: Topics,
+    waiter: OutcomeWaiter,
+    registry: CollectorRegistry | None = None,
+) -> Deps:
+    """The handlers' dependencies (``registry``: where the flow metrics go, none without)."""
+    return Deps(
+        uow=lambda: OrderUnitOfWork(pool),
+        statement=lambda: SingleStatement(pool),
+        topics=topics,
+        policy=policy(settings),
+        catalog=HttpCatalog(session, settings.catalog_url),
+        registry=HttpUserRegistry(session, settings.balance_url),
+        waiter=waiter,
+        wait_timeout_s=settings.order_wait_timeout_s,
+        metrics=FlowMetrics(registry) if registry is not None else None,
+    )
+
+
+def known_users(uow: UnitOfWork) -> KnownUserRows:
+    """The known users on the connection of the shared consumer pipeline's unit of work."""
+    return PgKnownUsers(uow.conn)
+
+
+def flow_probe(metrics: FlowMetrics) -> Probe:
+    """The periodic read behind the unfinished-saga gauges."""
+
+    async def probe(conn: asyncpg.Connection) -> None:
+        metrics.show_unfinished(*await unfinished_by_step(conn))
+
+    return probe
