@@ -1,5 +1,7 @@
 """``create_app(settings)``: the aiohttp application of balance_service."""
 
+import asyncio
+import logging
 from pathlib import Path
 
 from aiohttp import web
@@ -8,8 +10,9 @@ from balance_service.api.errors import ERROR_MAP
 from balance_service.api.routes import setup_routes
 from balance_service.bootstrap import DEPS, deps_ctx
 from balance_service.config import Settings
+from balance_service.db.errors import DATABASE_ERRORS
 from balance_service.messaging import orders, saga
-from balance_service.service import housekeeping
+from balance_service.service import idempotency
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import postgres_ctx
 from shared.events import REGISTRY
@@ -20,6 +23,7 @@ from shared.web.openapi import setup_openapi
 from shared.wiring import background, consumer_ctx, messaging_ctx
 
 SERVICE = "balance"
+log = logging.getLogger(__name__)
 MIGRATIONS = [PLATFORM, MigrationSource(SERVICE, Path(__file__).parent / "db" / "migrations")]
 
 
@@ -28,11 +32,16 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url, MIGRATIONS)
 
 
-async def _housekeeping(app: web.Application) -> None:
-    settings = app[DEPS].settings
-    await housekeeping.run(
-        app[DEPS].uow, interval_s=settings.cleanup_interval_s, key_hours=settings.idempotency_key_hours
-    )
+async def _expire_keys(app: web.Application) -> None:
+    """Every ``cleanup_interval_s``, forget old Idempotency-Keys (inbox rows are purged by the
+    platform's retention job); a failure is logged and retried next time."""
+    deps = app[DEPS]
+    while True:
+        try:
+            await idempotency.expire_keys(deps.uow, key_hours=deps.settings.idempotency_key_hours)
+        except DATABASE_ERRORS as exc:
+            log.warning("cleanup failed", extra={"error": repr(exc)})
+        await asyncio.sleep(deps.settings.cleanup_interval_s)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -62,6 +71,6 @@ def create_app(settings: Settings) -> web.Application:
             handler=orders.from_app,
         )
     )
-    app.cleanup_ctx.append(background("balance-housekeeping", _housekeeping))
+    app.cleanup_ctx.append(background("balance-housekeeping", _expire_keys))
     setup_openapi(app, title="Balance service")
     return app

@@ -11,7 +11,9 @@ Checked, each problem one string (empty list = all hold):
 - settle: every order of the run's users ends COMPLETED or FAILED (waits up to ``settle_timeout``,
   then reports each order still PENDING); a completed coupon order's coupon is confirmed (USED).
 - money, per user: charged by the run = balance + paid - refunded (from ``balance_history``),
-  history sums match the balance, and USE - REFUND = the paid amounts of the user's COMPLETED orders.
+  history sums match the balance, and USE - REFUND = the paid amounts of the user's COMPLETED orders;
+  the money held by orders in flight is the sum of the orders' holds, within the limit with the
+  balance, and drains to 0 once every order is final.
 - stock, per product: stock + sold (quantities of COMPLETED orders' lines) = initial; the catalog's
   own record of what DEDUCTED orders took agrees.
 - coupons: issued <= total, no user holds one coupon twice, no user coupon used by two completed orders.
@@ -165,6 +167,7 @@ async def check_invariants(
                 problems.append(
                     f"money: user {u} paid net {s['USE'] - s['REFUND']} but completed orders total {paid_by_user[u]}"
                 )
+        problems += await _check_held(balance_db, users, settle_timeout)
         payments = {
             r["order_id"]: r
             for r in await balance_db.fetch(
@@ -307,6 +310,35 @@ async def check_invariants(
                 *(one(f"/api/v1/users/{u}/balance", "balance", balances.get(u), f"user {u} balance") for u in users),
                 *(one(f"/api/v1/products/{p}", "stock", stock.get(p), f"product {p} stock") for p in products),
             )
+    return problems
+
+
+BALANCE_LIMIT = 10_000_000
+
+
+async def _check_held(balance_db: asyncpg.Connection, users: list[int], timeout: float) -> list[str]:
+    """Money held by orders in flight (``balances.held``, counted toward the limit): always the sum
+    of the user's ``order_payments.held`` and within the limit with the balance; once every order
+    is final it drains to 0 (the refund, or the consumed ``order.completed``), within ``timeout``."""
+    problems: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await balance_db.fetch(
+            "SELECT b.user_id, b.balance, b.held,"
+            " (SELECT coalesce(sum(p.held), 0)::bigint FROM order_payments p WHERE p.user_id = b.user_id) AS by_orders"
+            " FROM balances b WHERE b.user_id = ANY($1::bigint[])",
+            users,
+        )
+        if all(r["held"] == 0 for r in rows) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    for r in rows:
+        if r["held"] != r["by_orders"]:
+            problems.append(f"money: user {r['user_id']} holds {r['held']} but its orders hold {r['by_orders']}")
+        if r["balance"] + r["held"] > BALANCE_LIMIT:
+            problems.append(f"money: user {r['user_id']} balance {r['balance']} + held {r['held']} over the limit")
+        if r["held"] != 0:
+            problems.append(f"money: user {r['user_id']} still holds {r['held']} after every order is final")
     return problems
 
 

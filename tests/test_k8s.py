@@ -260,6 +260,23 @@ def test_pods_are_locked_down(objects: list[Obj]) -> None:
             assert "/tmp" in mounts, f"{name}: a writable /tmp next to the read-only root"
 
 
+OTEL_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+)
+
+
+def test_tracing_is_off_by_default_and_sampled_when_on(configmap: dict[str, str]) -> None:
+    """An empty endpoint leaves tracing off (shared/tracing.py); once an operator sets one, a
+    parent-based ratio keeps or drops each order's trace whole."""
+    assert configmap["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""
+    assert configmap["OTEL_EXPORTER_OTLP_PROTOCOL"] in ("http/protobuf", "grpc")
+    assert configmap["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert 0 < float(configmap["OTEL_TRACES_SAMPLER_ARG"]) <= 1
+
+
 def test_deployment_env_agrees_with_services_toml(
     deployments: dict[str, Obj],
     app_services: dict[str, dict[str, Any]],
@@ -282,6 +299,8 @@ def test_deployment_env_agrees_with_services_toml(
             expected[f"{p}_KAFKA_SASL_MECHANISM"] = ("configmap", configmap["KAFKA_SASL_MECHANISM"])
             expected[f"{p}_KAFKA_SASL_USERNAME"] = "secret"
             expected[f"{p}_KAFKA_SASL_PASSWORD"] = "secret"
+        for otel in OTEL_VARS:  # tracing: the standard variables, from the ConfigMap
+            expected[otel] = ("configmap", configmap[otel])
         if spec.get("public"):
             expected[f"{p}_TRUSTED_PROXIES"] = ("configmap", configmap["TRUSTED_PROXIES"])
         for key, target in spec.get("upstreams", {}).items():

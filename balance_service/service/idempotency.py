@@ -1,4 +1,4 @@
-"""Replaying a charge whose Idempotency-Key was recorded before.
+"""Idempotency-Keys: replaying a charge whose key was recorded before, and forgetting old keys.
 
 The key is recorded by the charge statement itself, with the raw result of the conditional
 update (balance before, balance after, money held by orders in flight). A retry replays that result through the same domain
@@ -11,7 +11,7 @@ from __future__ import annotations
 from balance_service.domain.commands import Charge
 from balance_service.domain.errors import IdempotencyKeyReusedError
 from balance_service.domain.model import ChargeResult
-from balance_service.service.ports import IdempotencyKeysRepository
+from balance_service.service.ports import IdempotencyKeysRepository, UnitOfWorkFactory
 
 
 async def replay(keys: IdempotencyKeysRepository, cmd: Charge) -> ChargeResult:
@@ -24,3 +24,9 @@ async def replay(keys: IdempotencyKeysRepository, cmd: Charge) -> ChargeResult:
         raise IdempotencyKeyReusedError()
     outcome = stored.outcome
     return outcome["before"], outcome["after"], outcome.get("held")  # keys stored before held: None
+
+
+async def expire_keys(uow: UnitOfWorkFactory, *, key_hours: float) -> int:
+    """Forget the keys older than ``key_hours`` (the contract promises at least 24); how many went."""
+    async with uow(single_statement=True) as single:
+        return await single.keys.delete_older_than(key_hours)

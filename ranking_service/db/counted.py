@@ -8,15 +8,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from shared.db.inbox import CLAIM_SQL
+
 # An event counts when its id is new to the inbox AND its order is new to counted_orders. Orders
 # go in in id order, so two instances claiming the same order queue on its key (the second then
 # sees it taken) instead of deadlocking. The inbox check keeps events counted before
 # counted_orders existed from counting again while their inbox rows last.
-_CLAIM = """
-WITH fresh AS (
-    INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
-    ON CONFLICT DO NOTHING RETURNING message_id
-)
+_CLAIM = f"""
+WITH fresh AS ({CLAIM_SQL})
 INSERT INTO counted_orders (order_id)
 SELECT DISTINCT e.order_id FROM unnest($2::uuid[], $3::text[]) AS e(event_id, order_id)
 JOIN fresh f ON f.message_id = e.event_id

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ranking_service.domain.model import ProductSales, RankedProduct, Tally
+from shared.messaging.pipeline import Inbox
 
 Clock = Callable[[], datetime]
 """Returns the current instant, timezone-aware (tests inject their own)."""
@@ -76,7 +77,12 @@ class Snapshots(Protocol):
 
 class UnitOfWork(Protocol):
     """``async with uow:`` one transaction (rolled back unless committed) or, in single-statement
-    mode, a connection without BEGIN/COMMIT (reads, and changes that are one statement)."""
+    mode, a connection without BEGIN/COMMIT (reads, and changes that are one statement).
+
+    A transaction of the consumer pipeline (``shared.messaging.pipeline.Transaction``) too."""
+
+    @property
+    def inbox(self) -> Inbox: ...
 
     @property
     def orders(self) -> CountedOrders: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Protocol
 
 import asyncpg
 
@@ -41,6 +42,14 @@ async def claim(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) 
     return bool(await claim_new(conn, consumer, [message_id]))
 
 
+class Inbox(Protocol):
+    """The messages a consumer has already applied (the port; :class:`PgInbox` on PostgreSQL)."""
+
+    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Record ``message_ids`` for ``consumer``; return the ones that were new."""
+        ...
+
+
 class PgInbox:
     """The inbox on one connection (a unit of work's): ``await uow.inbox.claim_new(consumer, ids)``."""
 
@@ -52,4 +61,4 @@ class PgInbox:
         return await claim_new(self._conn, consumer, message_ids)
 
 
-__all__ = ["CLAIM_SQL", "PgInbox", "claim", "claim_new"]
+__all__ = ["CLAIM_SQL", "Inbox", "PgInbox", "claim", "claim_new"]

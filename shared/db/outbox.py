@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
+from shared.db.listen import listen
 from shared.messaging.envelope import Outgoing
 from shared.messaging.producer import KafkaPublisher, PublishError
 from shared.web.metrics import Metrics
@@ -194,20 +195,10 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         """Hold a connection that LISTENs for new rows; reconnect when it drops."""
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self._dsn)
-                await conn.add_listener("outbox", lambda *_: self._wake.set())
-                self._wake.set()  # rows may have arrived while we were not listening
-                while not conn.is_closed():
-                    await asyncio.sleep(1.0)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.info("outbox listener reconnecting", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 2.0)
+        await listen(
+            self._dsn,
+            "outbox",
+            lambda _payload: self._wake.set(),
+            on_connect=self._wake.set,  # rows may have arrived while we were not listening
+            name="outbox listener",
+        )

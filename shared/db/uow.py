@@ -35,7 +35,7 @@ import asyncpg
 from typing_extensions import TypeVar
 
 from shared.context import current_request_id
-from shared.db.inbox import PgInbox
+from shared.db.inbox import Inbox, PgInbox
 from shared.db.outbox import enqueue
 from shared.messaging.envelope import Message, Outgoing
 
@@ -56,11 +56,14 @@ class Connected(Protocol):
 class _OnConnection(Generic[R]):
     """What both units of work share: a pooled connection, its repositories and inbox."""
 
+    inbox: Inbox
+    """The consumer inbox on this connection (set when the unit of work opens)."""
+
     def __init__(self, pool: asyncpg.Pool, repositories: Repositories[R] | None) -> None:
         self._pool = pool
-        self._factory = repositories
+        self._uow_factory = repositories
         self._conn: Any = None
-        self._repos: R | None = None
+        self._uow_repos: R | None = None
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -73,12 +76,7 @@ class _OnConnection(Generic[R]):
         """What the ``repositories`` factory built on this connection (``None`` without one)."""
         if self._conn is None:
             raise RuntimeError("the unit of work is not open")
-        return self._repos  # type: ignore[return-value]
-
-    @property
-    def inbox(self) -> PgInbox:
-        """The consumer inbox on this connection."""
-        return PgInbox(self.conn)
+        return self._uow_repos  # type: ignore[return-value]
 
     def bind(self, conn: asyncpg.Connection) -> None:
         """Called with the connection once it is acquired: a subclass builds its repositories here."""
@@ -89,8 +87,9 @@ class _OnConnection(Generic[R]):
     async def _acquire(self) -> None:
         self._conn = await self._pool.acquire()
         try:
-            if self._factory is not None:
-                self._repos = self._factory(self._conn)
+            self.inbox = PgInbox(self._conn)
+            if self._uow_factory is not None:
+                self._uow_repos = self._uow_factory(self._conn)
             self.bind(self._conn)
         except BaseException:
             await self._release()
@@ -98,7 +97,7 @@ class _OnConnection(Generic[R]):
 
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
-        self._repos = None
+        self._uow_repos = None
         try:
             self.unbind()
         finally:
@@ -172,7 +171,7 @@ class SingleStatement(_OnConnection[R]):
     PostgreSQL runs a lone statement atomically in its own transaction, so this saves the
     ``BEGIN`` and ``COMMIT`` round trips of :class:`UnitOfWork` on the hot paths. Each statement
     commits as it runs: :meth:`commit` is there so that a handler written for a unit of work runs
-    unchanged, and does nothing. There is no ``publish`` (the outbox needs a transaction).
+    unchanged, and does nothing; :meth:`publish` is refused (the outbox needs a transaction).
     """
 
     @overload
@@ -190,6 +189,10 @@ class SingleStatement(_OnConnection[R]):
 
     async def commit(self) -> None:
         """Nothing to do: each statement committed when it ran."""
+
+    def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None:
+        """Refused: the outbox needs a transaction (open a :class:`UnitOfWork`)."""
+        raise RuntimeError("a single-statement unit of work cannot publish: open a transaction")
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

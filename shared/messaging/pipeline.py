@@ -45,20 +45,13 @@ from typing import Generic, Literal, Protocol, Self, TypeVar
 
 from shared.context import request_id_var
 from shared.db.errors import is_conflict
+from shared.db.inbox import Inbox
 from shared.messaging.envelope import Incoming
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Incoming]], Awaitable[None]]
 """What :class:`shared.messaging.consumer.BatchConsumer` runs on each decoded batch."""
-
-
-class Inbox(Protocol):
-    """The messages a consumer has already applied (:class:`shared.db.inbox.PgInbox`)."""
-
-    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        """Record ``message_ids`` for ``consumer``; return the ones that were new."""
-        ...
 
 
 class Transaction(Protocol):

@@ -17,7 +17,7 @@ from balance_service.domain.errors import (
 from balance_service.domain.model import MAX_BALANCE
 from balance_service.domain.payments import Deducted, DeductRefused, Refunded, SagaOutcome
 from balance_service.messaging import orders, saga
-from balance_service.service import balances, housekeeping, payments, users
+from balance_service.service import balances, idempotency, payments, users
 from balance_service.service.balances import Charged, Charges
 from shared.events.orders import OrderCompleted
 from shared.events.saga import BalanceDeducted, BalanceRefunded, DeductBalance, RefundBalance
@@ -194,6 +194,7 @@ async def test_release_held_lets_the_limit_count_the_money_again(uow: FakeUnitsO
     ]
     await release(completed[:1])
     await release(completed[1:])  # redelivered: no change
+    assert uow.opened[-1]._single  # one statement, no transaction
     assert await balances.charge_alone(uow, Charge(user, 1000)) == Charged(user, MAX_BALANCE - 100, 1000)
 
 
@@ -202,5 +203,5 @@ async def test_housekeeping_expires_old_keys_only(uow: FakeUnitsOfWork) -> None:
     await balances.charge_alone(uow, Charge(user, 1, "old"))
     uow.db.advance(hours=49)
     await balances.charge_alone(uow, Charge(user, 1, "new"))
-    assert await housekeeping.clean_once(uow, key_hours=48) == 1
+    assert await idempotency.expire_keys(uow, key_hours=48) == 1
     assert {k for _, k in uow.db.state.keys} == {"new"}

@@ -149,3 +149,16 @@ async def test_a_record_written_by_another_transaction_fails_the_write(units: Un
             await tx.commit()
     async with units(single_statement=True) as single:
         assert (await single.balances.get(user)).balance == 90  # type: ignore[union-attr]
+
+
+async def test_the_inbox_claims_once_with_the_transaction(units: UnitOfWorkFactory) -> None:
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    async with units() as tx:
+        assert await tx.inbox.claim_new("repo-test", ids) == set(ids)
+    async with units() as tx:  # the first was not committed
+        assert await tx.inbox.claim_new("repo-test", ids[:1]) == {ids[0]}
+        await tx.commit()
+    async with units() as tx:
+        assert await tx.inbox.claim_new("repo-test", ids) == {ids[1]}
+        new, _, _ = await tx.payments.claim_and_lock("repo-test", ids, [], [])
+        assert new == set()

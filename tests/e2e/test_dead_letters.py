@@ -14,6 +14,8 @@ from shared.messaging.topics import DEFAULT_PARTITIONS
 from tests.e2e.conftest import Api, Cluster, eventually
 from tests.support.kafka import produce
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 HUGE = 2**70  # decodes, but no bigint column takes it
 
 

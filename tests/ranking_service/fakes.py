@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Self
 
 from ranking_service.domain.model import ProductSales, RankedProduct, Tally
+from tests.support.fakes import FakeInbox
 
 
 @dataclass
@@ -160,6 +161,7 @@ class FakeUnitOfWork:
     async def __aenter__(self) -> Self:
         tables = self._db.tables if self.single_statement else copy.deepcopy(self._db.tables)
         self._tables = tables
+        self.inbox = FakeInbox(tables.inbox)  # the platform's fake, on the same inbox table
         self.orders = FakeCountedOrders(tables)
         self.sales = FakeSales(tables)
         self.batch_runs = FakeBatchRuns(tables, self._db, self._held)

@@ -8,15 +8,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ranking_service.bootstrap import Deps
 from ranking_service.domain.commands import GetTopProducts, PostRebuild, RecordCompletedOrder
 from ranking_service.domain.errors import InvalidRebuildDayError
 from ranking_service.domain.model import BatchRules, CompletedOrder, ProductSales, RankedProduct, SoldItem
-from ranking_service.messaging.consumers import to_command
+from ranking_service.messaging.consumers import completed_orders_handler, to_command
 from ranking_service.service.cache import AnswerCache
 from ranking_service.service.rollup import Outcome, catch_up, post_rebuild, roll_up_day
 from ranking_service.service.scheduler import Scheduler
-from ranking_service.service.statistics import record_batch, record_completed_orders
+from ranking_service.service.statistics import record_completed_orders
 from ranking_service.service.top_products import get_top_products
+from shared.events.orders import OrderCompleted, OrderCompletedItem
+from shared.events.users import UserRegistered
+from shared.messaging.envelope import Incoming
 from tests.ranking_service.fakes import FakeConflictError, FakeUnitsOfWork
 from tests.ranking_service.support import SettableClock, order
 
@@ -33,22 +37,57 @@ def _record(at: datetime, *items: tuple[int, str, int], order_id: str | None = N
     return RecordCompletedOrder(uuid.uuid4(), order_id or str(uuid.uuid4()), CompletedOrder(at, lines))
 
 
-async def _count(uow: FakeUnitsOfWork, *cmds: RecordCompletedOrder, cache: AnswerCache | None = None) -> int:
-    return await record_batch(uow, cache or AnswerCache(10), SEOUL, list(cmds))
+def _event(cmd: RecordCompletedOrder) -> Incoming:
+    """The ``order.completed`` record of ``cmd``, as the consumer decodes it."""
+    items = [
+        OrderCompletedItem(product_id=i.product_id, name=i.name, unit_price=1, quantity=i.quantity)
+        for i in cmd.order.items
+    ]
+    total = sum(i.quantity for i in items)
+    message = OrderCompleted(
+        event_id=cmd.event_id,
+        order_id=cmd.order_id,
+        user_id=1,
+        items=items,
+        total_amount=total,
+        discount_amount=0,
+        paid_amount=total,
+        user_coupon_id=None,
+        completed_at=cmd.order.completed_at,
+    )
+    return Incoming("order.completed", 0, 0, cmd.order_id, message)
+
+
+async def _count(uow: FakeUnitsOfWork, *cmds: RecordCompletedOrder, cache: AnswerCache | None = None) -> None:
+    """``cmds`` consumed as one batch, through the consumer's pipeline."""
+    deps = Deps(uow=uow, clock=SettableClock(NOON_24), rules=RULES, cache=cache or AnswerCache(10), instance_id="t")
+    await completed_orders_handler(deps)([_event(c) for c in cmds])
 
 
 async def test_orders_count_once_by_event_and_by_order() -> None:
     uow = FakeUnitsOfWork()
     first = _record(NOON_24, (7, "seven", 2), order_id="o1")
-    assert await _count(uow, first, first, _record(NOON_24, (8, "eight", 1))) == 2
+    await _count(uow, first, first, _record(NOON_24, (8, "eight", 1)))
     again = _record(NOON_24, (7, "seven", 2), order_id="o1")  # another event of the same order
-    assert await _count(uow, first, again) == 0
+    await _count(uow, first, again)
     async with uow(single_statement=True) as reader:
         assert await reader.sales.top(NOV(24), NOV(24), 5) == [
             ProductSales(7, "seven", 2, 1),
             ProductSales(8, "eight", 1, 1),
         ]
     assert uow.db.commits == 2  # one transaction per batch
+
+
+async def test_a_batch_without_completed_orders_opens_no_transaction() -> None:
+    uow = FakeUnitsOfWork()
+    other = UserRegistered(user_id=1, name="x", created_at=NOON_24)
+    deps = Deps(uow=uow, clock=SettableClock(NOON_24), rules=RULES, cache=AnswerCache(10), instance_id="t")
+    await completed_orders_handler(deps)([Incoming("user.registered", 0, 0, "1", other)])
+    assert uow.opened == []
+    await completed_orders_handler(deps)(
+        [Incoming("user.registered", 0, 1, "1", other), _event(_record(NOON_24, (1, "a", 1)))]
+    )
+    assert len(uow.opened) == 1 and uow.db.commits == 1
 
 
 async def test_the_handler_runs_inside_the_callers_transaction() -> None:
@@ -63,7 +102,8 @@ async def test_the_handler_runs_inside_the_callers_transaction() -> None:
 async def test_a_conflicting_batch_is_retried_whole_and_counts_once() -> None:
     uow = FakeUnitsOfWork()
     uow.db.fail_commits = [FakeConflictError(), FakeConflictError()]
-    assert await _count(uow, _record(NOON_24, (1, "one", 3))) == 1
+    await _count(uow, _record(NOON_24, (1, "one", 3)))
+    assert uow.db.commits == 1
     async with uow(single_statement=True) as reader:
         assert await reader.sales.top(NOV(24), NOV(24), 5) == [ProductSales(1, "one", 3, 1)]
 
