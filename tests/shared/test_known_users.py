@@ -20,6 +20,7 @@ from shared.known_users import KnownUsers, users_handler, users_registered
 from shared.messaging.envelope import Incoming, Message
 from tests.support.fakes import FakeDatabase, FakeKnownUsers, FakeUnitOfWork, FakeUserDirectory
 
+
 class Other(Message):
     event_type: ClassVar[str] = "Other"
 

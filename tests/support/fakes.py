@@ -150,7 +150,9 @@ class FakeUserDirectory:
     """balance_service's user lookup in memory (:class:`shared.clients.balance.BalanceClient`);
     ``down`` makes it raise ``error``, as the real one does when balance cannot answer."""
 
-    def __init__(self, users: dict[int, tuple[str, Any]] | None = None, error: type[Exception] = ConnectionError) -> None:
+    def __init__(
+        self, users: dict[int, tuple[str, Any]] | None = None, error: type[Exception] = ConnectionError
+    ) -> None:
         self.users = dict(users or {})
         self.asked: list[int] = []
         self.down = False
