@@ -30,7 +30,7 @@ import orjson
 from shared.db.listen import listen
 from shared.messaging.envelope import Outgoing
 from shared.messaging.producer import KafkaPublisher, PublishError
-from shared.web.metrics import Metrics
+from shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

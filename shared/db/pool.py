@@ -11,10 +11,10 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from shared.appkeys import HEALTH, METRICS
 from shared.config import ServiceSettings
 from shared.db.gauges import PoolCollector
 from shared.db.migrations import MigrationSource, check_schema, migrate
-from shared.web.app import HEALTH, METRICS
 
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from shared.messaging.envelope import Incoming, MessageRegistry, PoisonMessage, 
 from shared.messaging.lag import ConsumerLag
 from shared.messaging.producer import KafkaPublisher
 from shared.messaging.recovery import Recovery
-from shared.web.metrics import Metrics
+from shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from shared.db.dead_letters import DeadLetterHook, DeadLetterStore, ErrorKind, RawRecord, raw_of
 from shared.messaging.envelope import Incoming
 from shared.messaging.failures import classify, describe
-from shared.web.metrics import Metrics
+from shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from shared import tracing
+from shared.appkeys import HEALTH, METRICS, SETTINGS
 from shared.config import BaseServiceSettings
 from shared.logging import configure_logging
 from shared.web.health import Health
@@ -16,10 +17,6 @@ from shared.web.metrics import Metrics, metrics_middleware, metrics_view
 from shared.web.problems import ErrorMap, problem_middleware
 from shared.web.request_id import HEADER, request_id_middleware
 from shared.web.validation import nul_guard_middleware
-
-SETTINGS = web.AppKey("settings", BaseServiceSettings)
-METRICS = web.AppKey("metrics", Metrics)
-HEALTH = web.AppKey("health", Health)
 
 
 class JsonAccessLogger(AbstractAccessLogger):
@@ -73,3 +70,6 @@ def create_base_app(
 def access_logger(settings: BaseServiceSettings) -> logging.Logger | None:
     """The logger for access lines, or ``None`` when they are switched off."""
     return logging.getLogger("access") if settings.access_log else None
+
+
+__all__ = ["HEALTH", "METRICS", "SETTINGS", "JsonAccessLogger", "access_logger", "create_base_app"]

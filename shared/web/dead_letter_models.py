@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field
 
 from shared.db.dead_letters import DeadLetter, DeadLetterStore
 from shared.messaging.envelope import rfc3339
-from shared.web.cursors import ID, MOMENT, NAME, Cursor
-from shared.web.problems import ValidationProblem
+from shared.web.cursors import ID, MOMENT, NAME, Cursor, parse_cursor
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Position = tuple[datetime, str, int]
@@ -78,10 +77,7 @@ def encode_cursor(position: Position) -> str:
 
 def decode_cursor(cursor: str) -> Position:
     """The position a cursor names; a ``400`` for anything that is not one of ours."""
-    try:
-        at, service, row_id = LISTING.decode(cursor)
-    except ValueError:
-        raise ValidationProblem([{"field": "cursor", "message": "not a cursor of this listing"}]) from None
+    at, service, row_id = parse_cursor(LISTING, cursor, "not a cursor of this listing")
     return at, service, row_id
 
 

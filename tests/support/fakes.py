@@ -69,10 +69,19 @@ class FakeUnitOfWork(Generic[R]):
     """``async with FakeUnitOfWork(db) as uow: ...; await uow.commit()`` (see the module docstring).
 
     ``repositories``, like the real unit of work's factory, builds ``uow.repos`` (on the working
-    state instead of a connection)."""
+    state instead of a connection). ``single_statement=True`` stands for
+    :class:`shared.db.uow.SingleStatement`: what it did is kept when it closes, committed or not
+    (each statement commits on its own), and it cannot publish."""
 
-    def __init__(self, db: FakeDatabase, *, repositories: Callable[[FakeState], R] | None = None) -> None:
+    def __init__(
+        self,
+        db: FakeDatabase,
+        *,
+        repositories: Callable[[FakeState], R] | None = None,
+        single_statement: bool = False,
+    ) -> None:
         self.db = db
+        self.single_statement = single_statement
         self._factory = repositories
         self._state: FakeState | None = None
         self._repos: R | None = None
@@ -105,6 +114,8 @@ class FakeUnitOfWork(Generic[R]):
         return self
 
     def publish(self, topic: str, key: str | int, message: Message, request_id: str | None = None) -> None:
+        if self.single_statement:
+            raise RuntimeError("a single-statement unit of work cannot publish: open a transaction")
         self.state.outbox.append(Outgoing(topic, str(key), message, request_id or current_request_id()))
 
     async def commit(self) -> None:
@@ -115,5 +126,40 @@ class FakeUnitOfWork(Generic[R]):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.single_statement and self._state is not None and not self.committed:
+            await self.commit()
         self._state = None
         self._repos = None
+
+
+class FakeKnownUsers:
+    """``known_users`` in memory (:class:`shared.db.known_users.PgKnownUsers`)."""
+
+    def __init__(self, state: FakeState) -> None:
+        self._rows: dict[int, tuple[str, Any]] = state.tables.setdefault("known_users", {})
+
+    async def is_known(self, user_id: int) -> bool:
+        return user_id in self._rows
+
+    async def add(self, users: Iterable[tuple[int, str, Any]]) -> None:
+        for user_id, name, created_at in users:
+            self._rows.setdefault(user_id, (name, created_at))
+
+
+class FakeUserDirectory:
+    """balance_service's user lookup in memory (:class:`shared.clients.balance.BalanceClient`);
+    ``down`` makes it raise ``error``, as the real one does when balance cannot answer."""
+
+    def __init__(
+        self, users: dict[int, tuple[str, Any]] | None = None, error: type[Exception] = ConnectionError
+    ) -> None:
+        self.users = dict(users or {})
+        self.asked: list[int] = []
+        self.down = False
+        self._error = error
+
+    async def find(self, user_id: int) -> tuple[str, Any] | None:
+        self.asked.append(user_id)
+        if self.down:
+            raise self._error("the user lookup is unreachable")
+        return self.users.get(user_id)
