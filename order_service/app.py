@@ -10,7 +10,7 @@ from aiohttp import web
 
 from order_service.api.errors import ERROR_MAP
 from order_service.api.routes import setup_routes
-from order_service.bootstrap import DEPS, RETRY_ON, bootstrap, flow_probe, known_users
+from order_service.bootstrap import DEPS, bootstrap, flow_probe
 from order_service.config import Settings
 from order_service.db.outcomes import OutcomeWaiter
 from order_service.db.sagas import arm_on_send
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> web.Application:
                 group=CONSUMER,
                 topics=[topics.SAGA_REPLIES],
                 registry=REGISTRY,
-                handler=lambda a: replies_handler(a[DEPS], RETRY_ON),
+                handler=lambda a: replies_handler(a[DEPS]),
             )
         )
     app.cleanup_ctx.append(
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> web.Application:
             group=USERS_CONSUMER,
             topics=[topics.USER_REGISTERED],
             registry=REGISTRY,
-            handler=lambda a: users_handler(a[PG_POOL], known_users),
+            handler=lambda a: users_handler(a[DEPS]),
             projection=True,
         )
     )

@@ -11,19 +11,15 @@ from prometheus_client import CollectorRegistry
 from order_service.clients import HttpCatalog, HttpUserRegistry
 from order_service.config import Settings
 from order_service.db.sagas import unfinished_by_step
-from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
-from order_service.db.users import PgKnownUsers
+from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain.saga import Policy
 from order_service.service.deps import Deps
 from order_service.service.flow_metrics import FlowMetrics
-from order_service.service.ports import KnownUserRows, OutcomeWaiter
+from order_service.service.ports import OutcomeWaiter
 from shared.db.gauges import Probe
-from shared.db.uow import UnitOfWork
 from shared.messaging.topics import Topics
 
 DEPS = web.AppKey("order_deps", Deps)
-RETRY_ON = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-"""What a batch of saga replies is retried on, whole."""
 
 
 def policy(settings: Settings) -> Policy:
@@ -45,7 +41,7 @@ def bootstrap(
     """The handlers' dependencies (``registry``: where the flow metrics go, none without)."""
     return Deps(
         uow=lambda: OrderUnitOfWork(pool),
-        statement=lambda: SingleStatement(pool),
+        statement=lambda: OrderSingleStatement(pool),
         topics=topics,
         policy=policy(settings),
         catalog=HttpCatalog(session, settings.catalog_url),
@@ -54,11 +50,6 @@ def bootstrap(
         wait_timeout_s=settings.order_wait_timeout_s,
         metrics=FlowMetrics(registry) if registry is not None else None,
     )
-
-
-def known_users(uow: UnitOfWork) -> KnownUserRows:
-    """The known users on the connection of the shared consumer pipeline's unit of work."""
-    return PgKnownUsers(uow.conn)
 
 
 def flow_probe(metrics: FlowMetrics) -> Probe:

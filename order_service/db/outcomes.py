@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -24,8 +23,8 @@ import orjson
 from order_service.db.orders import get_order
 from order_service.db.sagas import OUTCOME_CHANNEL
 from order_service.domain.order import Order, OrderStatus
+from shared.db.listen import listen
 
-log = logging.getLogger(__name__)
 POLL_S = 1.0
 
 
@@ -75,7 +74,7 @@ class OutcomeWaiter:
             if not waiters:
                 del self._waiting[order_id]
 
-    def _on_notice(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notice(self, payload: str) -> None:
         order_id, notice = parse_notice(payload)
         for fut in self._waiting.pop(order_id, ()):
             if not fut.done():
@@ -114,24 +113,11 @@ class OutcomeWaiter:
         finally:
             self.cancel(order_id, fut)
 
+    def _listening(self) -> None:
+        self.ready.set()
+        for order_id in list(self._waiting):  # notices may have been missed meanwhile
+            self._on_notice(order_id)
+
     async def run(self) -> None:
-        """Hold the listening connection; reconnect when it drops."""
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self._dsn)
-                await conn.add_listener(OUTCOME_CHANNEL, self._on_notice)
-                self.ready.set()
-                for order_id in list(self._waiting):  # notices may have been missed meanwhile
-                    self._on_notice(None, 0, "", order_id)
-                while not conn.is_closed():
-                    await asyncio.sleep(1.0)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.info("outcome listener reconnecting", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 2.0)
+        """Hold the listening connection (``shared.db.listen``); reconnect when it drops."""
+        await listen(self._dsn, OUTCOME_CHANNEL, self._on_notice, on_connect=self._listening, name="outcome listener")

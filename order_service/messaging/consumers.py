@@ -1,54 +1,50 @@
 """Kafka consumers: saga replies (group ``order-saga``) and ``user.registered`` (``order-users``).
 
-Each turns its records into what the service layer's handler takes and calls it.
+Each consumed batch applies in one transaction through the platform's pipeline
+(``shared.messaging.pipeline``): the records become what the service layer's handler takes, and
+the offsets are committed after the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from order_service.domain.commands import RememberUser
 from order_service.service import saga_runner
 from order_service.service.deps import Deps
-from order_service.service.ports import KnownUserRows
+from order_service.service.ports import UnitOfWork
 from order_service.service.users import remember_user
-from shared.db.consume import apply_batch
-from shared.db.uow import UnitOfWork
 from shared.events.saga import SagaReply
 from shared.events.users import UserRegistered
-from shared.messaging.consumer import BatchHandler
 from shared.messaging.envelope import Incoming
+from shared.messaging.pipeline import BatchHandler, Pipeline
 
 USERS_CONSUMER = "order-users"
+REPLY_ATTEMPTS = 5
 
 
-def replies_handler(deps: Deps, retry_on: tuple[type[BaseException], ...]) -> BatchHandler:
-    """One transaction per consumed batch of replies; retried whole (up to 5 times) on ``retry_on``
-    (a deadlock or serialization failure)."""
+def replies_handler(deps: Deps) -> BatchHandler:
+    """A batch of replies in one transaction (BEGIN, the inbox claim fused with the lock of the
+    sagas, one write, COMMIT), retried whole on a deadlock or serialization failure; the flow
+    metrics are recorded after the commit."""
+    pipeline = Pipeline(deps.uow, saga_runner.CONSUMER, on_conflict="retry", attempts=REPLY_ATTEMPTS)
+
+    async def apply(uow: UnitOfWork, batch: list[Incoming]) -> saga_runner.Applied | None:
+        replies = [(item.event_id, item.message if isinstance(item.message, SagaReply) else None) for item in batch]
+        return await saga_runner.apply_replies(deps, uow, replies)
 
     async def handle(batch: list[Incoming]) -> None:
-        replies = [(item.event_id, item.message if isinstance(item.message, SagaReply) else None) for item in batch]
-        for attempt in range(5):
-            try:
-                await saga_runner.apply_replies(deps, replies)
-                return
-            except retry_on:
-                if attempt == 4:
-                    raise
+        for applied in await pipeline.apply_batch(batch, apply, claim=False):
+            if applied is not None:
+                applied.record(deps)
 
     return handle
 
 
-def users_handler(pool: Any, users: Callable[[UnitOfWork], KnownUserRows]) -> BatchHandler:
+def users_handler(deps: Deps) -> BatchHandler:
     """``user.registered`` into the known users, exactly once (inbox), a batch per transaction."""
 
     async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
         msg = item.message
         if isinstance(msg, UserRegistered):
-            await remember_user(users(uow), RememberUser(msg.user_id, msg.name, msg.created_at))
+            await remember_user(uow.users, RememberUser(msg.user_id, msg.name, msg.created_at))
 
-    async def handle(batch: Sequence[Incoming]) -> None:
-        await apply_batch(pool, USERS_CONSUMER, batch, apply_one)
-
-    return handle
+    return Pipeline(deps.uow, USERS_CONSUMER).each(apply_one)

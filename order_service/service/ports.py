@@ -14,6 +14,7 @@ from order_service.domain.history import Entry
 from order_service.domain.order import Order, OrderLine, Product
 from order_service.domain.saga import SagaState
 from shared.messaging.envelope import Outgoing
+from shared.messaging.pipeline import Inbox
 
 Times = dict[str, tuple[datetime, datetime]]
 """Each locked saga's (started_at, updated_at), for the flow metrics."""
@@ -112,6 +113,10 @@ class UnitOfWork(Protocol):
 
     @property
     def users(self) -> KnownUserRows: ...
+
+    @property
+    def inbox(self) -> Inbox:
+        """The consumer inbox on this unit of work (claimed by the consumer pipeline)."""
 
     async def __aenter__(self) -> Self: ...
 

@@ -142,28 +142,38 @@ def _run(
     return _Run(list(decisions.values()), entries, steps)
 
 
-async def apply_replies(deps: Deps, batch: Sequence[Reply]) -> None:
-    """Apply a consumed batch of replies exactly once (inbox) in one transaction: BEGIN, the inbox
-    claim with the lock of the sagas, one write, COMMIT."""
-    run = None
-    async with deps.uow() as uow:
-        order_ids = sorted({reply.order_id for _, reply in batch if reply is not None})
-        times: Times = {}
-        new, states, lines = await uow.sagas.claim_and_lock(
-            CONSUMER, [event_id for event_id, _ in batch], order_ids, str(saga.Step.DEDUCTING_STOCK), times
-        )
-        replies: list[tuple[str, saga.Event]] = []
-        for event_id, reply in batch:
-            if event_id in new and reply is not None:
-                new.discard(event_id)
-                replies.append((reply.order_id, reply))
-        if replies:
-            now = deps.clock()
-            run = _run(states, replies, now, deps.policy)
-            await _write(uow, deps, run, now, lines)
-        await uow.commit()
-    if run is not None:
-        run.record(deps, times, now)
+@dataclass(frozen=True)
+class Applied:
+    """What a committed batch did, for the flow metrics (recorded after the commit)."""
+
+    run: _Run
+    times: Times
+    now: datetime
+
+    def record(self, deps: Deps) -> None:
+        self.run.record(deps, self.times, self.now)
+
+
+async def apply_replies(deps: Deps, uow: UnitOfWork, batch: Sequence[Reply]) -> Applied | None:
+    """Apply a consumed batch of replies exactly once inside ``uow``, the consumer pipeline's
+    transaction (its caller commits): the inbox claim with the lock of the sagas, one write.
+    ``None`` when no reply was new."""
+    order_ids = sorted({reply.order_id for _, reply in batch if reply is not None})
+    times: Times = {}
+    new, states, lines = await uow.sagas.claim_and_lock(
+        CONSUMER, [event_id for event_id, _ in batch], order_ids, str(saga.Step.DEDUCTING_STOCK), times
+    )
+    replies: list[tuple[str, saga.Event]] = []
+    for event_id, reply in batch:
+        if event_id in new and reply is not None:
+            new.discard(event_id)
+            replies.append((reply.order_id, reply))
+    if not replies:
+        return None
+    now = deps.clock()
+    run = _run(states, replies, now, deps.policy)
+    await _write(uow, deps, run, now, lines)
+    return Applied(run, times, now)
 
 
 async def sweep(deps: Deps, limit: int = 200) -> int:

@@ -14,7 +14,7 @@ from order_service.app import MIGRATIONS
 from order_service.db import orders as orders_db
 from order_service.db import sagas as repo
 from order_service.db.sagas import COMMAND_TOPICS, arm_on_send
-from order_service.db.unit_of_work import OrderUnitOfWork, SingleStatement
+from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain import saga
 from order_service.domain.order import Order, OrderLine
 from order_service.messaging.sweeper import run_sweeper
@@ -103,7 +103,7 @@ async def test_sweeper_leaves_unsent_sagas_alone_and_holds_while_told(pool) -> N
     hold = [True]
     ctx = Deps(
         uow=lambda: OrderUnitOfWork(pool),
-        statement=lambda: SingleStatement(pool),
+        statement=lambda: OrderSingleStatement(pool),
         topics=TOPICS,
         policy=POLICY,
         catalog=None,
