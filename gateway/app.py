@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +25,7 @@ MONITOR = web.AppKey("readiness_monitor", ReadinessMonitor)
 SERVING = web.AppKey("serving", dict)
 
 
-def session_ctx(settings: Settings):
+def session_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     """One pooled client session for every upstream call, closed on exit."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -48,7 +48,7 @@ def session_ctx(settings: Settings):
     return ctx
 
 
-def _monitor_ctx(monitor: ReadinessMonitor, interval_s: float):
+def _monitor_ctx(monitor: ReadinessMonitor, interval_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
     """Poll the services' readiness for the life of the app."""
 
     async def ctx(_app: web.Application) -> AsyncIterator[None]:

@@ -36,7 +36,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _page(response: web.Response) -> dict[str, Any]:
     assert isinstance(response.body, bytes)
-    return orjson.loads(response.body)
+    page: dict[str, Any] = orjson.loads(response.body)
+    return page
 
 
 def list_view(

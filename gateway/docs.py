@@ -162,7 +162,8 @@ class Docs:
             try:
                 async with session.get(base + SPEC_PATH, timeout=self.timeout) as answer:
                     if answer.status == 200:
-                        return await answer.json()
+                        document: dict[str, Any] = await answer.json()
+                        return document
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.warning("no OpenAPI document", extra={"upstream": base, "error": repr(exc)})
         return None

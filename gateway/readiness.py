@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -87,7 +87,7 @@ class ReadinessMonitor:
             await self.probe_all()
             await asyncio.sleep(interval_s)
 
-    def check(self, service: str):
+    def check(self, service: str) -> Callable[[], Awaitable[None]]:
         """A readiness check for ``/health/ready``: raises when no instance of ``service`` is ready."""
 
         async def check() -> None:
@@ -104,7 +104,9 @@ class ReadinessMonitor:
         }
 
 
-def serving_view(monitor: ReadinessMonitor, started: Callable[[], bool]):
+def serving_view(
+    monitor: ReadinessMonitor, started: Callable[[], bool]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """``GET /health/serving``: 200 while this gateway can serve requests (started, not shutting
     down), whatever the state of the services behind it, which it lists for information."""
 

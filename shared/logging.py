@@ -66,7 +66,7 @@ def configure_logging(service: str, instance: str, level: str = "INFO") -> None:
     # The JSON lines carry none of the caller/thread/process attributes, so don't compute them
     # per record (the "Optimization" section of the logging HOWTO): the access line of every
     # request goes through here.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -113,7 +113,7 @@ def configure(service: str, instance_id: str, env: dict[str, str] | None = None)
     trace.set_tracer_provider(provider)
     AioHttpServerInstrumentor().instrument()
     AioHttpClientInstrumentor().instrument()
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     AIOKafkaInstrumentor().instrument()
     _tracer = trace.get_tracer("shared.tracing")
     ENABLED = True

@@ -125,7 +125,8 @@ def messaging_ctx(
             ),
         ]
         yield
-        for replay in list(app[REPLAYS]):
+        replays: set[asyncio.Task[None]] = app[REPLAYS]
+        for replay in list(replays):
             await cancel(replay)
         for task in reversed(tasks):
             await cancel(task)

@@ -27,7 +27,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-class CheckedConnection(asyncpg.Connection):
+class CheckedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no type information
     """A connection that remembers when one of its operations ended abnormally.
 
     asyncpg's default release runs a reset query (four statements, one round trip) on every
@@ -68,7 +68,8 @@ class CheckedConnection(asyncpg.Connection):
 
     async def execute(self, *args: Any, **kwargs: Any) -> str:
         try:
-            return await super().execute(*args, **kwargs)
+            status: str = await super().execute(*args, **kwargs)
+            return status
         except BaseException as exc:
             self._note(exc)
             raise

@@ -61,4 +61,4 @@ class OrderFailed(Message):
 
 
 MESSAGES = (OrderCompleted, OrderFailed)
-PUBLIC_TOPICS = {"order.completed": OrderCompleted, "order.failed": OrderFailed}
+PUBLIC_TOPICS: dict[str, type[Message]] = {"order.completed": OrderCompleted, "order.failed": OrderFailed}

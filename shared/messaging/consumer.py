@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 BatchHandler = Callable[[list[Incoming]], Awaitable[None]]
 
 
-class _WaitForBatch(ConsumerRebalanceListener):
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type information
     """Lets a rebalance take partitions away only between batches, their offsets committed."""
 
     def __init__(self, lock: asyncio.Lock, settle: Callable[[], Awaitable[None]]) -> None:

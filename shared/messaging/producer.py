@@ -116,7 +116,7 @@ class KafkaPublisher:
 
 async def _send_traced(
     producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
-) -> list:
+) -> list[Any]:
     """Each record sent under the trace context stored in its headers (``shared.tracing.sending``)."""
     futures = []
     for topic, key, value, stored in records:

@@ -16,13 +16,26 @@ from aiokafka.helpers import create_ssl_context
 
 
 class KafkaSecuritySettings(Protocol):
-    kafka_security_protocol: str
-    kafka_sasl_mechanism: str
-    kafka_sasl_username: str
-    kafka_sasl_password: str
-    kafka_ssl_cafile: str
-    kafka_ssl_certfile: str
-    kafka_ssl_keyfile: str
+    @property
+    def kafka_security_protocol(self) -> str: ...
+
+    @property
+    def kafka_sasl_mechanism(self) -> str: ...
+
+    @property
+    def kafka_sasl_username(self) -> str: ...
+
+    @property
+    def kafka_sasl_password(self) -> str: ...
+
+    @property
+    def kafka_ssl_cafile(self) -> str: ...
+
+    @property
+    def kafka_ssl_certfile(self) -> str: ...
+
+    @property
+    def kafka_ssl_keyfile(self) -> str: ...
 
 
 def security_kwargs(

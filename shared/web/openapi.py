@@ -213,7 +213,7 @@ def operation(
             "required": False,
             "schema": header[2] if len(header) > 2 else {"type": "string"},
             "description": header[1],
-        }  # type: ignore[misc]
+        }
         for header in headers
     ]
 
@@ -263,7 +263,7 @@ def _fix_operation(path: str, op: dict[str, Any]) -> None:
     op["parameters"] = params
 
 
-class _Spec(AiohttpApiSpec):
+class _Spec(AiohttpApiSpec):  # type: ignore[misc]  # aiohttp-apispec has no type information
     """aiohttp-apispec set to OpenAPI 3.0.3, registering the pydantic schemas it meets."""
 
     def __init__(self, app: web.Application, title: str, version: str) -> None:
@@ -271,7 +271,7 @@ class _Spec(AiohttpApiSpec):
         # serves Swagger UI 5 for the merged document
         super().__init__(url=SPEC_URL, app=None, swagger_path=None, title=title, version=version)
         self.spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=(MarshmallowPlugin(),))
-        self.plugin = self.spec.plugins[0]  # type: ignore[assignment]
+        self.plugin = self.spec.plugins[0]
         self._models: dict[str, type[BaseModel]] = {}
         self.register(app, in_place=False)
 
@@ -288,7 +288,7 @@ class _Spec(AiohttpApiSpec):
                     self.spec.components.schema(def_name, to_openapi30(definition))
             if name not in self.spec.components._schemas:
                 self.spec.components.schema(name, to_openapi30(schema))
-        document = self.spec.to_dict()
+        document: dict[str, Any] = self.spec.to_dict()
         for path, operations in document.get("paths", {}).items():
             for op in operations.values():
                 _fix_operation(path, op)
@@ -307,4 +307,5 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
     """The document of an app that is set up but not started (for tools and tests: no IO)."""
     spec = app[_SPEC]
     spec._register(app)
-    return app["swagger_dict"]
+    document: dict[str, Any] = app["swagger_dict"]
+    return document

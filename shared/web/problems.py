@@ -101,7 +101,7 @@ def problem_response(problem: Problem) -> web.Response:
 
 def _from_domain(exc: Exception, error_map: ErrorMap) -> Problem | None:
     for cls in type(exc).__mro__:
-        spec = error_map.get(cls)  # type: ignore[call-overload]
+        spec = error_map.get(cls)
         if spec is not None:
             members = dict(getattr(exc, "problem_members", {}) or {})
             return Problem(spec.status, spec.code, spec.title, str(exc) or spec.title, **members)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -55,14 +55,14 @@ def _problems(exc: ValidationError) -> str:
 def main(
     settings_cls: type[S],
     create_app: Callable[[S], web.Application],
-    migrate: Callable[[S], Awaitable[None]] | None = None,
+    migrate: Callable[[S], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Parse the command line and either serve or apply migrations."""
     parser = argparse.ArgumentParser(prog=f"python -m {create_app.__module__.split('.')[0]}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args()
     try:
-        settings = settings_cls()  # type: ignore[call-arg]
+        settings = settings_cls()
     except ValidationError as exc:  # a configuration mistake: say which, without a traceback
         sys.exit(f"{parser.prog}: refusing to start: {_problems(exc)}")
     _install_uvloop()
