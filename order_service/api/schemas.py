@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from order_service.domain.order import Order
+from order_service.domain.model import Order
 from shared.events.orders import FAILURE_CODES
 from shared.messaging.envelope import rfc3339
 from shared.web.cursors import MOMENT, UUID, Cursor

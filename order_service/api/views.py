@@ -7,7 +7,7 @@ from aiohttp import web
 from order_service.api.schemas import ORDERS, OrderOut, OrderPage, PageQuery, PlaceOrderRequest
 from order_service.bootstrap import DEPS
 from order_service.domain.commands import GetOrder, PlaceOrder, UserOrders
-from order_service.domain.order import Order, OrderStatus
+from order_service.domain.model import Order, OrderStatus
 from order_service.domain.saga import TIMEOUT_CODE
 from order_service.service import orders
 from shared.web.cursors import parse_cursor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from order_service.domain.errors import UpstreamUnavailableError
-from order_service.domain.order import Product
+from order_service.domain.model import Product
 from shared.clients.headers import request_headers
 
 

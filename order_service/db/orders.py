@@ -11,7 +11,7 @@ import asyncpg
 
 from order_service.db.history import history_args, history_sql
 from order_service.domain.history import Entry
-from order_service.domain.order import Order, OrderLine, OrderStatus
+from order_service.domain.model import Order, OrderLine, OrderStatus
 from order_service.domain.saga import SagaState
 from shared.db import outbox
 from shared.messaging.envelope import Outgoing

@@ -22,7 +22,7 @@ import orjson
 
 from order_service.db.orders import get_order
 from order_service.db.sagas import OUTCOME_CHANNEL
-from order_service.domain.order import Order, OrderStatus
+from order_service.domain.model import Order, OrderStatus
 from shared.db.listen import listen
 
 POLL_S = 1.0

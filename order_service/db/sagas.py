@@ -13,7 +13,7 @@ import orjson
 
 from order_service.db.history import history_args, history_sql
 from order_service.domain.history import Entry
-from order_service.domain.order import OrderLine
+from order_service.domain.model import OrderLine
 from order_service.domain.saga import SagaState
 from shared.db import outbox
 from shared.db.outbox import Sent, SentHook

@@ -14,7 +14,7 @@ from order_service.domain.errors import (
     UpstreamUnavailableError,
     UserNotFoundError,
 )
-from order_service.domain.order import Order, price_lines
+from order_service.domain.model import Order, price_lines
 from order_service.service.deps import Deps
 from order_service.service.ports import UnitOfWork
 from order_service.service.saga_runner import COMMAND_TOPIC

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from order_service.domain.history import Entry
-from order_service.domain.order import Order, OrderLine, Product
+from order_service.domain.model import Order, OrderLine, Product
 from order_service.domain.saga import SagaState
 from shared.known_users import KnownUserRepository
 from shared.messaging.envelope import Outgoing

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from order_service.domain import history, saga
-from order_service.domain.order import OrderLine, kept_amounts
+from order_service.domain.model import OrderLine, kept_amounts
 from order_service.domain.saga import Participant
 from order_service.service.deps import Deps
 from order_service.service.ports import Times, UnitOfWork

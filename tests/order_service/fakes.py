@@ -18,7 +18,7 @@ from typing import Any, Self
 from order_service.db.outcomes import finished as finished_from_notice
 from order_service.domain.errors import UpstreamUnavailableError
 from order_service.domain.history import Entry
-from order_service.domain.order import Order, OrderLine, OrderStatus, Product
+from order_service.domain.model import Order, OrderLine, OrderStatus, Product
 from order_service.domain.saga import TERMINAL, Policy, SagaState
 from order_service.service.deps import Deps
 from order_service.service.ports import Notice, Row, Times

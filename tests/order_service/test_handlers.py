@@ -19,7 +19,7 @@ from order_service.domain.errors import (
     UpstreamUnavailableError,
     UserNotFoundError,
 )
-from order_service.domain.order import OrderStatus, Product
+from order_service.domain.model import OrderStatus, Product
 from order_service.domain.saga import Step
 from order_service.messaging.consumers import replies_handler, users_handler
 from order_service.service import housekeeping, orders, saga_runner, sagas

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from order_service.domain.order import OrderStatus, kept_amounts
+from order_service.domain.model import OrderStatus, kept_amounts
 
 
 @pytest.mark.parametrize(

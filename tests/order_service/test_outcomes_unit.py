@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from order_service.db.outcomes import finished, parse_notice
-from order_service.domain.order import Order, OrderLine, OrderStatus
+from order_service.domain.model import Order, OrderLine, OrderStatus
 
 ORDER = Order(
     order_id="0b6f5c1e-3f55-4ab5-9d3c-2ad2c1f1d0a1",

@@ -14,7 +14,7 @@ import pytest_asyncio
 from order_service.app import MIGRATIONS
 from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain import history, saga
-from order_service.domain.order import Order, OrderLine, OrderStatus
+from order_service.domain.model import Order, OrderLine, OrderStatus
 from order_service.domain.saga import SagaState, Step
 from order_service.service.ports import UnitOfWork
 from shared.db.migrations import migrate

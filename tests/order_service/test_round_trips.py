@@ -15,7 +15,7 @@ import pytest_asyncio
 from order_service.app import MIGRATIONS
 from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain.commands import PlaceOrder
-from order_service.domain.order import Product
+from order_service.domain.model import Product
 from order_service.messaging.consumers import replies_handler
 from order_service.service import orders
 from order_service.service.deps import Deps

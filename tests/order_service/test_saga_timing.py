@@ -16,7 +16,7 @@ from order_service.db import sagas as repo
 from order_service.db.sagas import COMMAND_TOPICS, arm_on_send
 from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain import saga
-from order_service.domain.order import Order, OrderLine
+from order_service.domain.model import Order, OrderLine
 from order_service.messaging.sweeper import run_sweeper
 from order_service.service.deps import Deps
 from order_service.service.saga_runner import COMMAND_TOPIC

@@ -1,4 +1,4 @@
-"""The order: lines priced from the catalog at creation time, totals and status."""
+"""The order model: lines priced from the catalog at creation time, totals and status."""
 
 from __future__ import annotations
 
