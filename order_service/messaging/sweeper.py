@@ -23,7 +23,7 @@ def _never() -> bool:
 
 
 async def run_sweeper(deps: Deps, interval_s: float, batch: int, hold: Callable[[], bool] = _never) -> None:
-    """Sweep until cancelled; ``FOR UPDATE SKIP LOCKED`` lets several instances share the work."""
+    """Sweep until cancelled; the sweep skips sagas another instance holds, so several share the work."""
     holding = False
     while True:
         if hold():
