@@ -1,19 +1,18 @@
-"""In-memory adapters of ``order_service.service.ports``: repositories over plain dicts, units of work
-that restore them unless committed (the single-statement one keeps every change at once), fake
-catalog and user registry, and an outcome waiter that never sleeps. The repositories pass the same
-suite as the PostgreSQL ones (``test_repositories.py``), so the handler tests that use them
+"""In-memory adapters of ``order_service.service.ports``, on the platform's fakes
+(``tests/support/fakes.py``: all-or-nothing units of work over a fake database, its inbox, the
+known users): order_service's repositories over plain dicts in the fake state, a fake catalog and
+user registry, and an outcome waiter that never sleeps. The repositories pass the same suite as the
+PostgreSQL ones (``test_repositories.py``), so the handler tests that use them
 (``test_handlers.py``) need no IO."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from order_service.db.outcomes import finished as finished_from_notice
 from order_service.domain.errors import UpstreamUnavailableError
@@ -25,6 +24,7 @@ from order_service.service.ports import Notice, Row, Times
 from shared.known_users import KnownUsers
 from shared.messaging.envelope import Outgoing
 from shared.messaging.topics import Topics
+from tests.support import fakes as platform
 
 
 @dataclass
@@ -35,24 +35,21 @@ class SagaRow:
 
 
 @dataclass
-class FakeState:
-    """Everything the database would hold."""
+class OrderTables:
+    """order_service's tables in the fake state (``state.tables["order"]``)."""
 
     orders: dict[str, Order] = field(default_factory=dict)
     sagas: dict[str, SagaRow] = field(default_factory=dict)
     history: list[tuple[datetime, Entry]] = field(default_factory=list)
     keys: dict[tuple[int, str], tuple[str, str, datetime]] = field(default_factory=dict)
-    users: dict[int, tuple[str, datetime]] = field(default_factory=dict)
-    inbox: set[tuple[str, object]] = field(default_factory=set)
-    outbox: list[Outgoing] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeDatabase:
-    """The state and the database's clock (strictly increasing, like ``now()`` across statements)."""
+class Clock:
+    """The database's clock (strictly increasing, like ``now()`` across statements), and a count of
+    the statements the repositories ran."""
 
     def __init__(self) -> None:
-        self.state = FakeState()
         self._last = datetime.now(UTC)
         self.statements = 0
 
@@ -61,26 +58,60 @@ class FakeDatabase:
         return self._last
 
 
+class FakeDatabase(platform.FakeDatabase):
+    """The platform's fake database with order_service's tables at hand and the clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+
+    @property
+    def tables(self) -> OrderTables:
+        tables: OrderTables = self.state.tables.setdefault("order", OrderTables())
+        return tables
+
+    @property
+    def users(self) -> dict[int, tuple[str, datetime]]:
+        users: dict[int, tuple[str, datetime]] = self.state.tables.setdefault("known_users", {})
+        return users
+
+    @property
+    def statements(self) -> int:
+        return self.clock.statements
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
 def _sorted_lines(order: Order) -> Order:
     """The order as the database reads it back: lines by product id."""
     return replace(order, lines=tuple(sorted(order.lines, key=lambda ln: ln.product_id)))
 
 
-class FakeOrders:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
+class _Repository:
+    """On a unit of work's working state (``tables``, the outbox, the inbox) and the clock."""
 
+    def __init__(self, state: platform.FakeState, clock: Clock) -> None:
+        self._state = state
+        self._t: OrderTables = state.tables.setdefault("order", OrderTables())
+        self._clock = clock
+
+    def _count(self, statements: int = 1) -> None:
+        self._clock.statements += statements
+
+
+class FakeOrders(_Repository):
     def _insert(self, order: Order, saga: SagaState, messages: Sequence[Outgoing], history: Sequence[Entry]) -> None:
-        s = self._db.state
-        s.orders[order.order_id] = order
-        s.sagas[order.order_id] = SagaRow(saga, order.created_at, self._db.now())
-        s.outbox.extend(messages)
-        s.history.extend((order.created_at, e) for e in history)
+        t = self._t
+        t.orders[order.order_id] = order
+        t.sagas[order.order_id] = SagaRow(saga, order.created_at, self._clock.now())
+        self._state.outbox.extend(messages)
+        t.history.extend((order.created_at, e) for e in history)
 
     async def add(
         self, order: Order, saga: SagaState, messages: Sequence[Outgoing], history: Sequence[Entry] = ()
     ) -> None:
-        self._db.statements += 1
+        self._count()
         self._insert(order, saga, messages, history)
 
     async def add_once(
@@ -92,54 +123,48 @@ class FakeOrders:
         request_hash: str,
         history: Sequence[Entry] = (),
     ) -> bool:
-        self._db.statements += 1
-        keys = self._db.state.keys
+        self._count()
+        keys = self._t.keys
         if (order.user_id, key) in keys:
             return False
-        keys[(order.user_id, key)] = (request_hash, order.order_id, self._db.now())
+        keys[(order.user_id, key)] = (request_hash, order.order_id, self._clock.now())
         self._insert(order, saga, messages, history)
         return True
 
     async def get(self, order_id: str) -> Order | None:
-        self._db.statements += 1
-        order = self._db.state.orders.get(order_id)
+        self._count()
+        order = self._t.orders.get(order_id)
         return _sorted_lines(order) if order else None
 
     async def of_user(self, user_id: int, limit: int, after: tuple[datetime, str] | None) -> list[Order]:
-        self._db.statements += 1
-        mine = [o for o in self._db.state.orders.values() if o.user_id == user_id]
+        self._count()
+        mine = [o for o in self._t.orders.values() if o.user_id == user_id]
         if after is not None:
             mine = [o for o in mine if (o.created_at, o.order_id) < after]
         mine.sort(key=lambda o: (o.created_at, o.order_id), reverse=True)
         return [_sorted_lines(o) for o in mine[:limit]]
 
     async def lines(self, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
-        self._db.statements += 1
-        orders = self._db.state.orders
+        self._count()
+        orders = self._t.orders
         return {oid: list(_sorted_lines(orders[oid]).lines) for oid in order_ids if oid in orders}
 
 
-class FakeKeys:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
-
+class FakeKeys(_Repository):
     async def find(self, user_id: int, key: str) -> tuple[str, str] | None:
-        self._db.statements += 1
-        found = self._db.state.keys.get((user_id, key))
+        self._count()
+        found = self._t.keys.get((user_id, key))
         return (found[0], found[1]) if found else None
 
     async def expire(self, hours: int) -> None:
-        self._db.statements += 1
-        cutoff = self._db.now() - timedelta(hours=hours)
-        keys = self._db.state.keys
+        self._count()
+        cutoff = self._clock.now() - timedelta(hours=hours)
+        keys = self._t.keys
         for k in [k for k, (_, _, at) in keys.items() if at < cutoff]:
             del keys[k]
 
 
-class FakeSagas:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
-
+class FakeSagas(_Repository):
     async def claim_and_lock(
         self,
         consumer: str,
@@ -148,12 +173,13 @@ class FakeSagas:
         completing_step: str,
         times: Times | None = None,
     ) -> tuple[set[object], dict[str, SagaState], dict[str, list[OrderLine]]]:
-        self._db.statements += 1
-        s = self._db.state
+        self._count()
+        s = self._t
+        inbox: set[tuple[str, object]] = self._state.inbox  # type: ignore[assignment]
         new = set()
         for mid in dict.fromkeys(message_ids):
-            if (consumer, mid) not in s.inbox:
-                s.inbox.add((consumer, mid))
+            if (consumer, mid) not in inbox:
+                inbox.add((consumer, mid))
                 new.add(mid)
         states: dict[str, SagaState] = {}
         lines: dict[str, list[OrderLine]] = {}
@@ -169,9 +195,9 @@ class FakeSagas:
         return new, states, lines
 
     async def lock_due(self, limit: int, times: Times | None = None) -> tuple[datetime | None, list[SagaState]]:
-        self._db.statements += 1
-        now = self._db.now()
-        due = [r for r in self._db.state.sagas.values() if r.state.deadline is not None and r.state.deadline <= now]
+        self._count()
+        now = self._clock.now()
+        due = [r for r in self._t.sagas.values() if r.state.deadline is not None and r.state.deadline <= now]
         due.sort(key=lambda r: r.state.deadline or now)
         due = due[:limit]
         if times is not None:
@@ -186,9 +212,9 @@ class FakeSagas:
         messages: Sequence[Outgoing],
         history: Sequence[Entry] = (),
     ) -> None:
-        self._db.statements += 1
-        s = self._db.state
-        now = self._db.now()
+        self._count()
+        s = self._t
+        now = self._clock.now()
         for state in states:
             row = s.sagas.get(state.order_id)
             if row is not None:
@@ -216,11 +242,11 @@ class FakeSagas:
                     "completed_at": done.completed_at.isoformat() if done.completed_at else None,
                 }
             )
-        s.outbox.extend(messages)
+        self._state.outbox.extend(messages)
         s.history.extend((at, e) for e in history)
 
     def _row(self, row: SagaRow) -> Row:
-        order = self._db.state.orders[row.state.order_id]
+        order = self._t.orders[row.state.order_id]
         return {
             "order_id": uuid.UUID(row.state.order_id),
             "status": str(order.status),
@@ -232,13 +258,13 @@ class FakeSagas:
         }
 
     async def view(self, order_id: str) -> tuple[Row, Sequence[Row]] | None:
-        self._db.statements += 2
-        row = self._db.state.sagas.get(order_id)
+        self._count(2)
+        row = self._t.sagas.get(order_id)
         if row is None:
             return None
         history = [
             {"at": at, "kind": e.kind, "name": e.name, "detail": e.detail}
-            for at, e in self._db.state.history
+            for at, e in self._t.history
             if e.order_id == order_id
         ]
         return self._row(row), history
@@ -246,9 +272,9 @@ class FakeSagas:
     async def unfinished(
         self, *, step: str | None, started_before: datetime | None, limit: int, after: tuple[datetime, str] | None
     ) -> Sequence[Row]:
-        self._db.statements += 1
+        self._count()
         terminal = {str(t) for t in TERMINAL}
-        rows = [r for r in self._db.state.sagas.values() if str(r.state.step) not in terminal]
+        rows = [r for r in self._t.sagas.values() if str(r.state.step) not in terminal]
         if step is not None:
             rows = [r for r in rows if str(r.state.step) == step]
         if started_before is not None:
@@ -259,63 +285,43 @@ class FakeSagas:
         return [self._row(r) for r in rows[:limit]]
 
 
-class FakeKnownUsers:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
+class FakeKnownUsers(platform.FakeKnownUsers):
+    """The platform's fake ``known_users``, counting statements like the real repository."""
+
+    def __init__(self, state: platform.FakeState, clock: Clock) -> None:
+        super().__init__(state)
+        self._clock = clock
 
     async def is_known(self, user_id: int) -> bool:
-        self._db.statements += 1
-        return user_id in self._db.state.users
+        self._clock.statements += 1
+        return await super().is_known(user_id)
 
-    async def add(self, users: Iterable[tuple[int, str, datetime]]) -> None:
+    async def add(self, users: Iterable[tuple[int, str, Any]]) -> None:
         rows = list(users)
         if rows:
-            self._db.statements += 1
-        for user_id, name, created_at in rows:
-            self._db.state.users.setdefault(user_id, (name, created_at))
+            self._clock.statements += 1
+        await super().add(rows)
 
 
-class FakeInbox:
-    def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
+class FakeUnitOfWork(platform.FakeUnitOfWork[None]):
+    """The platform's fake unit of work (all or nothing; ``single_statement`` keeps what it did)
+    with order_service's repositories bound to its working state, as the real one binds them to its
+    connection."""
 
-    async def claim_new(self, consumer: str, message_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        self._db.statements += 1
-        inbox = self._db.state.inbox
-        new = {mid for mid in message_ids if (consumer, mid) not in inbox}
-        inbox.update((consumer, mid) for mid in new)
-        return new
-
-
-class FakeUnitOfWork:
-    """A transaction over :class:`FakeDatabase` (restored unless committed), or with
-    ``single_statement`` every change kept at once (``commit`` does nothing)."""
+    orders: FakeOrders
+    keys: FakeKeys
+    sagas: FakeSagas
+    users: FakeKnownUsers
 
     def __init__(self, db: FakeDatabase, *, single_statement: bool = False) -> None:
-        self._db = db
-        self._single = single_statement
-        self._saved: FakeState | None = None
-        self.committed = False
-        self.orders = FakeOrders(db)
-        self.keys = FakeKeys(db)
-        self.sagas = FakeSagas(db)
-        self.users = FakeKnownUsers(db)
-        self.inbox = FakeInbox(db)
+        super().__init__(db, single_statement=single_statement)
+        self._clock = db.clock
 
-    async def __aenter__(self) -> Self:
-        if not self._single:
-            self._saved = copy.deepcopy(self._db.state)
-        return self
-
-    async def commit(self) -> None:
-        self.committed = True
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._saved is not None and not self.committed:
-            self._db.state = self._saved
-        self._saved = None
+    def bind(self, state: platform.FakeState) -> None:
+        self.orders = FakeOrders(state, self._clock)
+        self.keys = FakeKeys(state, self._clock)
+        self.sagas = FakeSagas(state, self._clock)
+        self.users = FakeKnownUsers(state, self._clock)
 
 
 class FakeCatalog:
@@ -379,7 +385,7 @@ class FakeWaiter:
         self.cancel(order_id, fut)
         if fut.done() and created is not None and fut.result() is not None:
             return finished_from_notice(created, fut.result() or {})
-        order = self._db.state.orders.get(order_id)
+        order = self._db.tables.orders.get(order_id)
         return _sorted_lines(order) if order else None
 
 

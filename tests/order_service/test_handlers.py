@@ -27,7 +27,7 @@ from shared.events import orders as public
 from shared.events import saga as ev
 from shared.events.users import UserRegistered
 from shared.messaging.envelope import Incoming
-from tests.order_service.fakes import FakeKnownUsers, FakeWorld, fake_world
+from tests.order_service.fakes import FakeWorld, fake_world
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,11 +57,13 @@ async def test_place_order_stores_the_order_its_saga_and_first_command_in_one_st
     order = await orders.place_order(w.deps, place())
     assert order.status is OrderStatus.PENDING and order.total_amount == 4500
     assert [(ln.product_id, ln.quantity) for ln in order.lines] == [(10, 2), (11, 1)]
-    state = w.db.state
-    assert list(state.orders) == [order.order_id]
-    assert [(m.topic, m.message.event_type) for m in state.outbox] == [("fake.saga.balance.commands", "DeductBalance")]
-    assert [e.name for _, e in state.history] == ["DeductBalance"]
-    assert state.sagas[order.order_id].state.step is Step.DEDUCTING_BALANCE
+    tables = w.db.tables
+    assert list(tables.orders) == [order.order_id]
+    assert [(m.topic, m.message.event_type) for m in w.db.state.outbox] == [
+        ("fake.saga.balance.commands", "DeductBalance")
+    ]
+    assert [e.name for _, e in tables.history] == ["DeductBalance"]
+    assert tables.sagas[order.order_id].state.step is Step.DEDUCTING_BALANCE
     assert w.waiter.waiting == {}  # nothing left subscribed
     assert w.waiter.waits == [(order.order_id, 10.0, False)]  # the order it created: no read first
 
@@ -93,7 +95,7 @@ async def test_a_notice_finishes_the_created_order_without_a_read() -> None:
     w.waiter.wait = notify_on_wait  # type: ignore[method-assign]
     order = await orders.place_order(w.deps, place())
     assert order.status is OrderStatus.COMPLETED and order.paid_amount == 4500
-    assert w.db.state.orders[order.order_id].status is OrderStatus.PENDING  # answered from the notice
+    assert w.db.tables.orders[order.order_id].status is OrderStatus.PENDING  # answered from the notice
 
 
 async def test_the_same_key_and_body_replays_the_first_order() -> None:
@@ -101,7 +103,7 @@ async def test_the_same_key_and_body_replays_the_first_order() -> None:
     first = await orders.place_order(w.deps, place(key="k1"))
     again = await orders.place_order(w.deps, place(key="k1"))
     assert again.order_id == first.order_id
-    assert len(w.db.state.orders) == 1 and len(w.db.state.outbox) == 1
+    assert len(w.db.tables.orders) == 1 and len(w.db.state.outbox) == 1
     assert w.waiter.waits[-1] == (first.order_id, 10.0, True)  # the replay reads the order first
     assert w.waiter.waiting == {}
     other_user = await orders.place_order(w.deps, replace(place(key="k1"), user_id=8))
@@ -113,7 +115,7 @@ async def test_the_same_key_with_another_body_is_refused() -> None:
     await orders.place_order(w.deps, place(key="k1"))
     with pytest.raises(IdempotencyKeyReusedError):
         await orders.place_order(w.deps, place(key="k1", items={10: 3}))
-    assert len(w.db.state.orders) == 1
+    assert len(w.db.tables.orders) == 1
     assert w.waiter.waiting == {}
 
 
@@ -124,7 +126,7 @@ async def test_a_replay_gets_the_first_answer_even_when_the_catalog_is_down() ->
     assert (await orders.place_order(w.deps, place(key="k1"))).order_id == first.order_id
     with pytest.raises(UpstreamUnavailableError):
         await orders.place_order(w.deps, place(key="k2"))
-    assert len(w.db.state.orders) == 1
+    assert len(w.db.tables.orders) == 1
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ async def test_refused_orders_write_nothing(cmd: PlaceOrder, error: type[Excepti
     w = world()
     with pytest.raises(error):
         await orders.place_order(w.deps, cmd)
-    assert w.db.state.orders == {} and w.db.state.outbox == []
+    assert w.db.tables.orders == {} and w.db.state.outbox == []
     assert w.waiter.waiting == {}
 
 
@@ -148,7 +150,7 @@ async def test_an_unseen_user_is_looked_up_once_then_known() -> None:
     await orders.place_order(w.deps, place())
     await orders.place_order(w.deps, place())
     assert w.registry.calls == 1
-    assert USER in w.db.state.users
+    assert USER in w.db.users
 
 
 async def test_a_coupon_order_reserves_it_first() -> None:
@@ -189,7 +191,7 @@ async def _replies(w: FakeWorld, *messages: object) -> None:
 
 def _armed(w: FakeWorld, order_id: str) -> None:
     """The broker acknowledged the saga's last command just now."""
-    row = w.db.state.sagas[order_id]
+    row = w.db.tables.sagas[order_id]
     row.state = saga.arm(row.state, row.state.send_id or "", w.db.now())
 
 
@@ -201,19 +203,19 @@ async def test_replies_move_the_saga_and_complete_the_order_exactly_once() -> No
     deducted = ev.BalanceDeducted(order_id=oid, command_id=uuid.uuid4(), amount=4500, balance_after=0)
     await _replies(w, deducted, deducted)
     await _replies(w, deducted)  # redelivered: the inbox knows it
-    assert w.db.state.sagas[oid].state.step is Step.DEDUCTING_STOCK
+    assert w.db.tables.sagas[oid].state.step is Step.DEDUCTING_STOCK
     assert [m.message.event_type for m in w.db.state.outbox] == ["DeductBalance", "DeductStock"]
     _armed(w, oid)
     not_a_reply = UserRegistered(user_id=1, name="x", created_at=datetime.now(UTC))
     await _replies(w, ev.StockDeducted(order_id=oid, command_id=uuid.uuid4()), not_a_reply)
     assert ("order-saga", not_a_reply.event_id) in w.db.state.inbox  # claimed, ignored
-    done = w.db.state.orders[oid]
+    done = w.db.tables.orders[oid]
     assert (done.status, done.paid_amount) == (OrderStatus.COMPLETED, 4500)
     completed = w.db.state.outbox[-1]
     assert completed.topic == "fake.order.completed" and isinstance(completed.message, public.OrderCompleted)
     assert [i.product_id for i in completed.message.items] == [10, 11]
-    assert [n["status"] for n in w.db.state.notices] == ["COMPLETED"]
-    assert w.db.state.sagas[oid].state.step is Step.DONE
+    assert [n["status"] for n in w.db.tables.notices] == ["COMPLETED"]
+    assert w.db.tables.sagas[oid].state.step is Step.DONE
 
 
 async def test_a_failed_reply_fails_the_order_with_its_code_and_nothing_kept() -> None:
@@ -222,7 +224,7 @@ async def test_a_failed_reply_fails_the_order_with_its_code_and_nothing_kept() -
     _armed(w, order.order_id)
     failed = ev.BalanceDeductionFailed(order_id=order.order_id, command_id=uuid.uuid4(), code="INSUFFICIENT_BALANCE")
     await _replies(w, failed)
-    stored = w.db.state.orders[order.order_id]
+    stored = w.db.tables.orders[order.order_id]
     assert (stored.status, stored.failure_code, stored.paid_amount) == (OrderStatus.FAILED, "INSUFFICIENT_BALANCE", 0)
     assert w.db.state.outbox[-1].topic == "fake.order.failed"
 
@@ -245,21 +247,21 @@ async def test_a_batch_that_fails_leaves_nothing_not_even_its_inbox_claim() -> N
         saga_runner._write = real  # type: ignore[assignment]
     assert w.db.state.inbox == set()
     await _replies(w, reply)
-    assert w.db.state.sagas[order.order_id].state.step is Step.DEDUCTING_STOCK
+    assert w.db.tables.sagas[order.order_id].state.step is Step.DEDUCTING_STOCK
 
 
 async def test_sweep_resends_an_overdue_step_and_leaves_unsent_ones() -> None:
     w = world()
     due = await orders.place_order(w.deps, place())
     waiting = await orders.place_order(w.deps, place())
-    row = w.db.state.sagas[due.order_id]
+    row = w.db.tables.sagas[due.order_id]
     row.state = replace(row.state, send_id=None, attempts=1, deadline=w.db.now() - timedelta(minutes=1))
     assert await saga_runner.sweep(w.deps, 10) == 1
     assert await saga_runner.sweep(w.deps, 10) == 0  # re-sent: waits for its ack, no deadline
-    resent = w.db.state.sagas[due.order_id].state
+    resent = w.db.tables.sagas[due.order_id].state
     assert resent.deadline is None and resent.send_id is not None and resent.attempts == 1
     assert [m.key for m in w.db.state.outbox].count(due.order_id) == 2
-    assert w.db.state.sagas[waiting.order_id].state.send_id is not None
+    assert w.db.tables.sagas[waiting.order_id].state.send_id is not None
     assert [m.key for m in w.db.state.outbox].count(waiting.order_id) == 1
 
 
@@ -288,10 +290,11 @@ async def test_a_registered_user_is_remembered_once() -> None:
     batch = [Incoming("fake.user.registered", 0, 0, "42", registered)]
     await users_handler(w.deps)(batch)
     await users_handler(w.deps)(batch)
-    assert w.db.state.users[42] == ("Park", when)
+    assert w.db.users[42] == ("Park", when)
     assert ("order-users", registered.event_id) in w.db.state.inbox
-    await FakeKnownUsers(w.db).add([(42, "Kim", when)])
-    assert w.db.state.users[42] == ("Park", when)  # the first registration stays
+    async with w.deps.statement() as uow:
+        await uow.users.add([(42, "Kim", when)])
+    assert w.db.users[42] == ("Park", when)  # the first registration stays
     await orders.place_order(w.deps, replace(place(), user_id=42))
     assert w.registry.calls == 0  # known from the projection
 
@@ -300,7 +303,7 @@ async def test_housekeeping_expires_old_keys_only() -> None:
     w = world()
     await orders.place_order(w.deps, place(key="old"))
     await orders.place_order(w.deps, place(key="new"))
-    request_hash, order_id, _ = w.db.state.keys[(USER, "old")]
-    w.db.state.keys[(USER, "old")] = (request_hash, order_id, w.db.now() - timedelta(hours=49))
+    request_hash, order_id, _ = w.db.tables.keys[(USER, "old")]
+    w.db.tables.keys[(USER, "old")] = (request_hash, order_id, w.db.now() - timedelta(hours=49))
     await housekeeping.expire_idempotency_keys(w.deps)
-    assert list(w.db.state.keys) == [(USER, "new")]
+    assert list(w.db.tables.keys) == [(USER, "new")]
