@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from shared.db.consume import apply_batch
 from shared.db.dead_letters import DeadLetterStore
 from shared.db.migrations import PLATFORM, migrate
 from shared.db.outbox import OutboxRelay
@@ -23,6 +22,7 @@ from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.envelope import Incoming, Message, MessageRegistry, Outgoing
 from shared.messaging.failures import classify
+from shared.messaging.pipeline import Pipeline
 from shared.messaging.producer import KafkaPublisher
 from shared.web.metrics import Metrics
 from shared.wiring import cancel
@@ -84,7 +84,7 @@ class Rig:
         if len(batch) == 1:
             n = batch[0].message.n  # type: ignore[attr-defined]
             self.alone[n] = self.alone.get(n, 0) + 1
-        await apply_batch(self.pool, "steps", batch, self.apply_one)
+        await Pipeline(lambda: UnitOfWork(self.pool), "steps").apply_each(batch, self.apply_one)
 
     async def applied(self) -> list[int]:
         return [r["n"] for r in await self.pool.fetch("SELECT n FROM applied ORDER BY seq")]

@@ -10,7 +10,6 @@ from typing import ClassVar
 import asyncpg
 import pytest
 
-from shared.db.consume import apply_batch
 from shared.db.migrations import PLATFORM, migrate
 from shared.db.outbox import OutboxRelay, insert_args, insert_sql
 from shared.db.pool import close_pool, create_pool
@@ -18,6 +17,7 @@ from shared.db.uow import UnitOfWork
 from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.envelope import Incoming, Message, MessageRegistry, Outgoing
+from shared.messaging.pipeline import Pipeline
 from shared.messaging.producer import KafkaPublisher
 from shared.wiring import cancel
 from tests.support.kafka import produce, read_topic
@@ -129,7 +129,7 @@ async def test_consumer_with_inbox_applies_a_redelivered_message_once(
         )
 
     async def handler(batch: list[Incoming]) -> None:
-        await apply_batch(pool, "pings", batch, apply_one)
+        await Pipeline(lambda: UnitOfWork(pool), "pings").apply_each(batch, apply_one)
 
     ping = Ping(n=1)
     out = Outgoing(topic, "k", ping, "req-1")
