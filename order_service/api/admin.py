@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp_apispec import docs
 
-from order_service.api import cursor
 from order_service.api.admin_schemas import SagaOut, SagaPage, SagaQuery, SagaSummary
+from order_service.api.schemas import ORDERS
 from order_service.bootstrap import DEPS
 from order_service.domain.commands import OrderSaga, UnfinishedSagas
 from order_service.service import sagas
+from shared.web.cursors import parse_cursor
 from shared.web.openapi import operation
 from shared.web.validation import parse_query
 
@@ -52,12 +53,10 @@ async def order_saga(request: web.Request) -> web.Response:
 )
 async def unfinished_sagas(request: web.Request) -> web.Response:
     query = parse_query(request, SagaQuery)
-    after = cursor.decode(query.cursor) if query.cursor else None
+    after = parse_cursor(ORDERS, query.cursor) if query.cursor else None
     cmd = UnfinishedSagas(step=query.step, older_than_s=query.older_than_s, limit=query.limit + 1, after=after)
     rows = await sagas.unfinished_sagas(request.app[DEPS], cmd)
     page = rows[: query.limit]
-    next_cursor = (
-        cursor.encode_key(page[-1]["started_at"], str(page[-1]["order_id"])) if len(rows) > query.limit else None
-    )
+    next_cursor = ORDERS.encode(page[-1]["started_at"], str(page[-1]["order_id"])) if len(rows) > query.limit else None
     body = SagaPage(items=[SagaSummary.of(row) for row in page], next_cursor=next_cursor)
     return web.Response(body=body.model_dump_json(), content_type="application/json")

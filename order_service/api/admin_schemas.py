@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from order_service.api.cursor import ORDERS
+from order_service.api.schemas import ORDERS
 from shared.messaging.envelope import rfc3339
 
 UnfinishedStep = Literal[

@@ -6,11 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from order_service.api.cursor import ORDERS
 from order_service.domain.order import Order
 from shared.events.orders import FAILURE_CODES
 from shared.messaging.envelope import rfc3339
+from shared.web.cursors import MOMENT, UUID, Cursor
 from shared.web.validation import Id
+
+ORDERS = Cursor("o", MOMENT, UUID)
+"""Page cursors of orders (by creation) and sagas (by start): the last item's (time, order id)."""
 
 
 class OrderItemIn(BaseModel):

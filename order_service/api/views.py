@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from order_service.api import cursor
-from order_service.api.schemas import OrderOut, OrderPage, PageQuery, PlaceOrderRequest
+from order_service.api.schemas import ORDERS, OrderOut, OrderPage, PageQuery, PlaceOrderRequest
 from order_service.bootstrap import DEPS
 from order_service.domain.commands import GetOrder, PlaceOrder, UserOrders
 from order_service.domain.order import Order, OrderStatus
 from order_service.domain.saga import TIMEOUT_CODE
 from order_service.service import orders
+from shared.web.cursors import parse_cursor
 from shared.web.openapi import IDEMPOTENCY_KEY_SCHEMA, OrderFailedProblem, operation
 from shared.web.problems import Problem, ValidationProblem
 from shared.web.validation import parse_query, path_id, read_json
@@ -111,9 +111,10 @@ async def get_order(request: web.Request) -> web.Response:
 async def user_orders(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
     query = parse_query(request, PageQuery)
-    after = cursor.decode(query.cursor) if query.cursor else None
+    after = parse_cursor(ORDERS, query.cursor) if query.cursor else None
     found = await orders.user_orders(request.app[DEPS], UserOrders(user_id, query.limit + 1, after))
     page = found[: query.limit]
-    next_cursor = cursor.encode(page[-1]) if len(found) > query.limit else None
+    last = page[-1] if len(found) > query.limit else None
+    next_cursor = ORDERS.encode(last.created_at, last.order_id) if last else None
     body = OrderPage(items=[OrderOut.of(o) for o in page], next_cursor=next_cursor)
     return web.Response(body=body.model_dump_json(), content_type="application/json")

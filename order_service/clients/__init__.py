@@ -1,6 +1,6 @@
-"""HTTP clients of the services order_service calls (adapters of ``service.ports``)."""
+"""HTTP clients of the services order_service calls (adapters of ``service.ports``); balance's user
+lookup is the shared client (``shared.clients.balance``)."""
 
 from order_service.clients.catalog import HttpCatalog
-from order_service.clients.users import HttpUserRegistry
 
-__all__ = ["HttpCatalog", "HttpUserRegistry"]
+__all__ = ["HttpCatalog"]

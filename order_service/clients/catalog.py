@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from order_service.clients.headers import request_headers
 from order_service.domain.errors import UpstreamUnavailableError
 from order_service.domain.order import Product
+from shared.clients.headers import request_headers
 
 
 class HttpCatalog:

@@ -15,7 +15,7 @@ import asyncpg
 
 from order_service.db.orders import PgIdempotencyKeys, PgOrders
 from order_service.db.sagas import PgSagas
-from order_service.db.users import PgKnownUsers
+from shared.db.known_users import PgKnownUsers
 from shared.db.uow import SingleStatement, UnitOfWork
 
 

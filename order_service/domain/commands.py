@@ -66,12 +66,3 @@ class UnfinishedSagas:
     older_than_s: int | None
     limit: int
     after: tuple[datetime, str] | None = None
-
-
-@dataclass(frozen=True)
-class RememberUser:
-    """A user registered with the user registry (``user.registered``)."""
-
-    user_id: int
-    name: str
-    created_at: datetime

@@ -7,13 +7,11 @@ the offsets are committed after the database.
 
 from __future__ import annotations
 
-from order_service.domain.commands import RememberUser
 from order_service.service import saga_runner
 from order_service.service.deps import Deps
 from order_service.service.ports import UnitOfWork
-from order_service.service.users import remember_user
 from shared.events.saga import SagaReply
-from shared.events.users import UserRegistered
+from shared.known_users import users_handler as known_users_handler
 from shared.messaging.envelope import Incoming
 from shared.messaging.pipeline import BatchHandler, Pipeline
 
@@ -40,11 +38,6 @@ def replies_handler(deps: Deps) -> BatchHandler:
 
 
 def users_handler(deps: Deps) -> BatchHandler:
-    """``user.registered`` into the known users, exactly once (inbox), a batch per transaction."""
-
-    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
-        msg = item.message
-        if isinstance(msg, UserRegistered):
-            await remember_user(uow.users, RememberUser(msg.user_id, msg.name, msg.created_at))
-
-    return Pipeline(deps.uow, USERS_CONSUMER).each(apply_one)
+    """``user.registered`` into the known users (the shared projection): the pipeline's inbox, then
+    one statement for the batch's new users."""
+    return known_users_handler(deps.uow, USERS_CONSUMER)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from order_service.domain.saga import Policy
 from order_service.service.flow_metrics import FlowMetrics
-from order_service.service.ports import Catalog, OutcomeWaiter, UnitOfWork, UserRegistry
-from order_service.service.users import KnownUsers
+from order_service.service.ports import Catalog, OutcomeWaiter, UnitOfWork
+from shared.known_users import KnownUsers
 from shared.messaging.envelope import utcnow
 from shared.messaging.topics import Topics
 
@@ -29,10 +29,9 @@ class Deps:
     topics: Topics
     policy: Policy
     catalog: Catalog
-    registry: UserRegistry
+    users: KnownUsers
     waiter: OutcomeWaiter
     wait_timeout_s: float = 10.0
-    known: KnownUsers = field(default_factory=KnownUsers)
     metrics: FlowMetrics | None = None
     clock: Callable[[], datetime] = utcnow
     new_id: Callable[[], str] = new_order_id

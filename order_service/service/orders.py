@@ -54,7 +54,7 @@ async def _store(deps: Deps, cmd: PlaceOrder, order_id: str) -> tuple[str, Order
     when the request would be refused or cannot be priced (a retry gets the first answer even if,
     say, a product was discontinued since, or the catalog is down)."""
     try:
-        await ensure_user(deps.statement, deps.registry, cmd.user_id, deps.known)
+        await ensure_user(deps.users, cmd.user_id)
         order = await _priced_order(deps, cmd, order_id)
     except (UserNotFoundError, ProductNotFoundError, ProductNotSellableError, UpstreamUnavailableError):
         async with deps.statement() as uow:
@@ -137,7 +137,7 @@ async def get_order(deps: Deps, cmd: GetOrder) -> Order:
 
 async def user_orders(deps: Deps, cmd: UserOrders) -> list[Order]:
     """Up to ``cmd.limit`` of the user's orders, newest first (the user must exist)."""
-    await ensure_user(deps.statement, deps.registry, cmd.user_id, deps.known)
+    await ensure_user(deps.users, cmd.user_id)
     async with deps.statement() as uow:
         return await uow.orders.of_user(cmd.user_id, cmd.limit, cmd.after)
 

@@ -1,6 +1,7 @@
 """What the handlers need: repositories and the unit of work that exposes them (PostgreSQL adapters
-in ``order_service.db``, in-memory ones in ``tests/order_service/fakes.py``), the other services
-(HTTP adapters in ``order_service.clients``) and the outcome waiter (``db.outcomes``)."""
+in ``order_service.db``, in-memory ones in ``tests/order_service/fakes.py``; the known users are the
+shared projection's), the catalog (HTTP adapter in ``order_service.clients``) and the outcome waiter
+(``db.outcomes``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Protocol, Self
 from order_service.domain.history import Entry
 from order_service.domain.order import Order, OrderLine, Product
 from order_service.domain.saga import SagaState
+from shared.known_users import KnownUserRepository
 from shared.messaging.envelope import Outgoing
 from shared.messaging.pipeline import Inbox
 
@@ -91,14 +93,6 @@ class Sagas(Protocol):
         """Sagas not DONE nor FAILED, oldest first, after the (started_at, order_id) ``after``."""
 
 
-class KnownUserRows(Protocol):
-    """The ``user.registered`` projection."""
-
-    async def known(self, user_id: int) -> bool: ...
-
-    async def remember(self, user_id: int, name: str, created_at: datetime) -> None: ...
-
-
 class UnitOfWork(Protocol):
     """``async with uow: ... await uow.commit()``; the repositories work on its connection."""
 
@@ -112,7 +106,7 @@ class UnitOfWork(Protocol):
     def sagas(self) -> Sagas: ...
 
     @property
-    def users(self) -> KnownUserRows: ...
+    def users(self) -> KnownUserRepository: ...
 
     @property
     def inbox(self) -> Inbox:
@@ -130,11 +124,6 @@ class UnitOfWork(Protocol):
 class Catalog(Protocol):
     async def lookup(self, product_ids: list[int]) -> dict[int, Product]:
         """The products that exist among ``product_ids`` (one call for all of them)."""
-
-
-class UserRegistry(Protocol):
-    async def find(self, user_id: int) -> tuple[str, datetime] | None:
-        """``(name, created_at)`` of the user, or ``None`` when there is no such user."""
 
 
 Notice = dict[str, Any] | None

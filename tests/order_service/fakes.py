@@ -22,6 +22,7 @@ from order_service.domain.order import Order, OrderLine, OrderStatus, Product
 from order_service.domain.saga import TERMINAL, Policy, SagaState
 from order_service.service.deps import Deps
 from order_service.service.ports import Notice, Row, Times
+from shared.known_users import KnownUsers
 from shared.messaging.envelope import Outgoing
 from shared.messaging.topics import Topics
 
@@ -262,13 +263,16 @@ class FakeKnownUsers:
     def __init__(self, db: FakeDatabase) -> None:
         self._db = db
 
-    async def known(self, user_id: int) -> bool:
+    async def is_known(self, user_id: int) -> bool:
         self._db.statements += 1
         return user_id in self._db.state.users
 
-    async def remember(self, user_id: int, name: str, created_at: datetime) -> None:
-        self._db.statements += 1
-        self._db.state.users.setdefault(user_id, (name, created_at))
+    async def add(self, users: Iterable[tuple[int, str, datetime]]) -> None:
+        rows = list(users)
+        if rows:
+            self._db.statements += 1
+        for user_id, name, created_at in rows:
+            self._db.state.users.setdefault(user_id, (name, created_at))
 
 
 class FakeInbox:
@@ -400,12 +404,12 @@ def fake_world(
     db = FakeDatabase()
     catalog, registry, waiter = FakeCatalog(products), FakeRegistry(users), FakeWaiter(db)
     deps = Deps(
+        users=KnownUsers(lambda: FakeUnitOfWork(db, single_statement=True), registry),
         uow=lambda: FakeUnitOfWork(db),
         statement=lambda: FakeUnitOfWork(db, single_statement=True),
         topics=TOPICS,
         policy=POLICY,
         catalog=catalog,
-        registry=registry,
         waiter=waiter,
         wait_timeout_s=10.0,
         clock=db.now,

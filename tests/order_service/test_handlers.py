@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from order_service.domain import saga
-from order_service.domain.commands import GetOrder, OrderSaga, PlaceOrder, RememberUser, UnfinishedSagas, UserOrders
+from order_service.domain.commands import GetOrder, OrderSaga, PlaceOrder, UnfinishedSagas, UserOrders
 from order_service.domain.errors import (
     IdempotencyKeyReusedError,
     OrderNotFoundError,
@@ -23,7 +23,6 @@ from order_service.domain.order import OrderStatus, Product
 from order_service.domain.saga import Step
 from order_service.messaging.consumers import replies_handler, users_handler
 from order_service.service import housekeeping, orders, saga_runner, sagas
-from order_service.service.users import remember_user
 from shared.events import orders as public
 from shared.events import saga as ev
 from shared.events.users import UserRegistered
@@ -291,7 +290,7 @@ async def test_a_registered_user_is_remembered_once() -> None:
     await users_handler(w.deps)(batch)
     assert w.db.state.users[42] == ("Park", when)
     assert ("order-users", registered.event_id) in w.db.state.inbox
-    await remember_user(FakeKnownUsers(w.db), RememberUser(42, "Kim", when))
+    await FakeKnownUsers(w.db).add([(42, "Kim", when)])
     assert w.db.state.users[42] == ("Park", when)  # the first registration stays
     await orders.place_order(w.deps, replace(place(), user_id=42))
     assert w.registry.calls == 0  # known from the projection

@@ -165,7 +165,7 @@ async def test_a_transaction_not_committed_leaves_nothing(units: Units) -> None:
     message = uuid.uuid4()
     async with units.uow() as uow:
         await uow.sagas.claim_and_lock("repo-test", [message], [order.order_id], str(Step.DEDUCTING_STOCK))
-        await uow.users.remember(next(_users), "gone", datetime.now(UTC))
+        await uow.users.add([(next(_users), "gone", datetime.now(UTC))])
     async with units.uow() as uow:
         new, _, _ = await uow.sagas.claim_and_lock("repo-test", [message], [], str(Step.DEDUCTING_STOCK))
         await uow.commit()
@@ -251,7 +251,8 @@ async def test_known_users(units: Units) -> None:
     user = next(_users)
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     async with units.statement() as uow:
-        assert not await uow.users.known(user)
-        await uow.users.remember(user, "Kim", when)
-        await uow.users.remember(user, "Lee", when)
-        assert await uow.users.known(user)
+        assert not await uow.users.is_known(user)
+        await uow.users.add([(user, "Kim", when)])
+        await uow.users.add([(user, "Lee", when), (user + 1, "Park", when)])
+        await uow.users.add([])
+        assert await uow.users.is_known(user) and await uow.users.is_known(user + 1)

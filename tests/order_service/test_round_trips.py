@@ -22,6 +22,7 @@ from order_service.service.deps import Deps
 from shared.db.migrations import migrate
 from shared.db.pool import close_pool, create_pool
 from shared.events import saga as ev
+from shared.known_users import KnownUsers
 from shared.messaging.envelope import Incoming
 from tests.order_service.fakes import POLICY, TOPICS, FakeCatalog, FakeDatabase, FakeRegistry, FakeWaiter
 
@@ -60,7 +61,9 @@ async def traced(new_database) -> AsyncIterator[tuple[Deps, Statements]]:
         topics=TOPICS,
         policy=POLICY,
         catalog=FakeCatalog({10: Product(10, "Apple", 1000, "SELLABLE")}),
-        registry=FakeRegistry({7: ("Kim", datetime(2026, 1, 1, tzinfo=UTC))}),
+        users=KnownUsers(
+            lambda: OrderSingleStatement(pool), FakeRegistry({7: ("Kim", datetime(2026, 1, 1, tzinfo=UTC))})
+        ),
         waiter=AnswerAtOnce(FakeDatabase()),
     )
     yield deps, statements

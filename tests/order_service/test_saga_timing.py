@@ -107,7 +107,7 @@ async def test_sweeper_leaves_unsent_sagas_alone_and_holds_while_told(pool) -> N
         topics=TOPICS,
         policy=POLICY,
         catalog=None,
-        registry=None,
+        users=None,
         waiter=None,
     )
     task = asyncio.create_task(run_sweeper(ctx, 0.05, 10, hold=lambda: hold[0]))
