@@ -2,7 +2,8 @@
 
 ``app.py`` opens the resources (pool, Kafka, the HTTP session to balance_service) in
 ``cleanup_ctx`` and calls :func:`bootstrap` with them; views and consumers take what they need
-from ``app[DEPS]``. This module and ``app.py`` are the only ones that import ``coupon_service.db``.
+from ``app[DEPS]``. This module and ``app.py`` are the only ones that import ``coupon_service.db``; the known users
+and the balance client are the shared ones (``shared.known_users``, ``shared.clients.balance``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from coupon_service.clients.balance import BalanceUserDirectory
 from coupon_service.config import Settings
 from coupon_service.db.saga import record_raced
 from coupon_service.db.unit_of_work import CouponSingleStatement, CouponUnitOfWork
+from coupon_service.domain.errors import UserDirectoryUnavailableError
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
 from coupon_service.service.ports import UnitOfWork, UnitOfWorkFactory, UserDirectory
-from coupon_service.service.users import KnownUsers
+from shared.clients.balance import BalanceClient
 from shared.db.pool import PG_POOL
+from shared.known_users import KnownUsers
 from shared.messaging.envelope import utcnow
 from shared.messaging.topics import Topics
 from shared.wiring import TOPICS, CleanupCtx
@@ -79,7 +81,7 @@ def deps_ctx(settings: Settings) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=settings.user_lookup_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            directory = BalanceUserDirectory(session, settings.balance_url)
+            directory = BalanceClient(session, settings.balance_url, unavailable=UserDirectoryUnavailableError)
             app[DEPS] = deps = bootstrap(app[PG_POOL], directory, app[TOPICS])
             yield
             await deps.issuer.batcher.aclose()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.web.cursors import ID, MOMENT, Cursor
-from shared.web.problems import ValidationProblem
+from shared.cursors import ID, MOMENT, Cursor
+from shared.web.cursors import parse_cursor
 
 OWNED = Cursor("c", MOMENT, ID)
 """(issued_at, user_coupon_id) of the last coupon of the previous page."""
@@ -17,8 +17,5 @@ def encode(after: tuple[datetime, int]) -> str:
 
 def decode(cursor: str) -> tuple[datetime, int]:
     """The keyset position a cursor points after; a malformed cursor is ``400 VALIDATION_ERROR``."""
-    try:
-        issued_at, user_coupon_id = OWNED.decode(cursor)
-    except ValueError:
-        raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None
+    issued_at, user_coupon_id = parse_cursor(OWNED, cursor)
     return issued_at, user_coupon_id

@@ -1,5 +1,6 @@
 """coupon_service's units of work: the platform's (``shared.db.uow``) with the repositories bound
-to their connection (``uow.coupons``, ``uow.user_coupons``, ``uow.orders``, ``uow.users``).
+to their connection (``uow.coupons``, ``uow.user_coupons``, ``uow.orders``, and ``uow.users``: the shared known-users
+projection's ``shared.db.known_users.PgKnownUsers``).
 
 - :class:`CouponUnitOfWork`: one transaction (rolls back unless committed; the outbox written on
   commit; ``uow.inbox`` for the consumer pipeline).
@@ -16,7 +17,7 @@ import asyncpg
 from coupon_service.db.coupons import PgCoupons
 from coupon_service.db.saga import PgOrderCoupons
 from coupon_service.db.user_coupons import PgUserCoupons
-from coupon_service.db.users import PgKnownUsers
+from shared.db.known_users import PgKnownUsers
 from shared.db.uow import SingleStatement, UnitOfWork
 
 
@@ -41,6 +42,3 @@ class CouponUnitOfWork(_Bound, UnitOfWork):
 
 class CouponSingleStatement(_Bound, SingleStatement):
     """The repositories on a connection where each statement commits on its own."""
-
-    def publish(self, *args: object, **kwargs: object) -> None:
-        raise RuntimeError("a single-statement unit of work has no outbox; use CouponUnitOfWork")

@@ -2,7 +2,7 @@
 
 Each is named as its use case (the handler and the view share the name: ``create_coupon``,
 ``get_coupon``, ``issue_coupon``, ``user_coupons``; the saga step's ``reserve``, ``confirm``,
-``release``; the projection's ``register_user``).
+``release``).
 """
 
 from __future__ import annotations
@@ -68,12 +68,3 @@ class Release:
 
 
 SagaCommand = Reserve | Confirm | Release
-
-
-@dataclass(frozen=True)
-class RegisterUser:
-    """A user exists (``user.registered``, or balance's answer): add them to the known users."""
-
-    user_id: int
-    name: str
-    created_at: datetime

@@ -11,10 +11,9 @@ from datetime import datetime
 
 from coupon_service.bootstrap import Deps
 from coupon_service.domain import saga as decisions
-from coupon_service.domain.commands import Confirm, RegisterUser, Release, Reserve
+from coupon_service.domain.commands import Confirm, Release, Reserve
 from coupon_service.service import saga
 from coupon_service.service.ports import UnitOfWork
-from coupon_service.service.users import register_user
 from shared.db.dead_letter_hooks import failure_reply_hook
 from shared.db.dead_letters import DeadLetterHook
 from shared.events.saga import (
@@ -27,7 +26,7 @@ from shared.events.saga import (
     ReserveCoupon,
     SagaReply,
 )
-from shared.events.users import UserRegistered
+from shared.known_users import users_handler as known_users_handler
 from shared.messaging import topics
 from shared.messaging.envelope import Incoming, Message
 from shared.messaging.pipeline import BatchHandler, Pipeline
@@ -92,11 +91,6 @@ def dead_letter_hook(deps: Deps) -> DeadLetterHook:
 
 
 def users_handler(deps: Deps) -> BatchHandler:
-    """Project ``UserRegistered`` into ``known_users``."""
-
-    async def apply_one(uow: UnitOfWork, item: Incoming) -> None:
-        msg = item.message
-        if isinstance(msg, UserRegistered):
-            await register_user(uow, RegisterUser(msg.user_id, msg.name, msg.created_at))
-
-    return Pipeline(deps.uow, USERS_GROUP).each(apply_one)
+    """Project ``user.registered`` into ``known_users``: the shared projection's handler (the
+    pipeline's inbox, then one statement for the batch's new users)."""
+    return known_users_handler(deps.uow, USERS_GROUP)

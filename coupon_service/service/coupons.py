@@ -15,7 +15,7 @@ from coupon_service.domain.errors import (
 )
 from coupon_service.domain.model import Coupon, IssuedCoupon
 from coupon_service.service.ports import UnitOfWork, UnitOfWorkFactory
-from coupon_service.service.users import KnownUsers
+from coupon_service.service.users import KnownUsers, require_user
 
 
 class Coupons:
@@ -82,7 +82,7 @@ def _already(coupon_id: int, user_id: int) -> CouponAlreadyIssuedError:
 async def issue_alone(coupons: Coupons, cmd: IssueCoupon) -> IssuedCoupon:
     """Give the user one copy, checked in the design's order of outcomes: unknown user, unknown
     coupon, already issued, not issuable, sold out."""
-    await coupons.users.require(cmd.user_id)
+    await require_user(coupons.users, cmd.user_id)
     coupon_id, user_id = cmd.coupon_id, cmd.user_id
     async with coupons.single() as uow:
         coupon = await coupons.find(coupon_id, uow)

@@ -1,19 +1,21 @@
-"""Ports of the service layer: the unit of work with its repositories, and the user directory.
+"""Ports of the service layer: the unit of work with its repositories, and the user directory
+(the known-users repository and the directory are the shared projection's: ``shared.known_users``).
 
-The real adapters are in ``coupon_service.db`` and ``coupon_service.clients`` (wired by
+The real adapters are in ``coupon_service.db`` and ``shared.clients.balance`` (wired by
 ``coupon_service.bootstrap``); in-memory ones are in ``tests/coupon_service/fakes.py``. Both
 pass the same abstract suite (``tests/coupon_service/test_repositories.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from coupon_service.domain.model import Claimant, Coupon, CouponTerms, IssuedCoupon, OwnedCoupon
 from coupon_service.domain.saga import Holding, OrderCoupon
+from shared.known_users import KnownUserRepository, UserDirectory
 from shared.messaging.envelope import Message
 from shared.messaging.pipeline import Inbox
 
@@ -71,15 +73,6 @@ class OrderCouponRepository(Protocol):
     async def mark_available(self, user_coupon_id: int, order_id: str) -> None: ...
 
 
-class KnownUserRepository(Protocol):
-    """The known-users projection."""
-
-    async def is_known(self, user_id: int) -> bool: ...
-
-    async def add(self, users: Iterable[tuple[int, str, datetime]]) -> None:
-        """Record users; ones already known are left as they are."""
-
-
 class UnitOfWork(Protocol):
     """``async with uow_factory() as uow: ...; await uow.commit()``: repositories on one connection.
 
@@ -117,8 +110,12 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
-class UserDirectory(Protocol):
-    """Port to the owner of users (balance_service)."""
-
-    async def find(self, user_id: int) -> tuple[str, datetime] | None:
-        """``(name, created_at)`` of an existing user, ``None`` when there is none."""
+__all__ = [
+    "CouponRepository",
+    "KnownUserRepository",
+    "OrderCouponRepository",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+    "UserCouponRepository",
+    "UserDirectory",
+]

@@ -8,7 +8,7 @@ from datetime import datetime
 from coupon_service.domain.commands import UserCoupons
 from coupon_service.domain.model import OwnedCoupon, user_coupon_status
 from coupon_service.service.ports import UnitOfWorkFactory
-from coupon_service.service.users import KnownUsers
+from coupon_service.service.users import KnownUsers, require_user
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Page:
 
 async def user_coupons(single: UnitOfWorkFactory, users: KnownUsers, cmd: UserCoupons) -> Page:
     """The user's coupons; ``show_all`` adds reserved, used and expired ones."""
-    await users.require(cmd.user_id)
+    await require_user(users, cmd.user_id)
     async with single() as uow:
         rows = await uow.user_coupons.list_owned(
             cmd.user_id, usable_only=not cmd.show_all, after=cmd.after, limit=cmd.limit + 1

@@ -21,7 +21,7 @@ from coupon_service.domain.model import Claimant, Coupon, CouponTerms, IssuedCou
 from coupon_service.domain.saga import Holding, OrderCoupon
 from coupon_service.service.coupons import Coupons
 from coupon_service.service.issuing import Issuer
-from coupon_service.service.users import KnownUsers
+from shared.known_users import KnownUsers
 from shared.messaging.envelope import Message, Outgoing
 from shared.messaging.topics import Topics
 from tests.support.fakes import FakeDatabase as PlatformDatabase

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coupon_service.domain.commands import CreateCoupon, GetCoupon, IssueCoupon, RegisterUser, UserCoupons
+from coupon_service.domain.commands import CreateCoupon, GetCoupon, IssueCoupon, UserCoupons
 from coupon_service.domain.errors import (
     CouponAlreadyIssuedError,
     CouponError,
@@ -26,7 +26,7 @@ from coupon_service.messaging.consumers import SAGA_GROUP, answer, saga_handler,
 from coupon_service.service.coupons import create_coupon, get_coupon, issue_alone
 from coupon_service.service.issuing import issue_coupon
 from coupon_service.service.user_coupons import user_coupons
-from coupon_service.service.users import register_user
+from coupon_service.service.users import require_user
 from shared.events.saga import (
     ConfirmCoupon,
     CouponConfirmed,
@@ -167,18 +167,20 @@ async def test_unknown_users_in_a_batch_go_alone_and_are_asked_about() -> None:
 
 async def test_known_users_ask_balance_once_and_say_when_it_cannot_answer() -> None:
     db, directory, deps = _setup(users={7: "kim"})
-    await deps.users.require(7)
-    await deps.users.require(7)
+    await require_user(deps.users, 7)
+    await require_user(deps.users, 7)
     assert directory.lookups == [7] and 7 in db.t.known
     directory.down = True
     with pytest.raises(UserDirectoryUnavailableError):
-        await deps.users.require(8)
-    for _ in range(2):
-        async with FakeCouponUnitOfWork(db) as uow:
-            await register_user(uow, RegisterUser(9, "park", NOW))
-            await uow.commit()
-    await deps.users.require(9)  # projected: balance is not asked
-    assert directory.lookups == [7, 8]
+        await require_user(deps.users, 8)
+    with pytest.raises(UserDirectoryUnavailableError):
+        await require_user(deps.users, UNKNOWN)  # 404 only when balance says so, never when it is down
+    directory.down = False
+    with pytest.raises(UserNotFoundError):
+        await require_user(deps.users, UNKNOWN)
+    db.t.known[9] = ("park", NOW)  # projected
+    await require_user(deps.users, 9)  # projected: balance is not asked
+    assert directory.lookups == [7, 8, UNKNOWN, UNKNOWN]
 
 
 async def test_user_coupons_pages_and_derives_expired() -> None:
@@ -316,5 +318,5 @@ async def test_user_registered_is_projected_once() -> None:
     handle = users_handler(deps)
     await handle([_incoming(event), _incoming(event, 1)])
     assert db.t.known == {5: ("kim", NOW)}
-    await deps.users.require(5)
+    await require_user(deps.users, 5)
     assert not directory.lookups
