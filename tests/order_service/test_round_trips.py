@@ -1,12 +1,14 @@
 """The hot paths keep their round trips on the real adapters: placing an order with an
 Idempotency-Key is ONE statement (no BEGIN/COMMIT), a batch of saga replies is four (BEGIN, the
-inbox claim fused with the lock of the sagas, one write, COMMIT) whatever the batch size."""
+inbox claim fused with the lock of the sagas, one write, COMMIT) whatever the batch size, and so is
+a sweep of overdue sagas (BEGIN, the lock, one write, COMMIT)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from order_service.db.unit_of_work import OrderSingleStatement, OrderUnitOfWork
 from order_service.domain.commands import PlaceOrder
 from order_service.domain.model import Product
 from order_service.messaging.consumers import replies_handler
-from order_service.service import orders
+from order_service.service import orders, saga_runner
 from order_service.service.deps import Deps
 from shared.db.migrations import migrate
 from shared.db.pool import close_pool, create_pool
@@ -98,5 +100,23 @@ async def test_a_batch_of_replies_is_four_statements(traced, size: int) -> None:
             for o in placed
         ]
         await replies_handler(deps)(batch)
+    assert len(statements.seen) == 4, statements.seen
+    assert statements.seen[0].startswith("BEGIN") and statements.seen[-1].startswith("COMMIT")
+
+
+async def test_a_sweep_is_four_statements(traced) -> None:
+    deps, statements = traced
+    for _ in range(2):  # the first sweep also warms asyncpg's type cache of this connection
+        placed = [await orders.place_order(deps, PlaceOrder(7, {10: 1}, None)) for _ in range(3)]
+        async with deps.uow() as uow:
+            _, states, _ = await uow.sagas.claim_and_lock("trips", [], [o.order_id for o in placed], "")
+            overdue = [
+                replace(s, send_id=None, attempts=1, deadline=datetime.now(UTC) - timedelta(minutes=1))
+                for s in states.values()
+            ]
+            await uow.sagas.write(overdue, [], datetime.now(UTC), [])
+            await uow.commit()
+        statements.seen.clear()
+        assert await saga_runner.sweep(deps, 1000) >= 3
     assert len(statements.seen) == 4, statements.seen
     assert statements.seen[0].startswith("BEGIN") and statements.seen[-1].startswith("COMMIT")
