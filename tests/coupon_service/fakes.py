@@ -9,7 +9,6 @@ as a transaction), :class:`FakeSingleStatement` on the committed tables (each st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -25,7 +24,7 @@ from shared.known_users import KnownUsers
 from shared.messaging.envelope import Message, Outgoing
 from shared.messaging.topics import Topics
 from tests.support.fakes import FakeDatabase as PlatformDatabase
-from tests.support.fakes import FakeInbox, FakeState, FakeUnitOfWork
+from tests.support.fakes import FakeInbox, FakeKnownUsers, FakeState, FakeUnitOfWork, FakeUserDirectory
 
 
 @dataclass
@@ -53,11 +52,11 @@ def record_raced(exc: BaseException) -> bool:
 
 @dataclass
 class CouponTables:
-    """coupon_service's tables: ``coupons``, ``user_coupons`` (copies), ``known_users``, ``order_coupons``."""
+    """coupon_service's own tables: ``coupons``, ``user_coupons`` (copies), ``order_coupons`` (the
+    ``known_users`` table is the shared fake's, :class:`tests.support.fakes.FakeKnownUsers`)."""
 
     coupons: dict[int, Coupon] = field(default_factory=dict)
     copies: dict[int, Copy] = field(default_factory=dict)
-    known: dict[int, tuple[str, datetime]] = field(default_factory=dict)
     orders: dict[str, OrderCoupon] = field(default_factory=dict)
     statements: int = 0
     _ids: dict[str, int] = field(default_factory=dict)
@@ -78,8 +77,9 @@ def _now() -> datetime:
 
 
 class _Repository:
-    def __init__(self, db: CouponTables) -> None:
+    def __init__(self, db: CouponTables, known: dict[int, tuple[str, Any]] | None = None) -> None:
         self._db = db
+        self._known = known if known is not None else {}
 
     def _statement(self) -> None:
         self._db.statements += 1
@@ -124,7 +124,7 @@ class FakeCoupons(_Repository):
 
     async def issue_many(self, coupon_id: int, user_ids: list[int], valid_days: int) -> list[Claimant] | None:
         self._statement()
-        seen = [(u, u in self._db.known, self._db.holds(coupon_id, u)) for u in user_ids]
+        seen = [(u, u in self._known, self._db.holds(coupon_id, u)) for u in user_ids]
         free = iter([c for c in self._db.of_coupon(coupon_id) if c.user_id is None])
         given: dict[int, IssuedCoupon] = {}
         for user_id, known, held in seen:
@@ -138,7 +138,7 @@ class FakeCoupons(_Repository):
 
     async def who_holds(self, coupon_id: int, user_ids: list[int]) -> list[Claimant]:
         self._statement()
-        return [Claimant(u, u in self._db.known, self._db.holds(coupon_id, u)) for u in user_ids]
+        return [Claimant(u, u in self._known, self._db.holds(coupon_id, u)) for u in user_ids]
 
 
 class FakeUserCoupons(_Repository):
@@ -225,18 +225,9 @@ class FakeOrderCoupons(_Repository):
             c.status, c.reserved_order_id, c.used_at = UserCouponStatus.AVAILABLE.value, None, None
 
 
-class FakeKnownUsers(_Repository):
-    async def is_known(self, user_id: int) -> bool:
-        self._statement()
-        return user_id in self._db.known
-
-    async def add(self, users: Iterable[tuple[int, str, datetime]]) -> None:
-        rows = list(users)
-        if not rows:
-            return
-        self._statement()
-        for user_id, name, created_at in rows:
-            self._db.known.setdefault(user_id, (name, created_at))
+def known_users(state: FakeState) -> dict[int, tuple[str, Any]]:
+    rows: dict[int, tuple[str, Any]] = state.tables.setdefault("known_users", {})
+    return rows
 
 
 def tables(state: FakeState) -> CouponTables:
@@ -253,6 +244,11 @@ class FakeDatabase(PlatformDatabase):
         return tables(self.state)
 
     @property
+    def known(self) -> dict[int, tuple[str, Any]]:
+        """The committed ``known_users`` rows (the shared fake's table)."""
+        return known_users(self.state)
+
+    @property
     def outbox(self) -> list[Outgoing]:
         return self.state.outbox
 
@@ -263,18 +259,19 @@ class _Bound:
     orders: FakeOrderCoupons
     users: FakeKnownUsers
 
-    def _bind(self, db: CouponTables) -> None:
-        self.coupons = FakeCoupons(db)
+    def _bind(self, state: FakeState) -> None:
+        db = tables(state)
+        self.coupons = FakeCoupons(db, known_users(state))
         self.user_coupons = FakeUserCoupons(db)
         self.orders = FakeOrderCoupons(db)
-        self.users = FakeKnownUsers(db)
+        self.users = FakeKnownUsers(state)
 
 
 class FakeCouponUnitOfWork(_Bound, FakeUnitOfWork[None]):
     """A transaction: the repositories on a copy of the tables, swapped in on commit."""
 
     def bind(self, state: FakeState) -> None:
-        self._bind(tables(state))
+        self._bind(state)
 
 
 class FakeSingleStatement(_Bound):
@@ -291,7 +288,7 @@ class FakeSingleStatement(_Bound):
         """Nothing to do: each statement committed when it ran."""
 
     async def __aenter__(self) -> Self:
-        self._bind(self.db.t)
+        self._bind(self.db.state)
         self.inbox = FakeInbox(self.db.state.inbox)
         return self
 
@@ -301,26 +298,10 @@ class FakeSingleStatement(_Bound):
         return None
 
 
-class FakeDirectory:
-    """balance_service's user lookup: the ``users`` it knows; ``down`` makes it unreachable."""
-
-    def __init__(self, users: dict[int, str] | None = None) -> None:
-        self.users = dict(users or {})
-        self.down = False
-        self.lookups: list[int] = []
-
-    async def find(self, user_id: int) -> tuple[str, datetime] | None:
-        self.lookups.append(user_id)
-        if self.down:
-            raise UserDirectoryUnavailableError("user lookup failed")
-        name = self.users.get(user_id)
-        return (name, datetime(2026, 1, 1, tzinfo=UTC)) if name is not None else None
-
-
-def fake_deps(db: FakeDatabase | None = None, directory: FakeDirectory | None = None, **issuer: Any) -> Deps:
+def fake_deps(db: FakeDatabase | None = None, directory: FakeUserDirectory | None = None, **issuer: Any) -> Deps:
     """``bootstrap``'s Deps over the fakes."""
     db = db if db is not None else FakeDatabase()
-    directory = directory if directory is not None else FakeDirectory()
+    directory = directory if directory is not None else FakeUserDirectory(error=UserDirectoryUnavailableError)
 
     def uow() -> FakeCouponUnitOfWork:
         return FakeCouponUnitOfWork(db)

@@ -42,11 +42,11 @@ from shared.messaging.envelope import Incoming, Message
 from tests.coupon_service.fakes import (
     FakeCouponUnitOfWork,
     FakeDatabase,
-    FakeDirectory,
     FakeOrderCoupons,
     RecordRacedError,
     fake_deps,
 )
+from tests.support.fakes import FakeUserDirectory
 
 pytestmark = pytest.mark.asyncio
 
@@ -69,8 +69,9 @@ def _terms(quantity: int = 3, **kw: object) -> CouponTerms:
 def _setup(*known: int, users: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
     db = FakeDatabase()
     for user_id in known:
-        db.t.known[user_id] = (f"u{user_id}", NOW)
-    directory = FakeDirectory(users)
+        db.known[user_id] = (f"u{user_id}", NOW)
+    names = {user_id: (name, NOW) for user_id, name in (users or {}).items()}
+    directory = FakeUserDirectory(names, error=UserDirectoryUnavailableError)
     return db, directory, fake_deps(db, directory)
 
 
@@ -151,7 +152,7 @@ async def test_a_spike_is_batched_with_the_same_outcomes() -> None:
     assert Counter(outcomes) == Counter({"ISSUED": 100, "CouponSoldOutError": 200, "CouponAlreadyIssuedError": 50})
     assert deps.issuer.batcher.items - items == 350
     assert deps.issuer.batcher.batches - batches < 350
-    assert not directory.lookups  # the projection answered
+    assert not directory.asked  # the projection answered
     assert deps.coupons.is_sold_out(coupon.coupon_id)
 
 
@@ -162,14 +163,14 @@ async def test_unknown_users_in_a_batch_go_alone_and_are_asked_about() -> None:
     outcomes = await asyncio.gather(*(_issue(deps, coupon, u) for u in (1, 2, 3, UNKNOWN)), return_exceptions=True)
     assert [type(o).__name__ for o in outcomes] == ["IssuedCoupon"] * 3 + ["UserNotFoundError"]
     assert deps.issuer.alone - alone == 2
-    assert sorted(directory.lookups) == [3, UNKNOWN]
+    assert sorted(directory.asked) == [3, UNKNOWN]
 
 
 async def test_known_users_ask_balance_once_and_say_when_it_cannot_answer() -> None:
     db, directory, deps = _setup(users={7: "kim"})
     await require_user(deps.users, 7)
     await require_user(deps.users, 7)
-    assert directory.lookups == [7] and 7 in db.t.known
+    assert directory.asked == [7] and 7 in db.known
     directory.down = True
     with pytest.raises(UserDirectoryUnavailableError):
         await require_user(deps.users, 8)
@@ -178,9 +179,9 @@ async def test_known_users_ask_balance_once_and_say_when_it_cannot_answer() -> N
     directory.down = False
     with pytest.raises(UserNotFoundError):
         await require_user(deps.users, UNKNOWN)
-    db.t.known[9] = ("park", NOW)  # projected
+    db.known[9] = ("park", NOW)  # projected
     await require_user(deps.users, 9)  # projected: balance is not asked
-    assert directory.lookups == [7, 8, UNKNOWN, UNKNOWN]
+    assert directory.asked == [7, 8, UNKNOWN, UNKNOWN]
 
 
 async def test_user_coupons_pages_and_derives_expired() -> None:
@@ -215,7 +216,7 @@ async def _answer(db: FakeDatabase, message: Message) -> SagaReply | None:
 
 
 async def _owned(db: FakeDatabase, deps, minimum: int = 0) -> int:  # type: ignore[no-untyped-def]
-    db.t.known[1] = ("u1", NOW)
+    db.known[1] = ("u1", NOW)
     coupon = await create_coupon(deps.coupons, CreateCoupon(_terms(1, min_order_amount=minimum)))
     return (await _issue(deps, coupon, 1)).user_coupon_id
 
@@ -317,6 +318,6 @@ async def test_user_registered_is_projected_once() -> None:
     event = UserRegistered(user_id=5, name="kim", created_at=NOW)
     handle = users_handler(deps)
     await handle([_incoming(event), _incoming(event, 1)])
-    assert db.t.known == {5: ("kim", NOW)}
+    assert db.known == {5: ("kim", NOW)}
     await require_user(deps.users, 5)
-    assert not directory.lookups
+    assert not directory.asked
