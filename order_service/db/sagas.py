@@ -16,6 +16,7 @@ from order_service.domain.history import Entry
 from order_service.domain.model import OrderLine
 from order_service.domain.saga import SagaState
 from shared.db import outbox
+from shared.db.inbox import CLAIM_SQL
 from shared.db.outbox import Sent, SentHook
 from shared.messaging import topics
 from shared.messaging.envelope import Outgoing
@@ -43,11 +44,8 @@ def _saga(row: asyncpg.Record) -> SagaState:
 # The inbox claim of a consumed batch and the lock of its sagas in one round trip: the sagas are
 # locked in order-id order (no deadlock between batches); a saga about to complete (its stock step
 # in flight) comes with its order lines, which the order.completed event carries.
-_CLAIM_AND_LOCK = """
-WITH new AS (
-    INSERT INTO inbox (consumer, message_id) SELECT $1, id FROM unnest($2::uuid[]) AS u(id)
-    ON CONFLICT DO NOTHING RETURNING message_id
-), locked AS (
+_CLAIM_AND_LOCK = f"""
+WITH new AS ({CLAIM_SQL}), locked AS (
     SELECT order_id, deadline, attempts, send_id, wait_s, data, step, started_at, updated_at FROM sagas
     WHERE order_id = ANY($3::uuid[]) ORDER BY order_id FOR UPDATE
 )

@@ -11,8 +11,8 @@ from aiohttp.abc import AbstractAccessLogger
 from shared import tracing
 from shared.appkeys import HEALTH, METRICS, SETTINGS
 from shared.config import BaseServiceSettings
+from shared.health import Health
 from shared.logging import configure_logging
-from shared.web.health import Health
 from shared.web.metrics import Metrics, metrics_middleware, metrics_view
 from shared.web.problems import ErrorMap, problem_middleware
 from shared.web.request_id import HEADER, request_id_middleware

@@ -343,10 +343,3 @@ async def test_split_on_conflict_is_kept_for_whole_batch_appliers() -> None:
 
     await split_on_conflict(batch_of("a", "b"), apply)
     assert calls == [2, 1, 1]
-
-
-def test_the_old_module_still_re_exports() -> None:
-    from shared.db import consume
-
-    assert consume.message_context is message_context
-    assert consume.split_on_conflict is split_on_conflict
