@@ -17,7 +17,7 @@ if [[ $# -eq 0 || "${GATES:-0}" == 1 ]]; then
     .venv/bin/ruff check --quiet .
     echo "[test] ruff format --check" >&2
     .venv/bin/ruff format --check --quiet .
-    echo "[test] mypy (strict on shared/ and the domains)" >&2
+    echo "[test] mypy (strict on shared/, gateway/ and the domains)" >&2
     .venv/bin/mypy
 fi
 exec .venv/bin/pytest "$@"
