@@ -93,20 +93,10 @@ def _order(row: asyncpg.Record) -> Order:
     )
 
 
-async def insert_order(
-    conn: Executor,
-    order: Order,
-    saga: SagaState,
-    messages: Sequence[Outgoing],
-    history: Sequence[Entry] = (),
-) -> None:
-    """The order, its lines, its saga and its outbox messages in one statement (one round trip).
-
-    A single statement is atomic on its own: run on the pool it needs no BEGIN/COMMIT.
-    """
+def _order_args(order: Order, saga: SagaState) -> tuple[object, ...]:
+    """The order, its lines and its saga: the first parameters of both insert statements."""
     lines = order.lines
-    await conn.execute(
-        _INSERT_ORDER,
+    return (
         order.order_id,
         order.user_id,
         order.total_amount,
@@ -120,6 +110,23 @@ async def insert_order(
         saga.attempts,
         saga.deadline,
         saga.to_json(),
+    )
+
+
+async def insert_order(
+    conn: Executor,
+    order: Order,
+    saga: SagaState,
+    messages: Sequence[Outgoing],
+    history: Sequence[Entry] = (),
+) -> None:
+    """The order, its lines, its saga and its outbox messages in one statement (one round trip).
+
+    A single statement is atomic on its own: run on the pool it needs no BEGIN/COMMIT.
+    """
+    await conn.execute(
+        _INSERT_ORDER,
+        *_order_args(order, saga),
         *outbox.insert_args(messages),
         *history_args(history),
         saga.send_id,
@@ -138,22 +145,9 @@ async def insert_order_once(
 ) -> bool:
     """:func:`insert_order` under an Idempotency-Key, in one statement; ``False`` (nothing written)
     when the key was taken, by an earlier request or a racing one that committed meanwhile."""
-    lines = order.lines
     done = await conn.fetchval(
         _INSERT_ORDER_ONCE,
-        order.order_id,
-        order.user_id,
-        order.total_amount,
-        order.user_coupon_id,
-        order.created_at,
-        [line.product_id for line in lines],
-        [line.name for line in lines],
-        [line.unit_price for line in lines],
-        [line.quantity for line in lines],
-        str(saga.step),
-        saga.attempts,
-        saga.deadline,
-        saga.to_json(),
+        *_order_args(order, saga),
         *outbox.insert_args(messages),
         key,
         request_hash,
