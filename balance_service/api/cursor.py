@@ -1,9 +1,9 @@
-"""Opaque history cursors: the last id seen, in the grammar of :mod:`shared.web.cursors`."""
+"""Opaque history cursors: the last id seen, in the grammar of :mod:`shared.cursors`."""
 
 from __future__ import annotations
 
-from shared.web.cursors import ID, Cursor
-from shared.web.problems import ValidationProblem
+from shared.cursors import ID, Cursor
+from shared.web.cursors import parse_cursor
 
 HISTORY = Cursor("h", ID)
 
@@ -14,7 +14,5 @@ def encode(last_id: int) -> str:
 
 def decode(cursor: str) -> int:
     """The id a cursor points after; a malformed cursor is ``400 VALIDATION_ERROR``."""
-    try:
-        return int(HISTORY.decode(cursor)[0])
-    except ValueError:
-        raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}]) from None
+    (last_id,) = parse_cursor(HISTORY, cursor)
+    return int(last_id)
