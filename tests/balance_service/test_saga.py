@@ -142,7 +142,11 @@ async def test_e2e_deduct_then_refund_restores(h) -> None:
         DeductBalance(order_id=ghost, user_id=9_000_000_003, amount=1),
         RefundBalance(order_id=ok),
     ]
-    await h.send_commands(commands)
+    # ``ok`` must be deducted before ``poor`` asks for the rest: they are keyed by different orders,
+    # so on different partitions, and a consumer may read one partition's record before another's.
+    await h.send_commands(commands[:1])
+    await h.replies({ok}, until=lambda rs: len(rs) >= 1)
+    await h.send_commands(commands[1:])
     replies = await h.replies({ok, poor, ghost}, until=lambda rs: len(rs) >= 4)
     by_command = {r.command_id: r for r in replies}
     assert len(replies) == 4

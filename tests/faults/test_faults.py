@@ -67,6 +67,7 @@ async def run_fault(
     watched: tuple[str, ...],
     before_s: float = 3.0,
     after_s: float = 2.0,
+    allow_redelivery: bool = False,
 ) -> RunData:
     """Run ``fault`` under order load; assert nothing is lost; return the run (its orders) for more checks."""
     load = OrderLoad(
@@ -100,7 +101,10 @@ async def run_fault(
         await settle(api, run, SETTLE_BOUND_S)
         recovery_s = time.monotonic() - fault_end
         problems = await check_invariants(
-            cluster.state_dir / "cluster.json", load.run_data(), settle_timeout=SETTLE_BOUND_S
+            cluster.state_dir / "cluster.json",
+            load.run_data(),
+            settle_timeout=SETTLE_BOUND_S,
+            allow_redelivery=allow_redelivery,
         )
     finally:
         await load.stop(drain=False)  # after a failure: stop issuing before the session closes
@@ -207,7 +211,19 @@ async def test_postgres_restart(
         await asyncio.sleep(3)
         await asyncio.to_thread(private_pg.start)
 
-    await run_fault("PostgreSQL restarted (3 s down)", fault_api, fault_cluster, rows, fault, watched=SERVICES)
+    # A relay whose COMMIT (the delete of rows it has just published) is cut by the restart
+    # publishes those rows again: the same event id twice, which the contract allows (delivery is
+    # at least once; consumers deduplicate on event-id, docs/events.md). Still checked: one event id
+    # per completed order, none missing, none for an order that did not complete.
+    await run_fault(
+        "PostgreSQL restarted (3 s down)",
+        fault_api,
+        fault_cluster,
+        rows,
+        fault,
+        watched=SERVICES,
+        allow_redelivery=True,
+    )
 
 
 SAGA_TOPICS = ("saga.coupon.commands", "saga.balance.commands", "saga.stock.commands", "saga.replies")
