@@ -172,16 +172,17 @@ class BatchConsumer:
                     poison.append((record, str(exc)))
         if poison:
             await self._send_to_dead_letter(poison)
+        aside: list[Incoming] = []
         if decoded:
             with tracing.consuming(self.group_id, decoded):
                 try:
                     await self._handler(decoded)
                 except Exception as exc:
-                    await self._recovery.recover(decoded, exc)
+                    aside = await self._recovery.recover(decoded, exc)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         await self._settle_commit()
         self._commit_task = asyncio.create_task(self._commit(consumer, offsets))
-        self._record_metrics(decoded, poison, time.perf_counter() - started)
+        self._record_metrics(decoded, aside, poison, time.perf_counter() - started)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -197,11 +198,17 @@ class BatchConsumer:
         if task is not None:
             await task
 
-    def _record_metrics(self, decoded: list[Incoming], poison: list[tuple[Any, str]], took: float) -> None:
+    def _record_metrics(
+        self, decoded: list[Incoming], aside: list[Incoming], poison: list[tuple[Any, str]], took: float
+    ) -> None:
+        """``messages_consumed_total``: ``ok`` for the records applied, ``dead_letter`` for those
+        set aside (undecodable, or failing deterministically after their tries)."""
         if self._metrics is None:
             return
+        set_aside = {id(item) for item in aside}
         for item in decoded:
-            self._metrics.messages_consumed.labels(item.topic, "ok").inc()
+            outcome = "dead_letter" if id(item) in set_aside else "ok"
+            self._metrics.messages_consumed.labels(item.topic, outcome).inc()
         for record, _ in poison:
             self._metrics.messages_consumed.labels(record.topic, "dead_letter").inc()
         self._metrics.consumer_batch_seconds.labels(self.group_id).observe(took)

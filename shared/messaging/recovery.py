@@ -53,36 +53,40 @@ class Recovery:
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
 
-    async def recover(self, batch: list[Incoming], failure: Exception) -> None:
+    async def recover(self, batch: list[Incoming], failure: Exception) -> list[Incoming]:
         """Finish ``batch`` after the handler raised ``failure`` on it: every record applied or
-        set aside when this returns. Without a store, a deterministic failure is raised (the
-        consumer restarts from its committed offsets, as it always did)."""
+        set aside when this returns; returns those set aside (the rest were applied). Without a
+        store, a deterministic failure is raised (the consumer restarts from its committed
+        offsets, as it always did)."""
         self._count(failure)
         if classify(failure) == "transient":
             failure = await self._try(batch, retry_after=failure)  # type: ignore[assignment]
             if failure is None:
-                return
+                return []
         if self._store is None:
             raise failure
-        await self._split(batch, failure)
+        aside: list[Incoming] = []
+        await self._split(batch, failure, aside)
+        return aside
 
-    async def _split(self, batch: list[Incoming], failure: Exception) -> None:
+    async def _split(self, batch: list[Incoming], failure: Exception, aside: list[Incoming]) -> None:
         if len(batch) == 1:
-            await self._single(batch[0], failure)
+            await self._single(batch[0], failure, aside)
             return
         middle = len(batch) // 2
         for half in (batch[:middle], batch[middle:]):
             failed = await self._try(half)
             if failed is not None:
-                await self._split(half, failed)
+                await self._split(half, failed, aside)
 
-    async def _single(self, item: Incoming, failure: Exception) -> None:
+    async def _single(self, item: Incoming, failure: Exception, aside: list[Incoming]) -> None:
         for attempt in range(1, self._max_attempts):
             await asyncio.sleep(min(self._backoff_s * attempt, self._backoff_max_s))
             failed = await self._try([item])
             if failed is None:
                 return
             failure = failed
+        aside.append(item)
         log.error(
             "record set aside after %d tries",
             self._max_attempts,

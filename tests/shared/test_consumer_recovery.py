@@ -133,6 +133,12 @@ async def test_a_deterministic_failure_sets_the_record_aside_and_the_partition_g
         await _until(lambda: _count(rig.pool, "dead_letters", 3))
         await _until(lambda: _count(rig.pool, "applied", 8))
         copies = await read_topic(rig.bootstrap, rig.dead_topic, until=lambda rs: len(rs) >= 3)
+        consumed = rig.metrics.messages_consumed  # counted once the batch's offsets are committed
+
+        async def counted() -> bool:
+            return sum(consumed.labels(rig.topic, o)._value.get() for o in ("ok", "dead_letter")) >= 11
+
+        await _until(counted)
     finally:
         await cancel(relay)
         await cancel(task)
@@ -155,6 +161,9 @@ async def test_a_deterministic_failure_sets_the_record_aside_and_the_partition_g
     assert rig.metrics.dead_letters.labels(rig.topic, "deterministic")._value.get() == 2
     assert rig.metrics.dead_letters.labels(rig.topic, "undecodable")._value.get() == 1
     assert rig.metrics.handler_failures.labels(rig.group, "deterministic")._value.get() >= 6
+    # A record set aside is consumed as a dead letter, not "ok"
+    assert consumed.labels(rig.topic, "ok")._value.get() == 8
+    assert consumed.labels(rig.topic, "dead_letter")._value.get() == 3
     # The offsets are committed past the dead letters: a new consumer of the group finds nothing.
     assert await rig.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
