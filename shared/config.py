@@ -108,6 +108,8 @@ class ServiceSettings(BaseServiceSettings):
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     retention_hours: float = Field(default=72.0, gt=0)
+    dead_letter_retention_hours: float = Field(default=720.0, gt=0)
+    """How long a dead letter is kept once it was replayed (30 days); one never replayed stays."""
     retention_interval_s: float = Field(default=300.0, gt=0)
     # how often the gauges that need a query (outbox backlog, sagas by step) are refreshed
     metrics_refresh_interval_s: float = Field(default=15.0, gt=0)

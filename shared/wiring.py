@@ -19,7 +19,7 @@ from shared.db.dead_letters import DeadLetterHook, DeadLetterStore
 from shared.db.gauges import Probe, outbox_probe, run_probes
 from shared.db.outbox import OutboxRelay, SentHook
 from shared.db.pool import PG_POOL
-from shared.db.retention import INBOX, RetentionRule, run_retention
+from shared.db.retention import INBOX, REPLAYED_DEAD_LETTERS, RetentionRule, run_retention
 from shared.messaging import topics as topic_names
 from shared.messaging.admin import ensure_topics
 from shared.messaging.consumer import BatchConsumer, BatchHandler
@@ -75,7 +75,8 @@ def messaging_ctx(
     ``on_sent``: the relay's hook on each acknowledged batch (see :class:`OutboxRelay`).
 
     A retention job purges inbox rows (and any extra ``retention`` rules, such as a service's
-    idempotency keys) older than ``settings.retention_hours``.
+    idempotency keys) older than ``settings.retention_hours``, and dead letters replayed more than
+    ``settings.dead_letter_retention_hours`` ago (never one that was not replayed).
     """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -113,7 +114,11 @@ def messaging_ctx(
             asyncio.create_task(
                 run_retention(
                     app[PG_POOL],
-                    [INBOX, *retention],
+                    [
+                        INBOX,
+                        (REPLAYED_DEAD_LETTERS, timedelta(hours=settings.dead_letter_retention_hours)),
+                        *retention,
+                    ],
                     timedelta(hours=settings.retention_hours),
                     settings.retention_interval_s,
                 ),

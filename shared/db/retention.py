@@ -26,6 +26,9 @@ class RetentionRule:
 
 
 INBOX = RetentionRule("inbox", "processed_at")
+REPLAYED_DEAD_LETTERS = RetentionRule("dead_letters", "replayed_at")
+"""A dead letter delivered again (replayed) is history; one never replayed (``replayed_at`` NULL)
+waits for an operator however old it is, and is never purged."""
 
 
 async def purge(pool: asyncpg.Pool, rule: RetentionRule, window: timedelta, batch: int = 5000) -> int:
@@ -44,13 +47,18 @@ async def purge(pool: asyncpg.Pool, rule: RetentionRule, window: timedelta, batc
 
 
 async def run_retention(
-    pool: asyncpg.Pool, rules: list[RetentionRule], window: timedelta, interval_s: float = 300.0
+    pool: asyncpg.Pool,
+    rules: list[RetentionRule | tuple[RetentionRule, timedelta]],
+    window: timedelta,
+    interval_s: float = 300.0,
 ) -> None:
-    """Purge every rule now and then every ``interval_s``, until cancelled."""
+    """Purge every rule now and then every ``interval_s``, until cancelled; a rule given as
+    ``(rule, its_window)`` keeps its rows for its own window instead of ``window``."""
+    windowed = [item if isinstance(item, tuple) else (item, window) for item in rules]
     while True:
-        for rule in rules:
+        for rule, kept in windowed:
             try:
-                deleted = await purge(pool, rule, window)
+                deleted = await purge(pool, rule, kept)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("retention purge failed", extra={"table": rule.table, "error": repr(exc)})
                 continue

@@ -41,7 +41,9 @@ TAGS = ["admin: dead letters"]
     query=DeadLetterQuery,
     responses={200: DeadLetterPage, 400: "Invalid query (VALIDATION_ERROR)"},
     description="Records a consumer could not process and set aside, newest first. `service` filters "
-    "by the service that set them aside; `cursor` is the `next_cursor` of the previous page.",
+    "by the service that set them aside; `cursor` is the `next_cursor` of the previous page. A dead "
+    "letter stays until it is replayed; a replayed one is listed for 30 more days "
+    "(`<P>_DEAD_LETTER_RETENTION_HOURS`), then removed.",
 )
 async def list_dead_letters(request: web.Request) -> web.Response:
     query = parse_query(request, DeadLetterQuery)

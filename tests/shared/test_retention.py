@@ -10,7 +10,7 @@ import pytest
 from shared.db.inbox import claim_new
 from shared.db.migrations import PLATFORM, migrate
 from shared.db.pool import close_pool, create_pool
-from shared.db.retention import INBOX, purge
+from shared.db.retention import INBOX, REPLAYED_DEAD_LETTERS, purge
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -36,3 +36,28 @@ async def test_old_inbox_rows_go_recent_ones_stay(new_database) -> None:
     assert deleted == 12
     assert left == {recent}
     assert again == set()  # still recognised as a duplicate inside the window
+
+
+async def test_dead_letters_replayed_long_ago_go_the_others_stay(new_database) -> None:
+    """Replayed a month ago: gone. Replayed lately, or never replayed however old: kept."""
+    dsn = await new_database("retention_dl")
+    await migrate(dsn, [PLATFORM])
+    pool = await create_pool(dsn, 1, 2)
+    try:
+        insert = (
+            "INSERT INTO dead_letters (consumer_group, topic, kafka_partition, kafka_offset, headers,"
+            " error_kind, error, failed_at, replayed_at)"
+            " VALUES ('g', 't', 0, $1, '[]', 'deterministic', 'e', now() - $2::interval, now() - $3::interval)"
+            " RETURNING id"
+        )
+        month, hour = timedelta(days=31), timedelta(hours=1)
+        old_replayed = await pool.fetchval(insert, 1, month, month)
+        new_replayed = await pool.fetchval(insert, 2, month, hour)
+        never = await pool.fetchval(insert, 3, timedelta(days=400), None)
+        deleted = await purge(pool, REPLAYED_DEAD_LETTERS, timedelta(days=30))
+        left = {r["id"] for r in await pool.fetch("SELECT id FROM dead_letters")}
+    finally:
+        await close_pool(pool)
+    assert deleted == 1
+    assert old_replayed not in left
+    assert left == {new_replayed, never}
