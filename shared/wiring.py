@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from shared.messaging.security import kafka_security
 from shared.messaging.topics import Topics
 from shared.web.app import HEALTH, METRICS
 
+log = logging.getLogger(__name__)
+
 PUBLISHER = web.AppKey("publisher", KafkaPublisher)
 RELAY = web.AppKey("outbox_relay", OutboxRelay)
 TOPICS = web.AppKey("topics", Topics)
@@ -44,9 +47,23 @@ marked replayed, so it can be asked for again)."""
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-async def cancel(task: asyncio.Task[Any]) -> None:
-    """Cancel a background task and wait for it to end."""
+CANCEL_GRACE_S = 15.0
+"""How long shutdown waits for a cancelled background task to end."""
+
+
+async def cancel(task: asyncio.Task[Any], grace_s: float = CANCEL_GRACE_S) -> None:
+    """Cancel a background task and wait for it to end, at most ``grace_s``: a task that has not
+    ended by then (a Kafka client stuck in a rebalance, say) is left behind with a warning, so that
+    shutdown always completes (the pool and the producer still close after it). An exception the
+    task ended with is raised here, as before."""
     task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        log.warning(
+            "background task did not stop in time; shutting down without it",
+            extra={"task": task.get_name(), "grace_s": grace_s},
+        )
+        return
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
