@@ -109,7 +109,7 @@ def admin_token() -> str:
         return os.environ["ADMIN_TOKEN"]
     if not TOKEN_FILE.exists():
         TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-        TOKEN_FILE.write_text(secrets.token_urlsafe(24) + "\n")
+        TOKEN_FILE.write_text(secrets.token_hex(24) + "\n")  # hex: never starts with "-" (an option to argparse)
         TOKEN_FILE.chmod(0o600)
     return TOKEN_FILE.read_text().strip()
 

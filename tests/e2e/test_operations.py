@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.e2e]
 
 
 def test_seed_once_creates_the_demo_data_then_leaves_it(cluster: Cluster) -> None:
-    args = ("seed", "--gateway", cluster.gateway, "--token", cluster.admin_token, "--once")
+    args = ("seed", "--gateway", cluster.gateway, f"--token={cluster.admin_token}", "--once")
     first = cluster.run(*args)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "seeded demo data" in first.stdout
