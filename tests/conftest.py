@@ -12,6 +12,8 @@ import pytest_asyncio
 from tests.support.infra import PrivateBroker, Servers
 from tests.support.infra import servers as find_servers
 
+pytest_plugins = ["tests.support.reporting"]  # a failure pytest cannot quote is still reported
+
 _NEEDS_SERVERS = ("integration", "e2e", "faults")
 
 
