@@ -291,29 +291,50 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def stop_pid(pid: int, grace_s: float = 10.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-        os.kill(pid, signal.SIGCONT)  # a frozen (SIGSTOPped) process must run to handle SIGTERM
-    except ProcessLookupError:
-        return
+def stop_pids(pids: list[int], grace_s: float = 10.0) -> list[int]:
+    """SIGTERM every process at once, wait for all of them (``grace_s`` at most), SIGKILL those
+    still running; returns the pids that had to be killed."""
+    sent = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a frozen (SIGSTOPped) process must run to handle SIGTERM
+        except ProcessLookupError:
+            continue
+        sent.append(pid)
     deadline = time.monotonic() + grace_s
-    while alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    running = sent
+    while running and time.monotonic() < deadline:
+        for pid in running:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        running = [pid for pid in running if alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return running
+
+
+def stop_pid(pid: int, grace_s: float = 10.0) -> None:
+    stop_pids([pid], grace_s)
 
 
 def stop_procs(procs: list[Proc], state: State) -> None:
-    """Gateway first, then the services (reverse start order)."""
-    for proc in reversed(procs):
-        pid = state.pid(proc.name)
-        if pid is not None:
-            say(f"stopping {proc.name} (pid {pid})")
-            stop_pid(pid)
-        (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
+    """The gateway first (no new requests), then every service at once, each given 10 s to finish
+    what it holds."""
+    gateway = [p for p in procs if p.service == "gateway"]
+    for tier in (gateway, [p for p in procs if p.service != "gateway"]):
+        pids = {}
+        for proc in reversed(tier):
+            pid = state.pid(proc.name)
+            if pid is not None:
+                say(f"stopping {proc.name} (pid {pid})")
+                pids[pid] = proc.name
+        for pid in stop_pids(list(pids)):
+            say(f"{pids[pid]} (pid {pid}) did not stop within 10 s of SIGTERM: killed")
+        for proc in tier:
+            (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------- seed

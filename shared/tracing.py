@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -121,11 +122,24 @@ def configure(service: str, instance_id: str, env: dict[str, str] | None = None)
     return True
 
 
-def shutdown() -> None:
-    """Flush the spans still buffered (at process exit)."""
-    provider = trace.get_tracer_provider()
-    if ENABLED and hasattr(provider, "shutdown"):
-        provider.shutdown()
+SHUTDOWN_BOUND_S = 5.0
+"""How long a stopping process waits for its buffered spans to be exported. The SDK's own bound is
+30 s per processor, retrying an unreachable collector all along: longer than an orchestrator's
+grace period (Kubernetes: 30 s in all), so a service whose collector is down would be SIGKILLed on
+every stop, and the local runner's ``down`` waited that long per process."""
+
+
+def shutdown(provider: Any = None, bound_s: float = SHUTDOWN_BOUND_S) -> None:
+    """Flush the spans still buffered (at process exit), waiting ``bound_s`` at most; spans not
+    exported by then are dropped, with a warning."""
+    provider = provider if provider is not None else trace.get_tracer_provider()
+    if not ENABLED or not hasattr(provider, "shutdown"):
+        return
+    flusher = threading.Thread(target=provider.shutdown, name="tracing-shutdown", daemon=True)
+    flusher.start()
+    flusher.join(bound_s)
+    if flusher.is_alive():  # a daemon thread: it does not hold up the exit
+        log.warning("tracing: spans not exported within %.0f s of shutdown were dropped", bound_s)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

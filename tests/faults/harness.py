@@ -7,6 +7,7 @@ cluster's private Kafka broker (reading ``order.*`` and the saga topics) and ``d
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -55,6 +56,48 @@ class FaultCluster:
 
     def topic(self, base: str) -> str:
         return f"{self.topic_prefix}{base}"
+
+    def instances(self) -> dict[str, int]:
+        """Every process of the cluster (``order-0``, ``gateway-0``, ...) and its HTTP port."""
+        procs = json.loads((self.state_dir / "cluster.json").read_text())["procs"]
+        return {p["name"]: p["port"] for p in procs}
+
+    async def unready(self, session: aiohttp.ClientSession, bound_s: float) -> list[str]:
+        """Wait until every instance answers ``/health/ready`` 200; those that still do not after ``bound_s``."""
+        deadline = time.monotonic() + bound_s
+        waiting = self.instances()
+        while True:
+            answers = await asyncio.gather(*(_ready(session, port) for port in waiting.values()))
+            waiting = {name: port for (name, port), ok in zip(waiting.items(), answers, strict=True) if not ok}
+            if not waiting or time.monotonic() > deadline:
+                return sorted(waiting)
+            await asyncio.sleep(0.5)
+
+    def log_excerpt(self, per_instance: int = 6, width: int = 400) -> str:
+        """The last warnings and errors each instance logged: what a failed fault run prints, since
+        the logs are deleted with the cluster."""
+        lines = []
+        for path in sorted((self.state_dir / "logs").glob("*.log")):
+            worst = [
+                line[:width]
+                for line in path.read_text(errors="replace").splitlines()
+                if '"level":"ERROR"' in line
+                or '"level":"WARNING"' in line
+                or '"level":"CRITICAL"' in line
+                or (line and not line.startswith("{"))  # a traceback or an interpreter message
+            ]
+            if worst:
+                lines.append(f"--- {path.stem}: last {min(per_instance, len(worst))} of {len(worst)} warnings/errors")
+                lines.extend(worst[-per_instance:])
+        return "\n".join(lines) or "(no warning or error logged)"
+
+
+async def _ready(session: aiohttp.ClientSession, port: int) -> bool:
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/health/ready", timeout=aiohttp.ClientTimeout(total=2)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 # ---------------------------------------------------------------------------------- probes

@@ -44,10 +44,14 @@ from tests.faults.harness import (
 from tests.support.infra import PrivateBroker, PrivatePostgres
 from tests.support.kafka import produce
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # the bounds above fit with room
 
 RATE = 4.0  # orders/s through the gateway
-SETTLE_BOUND_S = 60.0  # every order finished within this after the fault ends
+# every order final, every effect checked within this after the fault ends: ONE deadline for the
+# load's drain, the settle poll and the invariants, so a run that does not recover fails with its
+# findings and the services' logs well before the test's timeout (which would only say "Timeout")
+SETTLE_BOUND_S = 60.0
+READY_BOUND_S = 60.0  # every instance ready before a fault starts (a previous fault may still be healing)
 GATEWAY_SLACK_S = 1.5
 # what the gateway may answer for a service that is down or frozen: 502 when an instance died with
 # the request in hand (outcome unknown), 503 when none could be reached, 504 when none answered
@@ -85,6 +89,8 @@ async def run_fault(
         request_timeout=ORDER_CREATE_TIMEOUT_S + 10,
     )
     probe: Probe | None = None
+    unready = await cluster.unready(api.session, READY_BOUND_S)
+    assert not unready, f"not ready {READY_BOUND_S:.0f}s before the fault: {unready}\n{cluster.log_excerpt()}"
     try:
         run = await load.setup()
         probe = Probe(api, run)
@@ -94,16 +100,17 @@ async def run_fault(
         fault_start = time.monotonic()
         await fault(cluster, run)
         fault_end = time.monotonic()
+        settled_by = fault_end + after_s + SETTLE_BOUND_S
         in_flight = load.in_flight
         await asyncio.sleep(after_s)
-        await load.stop()  # waits for every order in flight to be final (or SETTLE_BOUND_S)
+        await load.stop()  # waits for every order in flight to be final (each followed SETTLE_BOUND_S at most)
         await probe.stop()
-        await settle(api, run, SETTLE_BOUND_S)
+        await settle(api, run, settled_by - time.monotonic())
         recovery_s = time.monotonic() - fault_end
         problems = await check_invariants(
             cluster.state_dir / "cluster.json",
             load.run_data(),
-            settle_timeout=SETTLE_BOUND_S,
+            settle_timeout=max(settled_by - time.monotonic(), 5.0),
             allow_redelivery=allow_redelivery,
         )
     finally:
@@ -143,7 +150,7 @@ async def run_fault(
     )
     assert records, "the load placed no order"
     assert completed > 0, "no order completed at all"
-    assert not problems + gateway_problems, "\n".join(problems + gateway_problems)
+    assert not problems + gateway_problems, "\n".join([*problems, *gateway_problems, cluster.log_excerpt()])
     return load.run_data()
 
 
@@ -269,17 +276,14 @@ async def test_saga_messages_twice_and_out_of_order(
         ]
         coupon_user, owned = next((u, ids) for u, ids in run.user_coupons.items() if ids)
         user_coupon = owned[-1]
-        if True:
-            copies += [
-                _record(t("saga.coupon.commands"), order_c, ReleaseCoupon(order_id=order_c)),
-                _record(
-                    t("saga.coupon.commands"),
-                    order_c,
-                    ReserveCoupon(
-                        order_id=order_c, user_id=coupon_user, user_coupon_id=user_coupon, order_amount=100_000
-                    ),
-                ),
-            ]
+        copies += [
+            _record(t("saga.coupon.commands"), order_c, ReleaseCoupon(order_id=order_c)),
+            _record(
+                t("saga.coupon.commands"),
+                order_c,
+                ReserveCoupon(order_id=order_c, user_id=coupon_user, user_coupon_id=user_coupon, order_amount=100_000),
+            ),
+        ]
         fenced.update(user=user, order_a=order_a, coupon_user=coupon_user, user_coupon=user_coupon)
         await produce(cluster.kafka_bootstrap, copies)
         await asyncio.sleep(3)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared import tracing
@@ -107,3 +109,46 @@ def test_a_failing_handler_marks_the_message_spans(spans: InMemorySpanExporter) 
         raise RuntimeError("boom")
     process = next(s for s in spans.get_finished_spans() if s.name.endswith("process"))
     assert process.status.status_code is trace.StatusCode.ERROR and process.events[0].name == "exception"
+
+
+class StuckExporter(SpanExporter):
+    """An exporter whose collector never answers (until released)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.entered.set()
+        self.release.wait(30)
+        return SpanExportResult.FAILURE
+
+
+def test_shutdown_waits_a_bounded_time_for_a_collector_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = StuckExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
+    monkeypatch.setattr(tracing, "ENABLED", True)
+    with provider.get_tracer("test").start_as_current_span("buffered"):
+        pass
+    assert exporter.entered.wait(10)  # the export is under way, and stuck
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.tracing"):
+            tracing.shutdown(provider, bound_s=0.1)  # returns; the SDK alone would wait up to 30 s
+        assert "dropped" in caplog.text
+    finally:
+        exporter.release.set()
+
+
+def test_shutdown_flushes_what_is_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    monkeypatch.setattr(tracing, "ENABLED", True)
+    with provider.get_tracer("test").start_as_current_span("buffered"):
+        pass
+    assert not exporter.get_finished_spans()  # still in the batch
+    tracing.shutdown(provider)
+    assert [s.name for s in exporter.get_finished_spans()] == ["buffered"]
