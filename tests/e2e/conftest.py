@@ -91,7 +91,7 @@ def running_cluster(*extra: str) -> Iterator[Cluster]:
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     with running_cluster() as running:
         yield running
@@ -164,7 +164,7 @@ class Api:
         return (await self.ok("GET", f"/api/v1/products/{product_id}"))["stock"]
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def api(cluster: Cluster) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield Api(session, cluster)

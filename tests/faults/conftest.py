@@ -23,9 +23,10 @@ from tests.support.infra import PrivateBroker, PrivatePostgres, Servers, cluster
 # Every port this suite stops and starts again lies below the ephemeral range (32768-60999 on Linux):
 # while a server is down its clients keep reconnecting, and a connect to a free port inside that range
 # can be given the very same port as its source (a TCP self-connect), which then holds the port and
-# the restarted server fails with "Address already in use".
-PG_PORT = int(os.environ.get("FAULTS_PG_PORT", "29439"))
-KAFKA_PORT = int(os.environ.get("FAULTS_KAFKA_PORT", "29392"))  # controller: +1
+# the restarted server fails with "Address already in use". Free ones, chosen per run (free_port_pair):
+# two runs on one machine (two checkouts, say) then never stop each other's servers.
+PG_PORT = int(os.environ.get("FAULTS_PG_PORT", "0")) or None
+KAFKA_PORT = int(os.environ.get("FAULTS_KAFKA_PORT", "0")) or None  # controller: +1
 # Short saga deadlines so a frozen participant outlives them within seconds (order_service/config.py).
 SAGA_ENV = {
     "ORDER_SAGA_STEP_TIMEOUT_S": "2",
@@ -35,27 +36,27 @@ SAGA_ENV = {
 ROWS: list[Row] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def private_pg(infra: Servers) -> Iterator[PrivatePostgres]:
     if infra.source != "local":
         pytest.skip("the fault suite stops its own PostgreSQL and Kafka: it needs deploy/infra.sh's local servers")
     pg = PrivatePostgres(PG_PORT)
     pg.start()
     yield pg
-    pg.stop()
+    pg.remove()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def faults_broker(infra: Servers) -> Iterator[PrivateBroker]:
     if infra.source != "local":
         pytest.skip("the fault suite stops its own PostgreSQL and Kafka: it needs deploy/infra.sh's local servers")
     broker = PrivateBroker(KAFKA_PORT)
     broker.start()
     yield broker
-    broker.stop()
+    broker.remove()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> Iterator[FaultCluster]:
     run_id = uuid.uuid4().hex[:8]
     state_dir = ROOT / ".local" / f"faults-{run_id}"
@@ -111,14 +112,14 @@ def fault_cluster(private_pg: PrivatePostgres, faults_broker: PrivateBroker) -> 
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def fault_api(fault_cluster: FaultCluster) -> AsyncIterator[Api]:
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield Api(session, fault_cluster.gateway, fault_cluster.admin_token)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def rows() -> list[Row]:
     return ROWS
 

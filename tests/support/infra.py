@@ -160,8 +160,8 @@ class PrivateBroker(_PrivateServer):
 class PrivatePostgres(_PrivateServer):
     """A second local PostgreSQL server that a test may stop and restart (local servers only)."""
 
-    def __init__(self, port: int = 54429) -> None:
-        self.port = port
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port_pair()
         self.admin_dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         self._env = {
             **os.environ,
@@ -178,6 +178,11 @@ class PrivatePostgres(_PrivateServer):
     def kill(self) -> None:
         """Immediate shutdown (no checkpoint), like a crash."""
         self._run("kill-pg")
+
+    def remove(self) -> None:
+        """Stop the server and delete its data."""
+        self.stop()
+        shutil.rmtree(self._env["LOCAL_PG_DIR"], ignore_errors=True)
 
 
 async def drop_databases(admin_dsn: str, suffix: str) -> None:
