@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from order_service.api.errors import ERROR_MAP
 from order_service.api.routes import setup_routes
 from order_service.bootstrap import DEPS, bootstrap, flow_probe
 from order_service.config import Settings
+from order_service.db.history import SAGA_HISTORY
 from order_service.db.outcomes import OutcomeWaiter
 from order_service.db.sagas import arm_on_send
 from order_service.messaging.consumers import USERS_CONSUMER, replies_handler, users_handler
@@ -20,6 +22,7 @@ from order_service.service.housekeeping import run_housekeeping
 from order_service.service.saga_runner import CONSUMER
 from shared.db.migrations import PLATFORM, MigrationSource, migrate
 from shared.db.pool import PG_POOL, postgres_ctx
+from shared.db.retention import RetentionRule
 from shared.events import REGISTRY
 from shared.messaging import topics
 from shared.messaging.topics import Topics
@@ -63,12 +66,19 @@ def _sweeper(settings: Settings) -> Callable[[web.Application], Coroutine[Any, A
     return lambda a: run_sweeper(a[DEPS], settings.saga_sweep_interval_s, settings.saga_sweep_batch, hold=hold(a))
 
 
+def retention(settings: Settings) -> list[tuple[RetentionRule, timedelta]]:
+    """What the retention job purges here besides the inbox and replayed dead letters."""
+    return [(SAGA_HISTORY, timedelta(hours=settings.saga_history_retention_hours))]
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in ``cleanup_ctx`` and close in reverse."""
     app = create_base_app(settings, service=SERVICE, error_map=ERROR_MAP)
     app.cleanup_ctx.append(postgres_ctx(settings, MIGRATIONS))
     # saga deadlines start when the broker acknowledged their command (domain/saga.py ``arm``)
-    app.cleanup_ctx.append(messaging_ctx(settings, on_sent=arm_on_send(Topics(settings.kafka_topic_prefix))))
+    app.cleanup_ctx.append(
+        messaging_ctx(settings, on_sent=arm_on_send(Topics(settings.kafka_topic_prefix)), retention=retention(settings))
+    )
     app.cleanup_ctx.append(_deps_ctx(settings))
     if settings.saga_workers:
         app.cleanup_ctx.append(background("saga-sweeper", _sweeper(settings)))

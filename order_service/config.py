@@ -24,5 +24,7 @@ class Settings(ServiceSettings):
     saga_sweep_batch: int = Field(default=200, ge=1)
     saga_outage_grace_s: float = Field(default=10.0, ge=0)
     """No saga times out until this long after this instance last failed to reach the broker."""
+    saga_history_retention_hours: float = Field(default=720.0, gt=0)
+    """How long the saga view keeps an order's history (commands, replies, timeouts, outcome)."""
     saga_workers: bool = True
     """Run the reply consumer and the sweeper here (False: an API-only instance)."""

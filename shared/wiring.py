@@ -83,7 +83,7 @@ def messaging_ctx(
     settings: ServiceSettings,
     *,
     topics: Iterable[str] = topic_names.ALL,
-    retention: Iterable[RetentionRule] = (),
+    retention: Iterable[RetentionRule | tuple[RetentionRule, timedelta]] = (),
     on_sent: SentHook | None = None,
 ) -> CleanupCtx:
     """Publisher and outbox relay as ``app[PUBLISHER]`` / ``app[RELAY]``; topics checked at start
@@ -91,8 +91,9 @@ def messaging_ctx(
 
     ``on_sent``: the relay's hook on each acknowledged batch (see :class:`OutboxRelay`).
 
-    A retention job purges inbox rows (and any extra ``retention`` rules, such as a service's
-    idempotency keys) older than ``settings.retention_hours``, and dead letters replayed more than
+    A retention job purges inbox rows (and any extra ``retention`` rules, each with its own window
+    when given as ``(rule, window)``, such as the order service's saga history) older than
+    ``settings.retention_hours``, and dead letters replayed more than
     ``settings.dead_letter_retention_hours`` ago (never one that was not replayed).
     """
 

@@ -30,6 +30,8 @@ def operation_id(name: str) -> Callable[[Handler], Handler]:
 @operation(
     summary="An order's saga with its history (every command sent, reply received, timeout and "
     "compensation, oldest first)",
+    description="The history is kept `ORDER_SAGA_HISTORY_RETENTION_HOURS` (720, 30 days); an older order's "
+    "`history` is empty.",
     tags=TAGS,
     responses={
         200: SagaOut,

@@ -8,6 +8,11 @@ from typing import Any
 import orjson
 
 from order_service.domain.history import Entry
+from shared.db.retention import RetentionRule
+
+SAGA_HISTORY = RetentionRule("saga_history", "at")
+"""Saga history rows older than ``saga_history_retention_hours`` are purged (the order and its saga's
+current state stay: ``orders``, ``sagas``)."""
 
 
 def history_sql(first: int, at: str, where: str = "") -> str:
