@@ -162,11 +162,11 @@ class PrivatePostgres(_PrivateServer):
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port_pair()
-        self.admin_dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.admin_dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._env = {
             **os.environ,
-            "LOCAL_PG_PORT": str(port),
-            "LOCAL_PG_DIR": str(ROOT / ".local" / f"pg-private-{port}"),
+            "LOCAL_PG_PORT": str(self.port),
+            "LOCAL_PG_DIR": str(ROOT / ".local" / f"pg-private-{self.port}"),
         }
 
     def start(self) -> None:
