@@ -124,6 +124,18 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str], keys: Iterable[
     return out
 
 
+async def _complete(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    """:func:`describe` once every topic's metadata lists its partitions. Right after CreateTopics a
+    broker may still answer with none (it learns of a new topic asynchronously), which would read as
+    "0 partitions, replication factor 0"; waited for, ``timeout_s`` at most."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = await describe(admin, names, ())
+        if all(found.get(n, {}).get("partitions") for n in names) or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
 async def provision_topics(
     bootstrap: str,
     names: Iterable[str],
@@ -154,7 +166,7 @@ async def provision_topics(
             ],
             timeout_s,
         )
-        present = await describe(admin, wanted, ())
+        present = await _complete(admin, wanted, timeout_s)
         wrong = [
             f"{n}: {d['partitions']} partitions, replication factor {d['replication_factor']}"
             for n, d in present.items()

@@ -178,6 +178,54 @@ async def test_the_topics_step_applies_its_settings_and_services_do_not_override
         await provision_topics(kafka_bootstrap, names, TopicSpec(partitions=3, replication_factor=2))
 
 
+class LaggingMetadataAdmin:
+    """An admin client whose broker has not yet learnt of the topics it was just asked to create:
+    its first metadata answers list them without partitions (seen on the real broker, once)."""
+
+    def __init__(self, lagging_answers: int) -> None:
+        self.created: list[str] = []
+        self.lagging = lagging_answers
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def list_topics(self) -> list[str]:
+        return []
+
+    async def create_topics(self, topics: list[object], timeout_ms: int) -> object:
+        self.created = [t.name for t in topics]  # type: ignore[attr-defined]
+        return None
+
+    async def describe_topics(self, names: list[str]) -> list[dict[str, object]]:
+        self.lagging -= 1
+        parts = [] if self.lagging >= 0 else [{"partition": i, "replicas": [1]} for i in range(3)]
+        return [{"topic": n, "error_code": 3 if not parts else 0, "partitions": parts} for n in names]
+
+    async def describe_configs(self, resources: list[object]) -> list[object]:
+        return []
+
+
+@pytest.mark.asyncio
+async def test_the_topics_step_waits_for_the_metadata_of_the_topics_it_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = LaggingMetadataAdmin(lagging_answers=2)
+    monkeypatch.setattr(admin, "_admin", lambda *args: fake)
+    state = await provision_topics("broker:9092", ["p.a", "p.b"], TopicSpec(partitions=3, replication_factor=1))
+    assert fake.created == ["p.a", "p.b"]
+    assert all(state[n]["partitions"] == 3 and state[n]["replication_factor"] == 1 for n in ("p.a", "p.b"))
+
+
+@pytest.mark.asyncio
+async def test_the_topics_step_still_refuses_topics_that_stay_without_partitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admin, "_admin", lambda *args: LaggingMetadataAdmin(lagging_answers=10**6))
+    with pytest.raises(TopicError, match="0 partitions"):
+        await provision_topics("broker:9092", ["p.a"], TopicSpec(partitions=3), timeout_s=0.5)
+
+
 @pytest.mark.integration
 def test_the_topics_command(kafka_bootstrap: str) -> None:
     prefix = f"cmd{uuid.uuid4().hex[:8]}."
