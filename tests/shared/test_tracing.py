@@ -124,15 +124,21 @@ class StuckExporter(SpanExporter):
         return SpanExportResult.FAILURE
 
 
+def one_span_buffered(exporter: SpanExporter, monkeypatch: pytest.MonkeyPatch, delay_ms: int) -> TracerProvider:
+    """Tracing on with a batching provider over ``exporter``, one span ended (handed to the batch)."""
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay_ms))
+    monkeypatch.setattr(tracing, "ENABLED", True)
+    with provider.get_tracer("test").start_as_current_span("buffered"):
+        pass
+    return provider
+
+
 def test_shutdown_waits_a_bounded_time_for_a_collector_that_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     exporter = StuckExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
-    monkeypatch.setattr(tracing, "ENABLED", True)
-    with provider.get_tracer("test").start_as_current_span("buffered"):
-        pass
+    provider = one_span_buffered(exporter, monkeypatch, delay_ms=10)
     assert exporter.entered.wait(10)  # the export is under way, and stuck
     try:
         with caplog.at_level(logging.WARNING, logger="shared.tracing"):
@@ -144,11 +150,7 @@ def test_shutdown_waits_a_bounded_time_for_a_collector_that_does_not_answer(
 
 def test_shutdown_flushes_what_is_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
-    monkeypatch.setattr(tracing, "ENABLED", True)
-    with provider.get_tracer("test").start_as_current_span("buffered"):
-        pass
+    provider = one_span_buffered(exporter, monkeypatch, delay_ms=60_000)
     assert not exporter.get_finished_spans()  # still in the batch
     tracing.shutdown(provider)
     assert [s.name for s in exporter.get_finished_spans()] == ["buffered"]
