@@ -30,8 +30,8 @@ def operation_id(name: str) -> Callable[[Handler], Handler]:
 @operation(
     summary="An order's saga with its history (every command sent, reply received, timeout and "
     "compensation, oldest first)",
-    description="The history is kept `ORDER_SAGA_HISTORY_RETENTION_HOURS` (720, 30 days); an older order's "
-    "`history` is empty.",
+    description="The history is kept `ORDER_SAGA_HISTORY_RETENTION_HOURS` (720, 30 days), then purged once the "
+    "saga has finished (an older finished order's `history` is empty; an unfinished saga keeps all of it).",
     tags=TAGS,
     responses={
         200: SagaOut,

@@ -10,9 +10,16 @@ import orjson
 from order_service.domain.history import Entry
 from shared.db.retention import RetentionRule
 
-SAGA_HISTORY = RetentionRule("saga_history", "at")
-"""Saga history rows older than ``saga_history_retention_hours`` are purged (the order and its saga's
-current state stay: ``orders``, ``sagas``)."""
+SAGA_HISTORY = RetentionRule(
+    "saga_history",
+    "at",
+    unless="EXISTS (SELECT 1 FROM sagas s WHERE s.order_id = saga_history.order_id"
+    " AND s.step NOT IN ('DONE', 'FAILED'))",
+)
+"""Saga history rows older than ``saga_history_retention_hours`` are purged once their saga has
+finished; an unfinished saga (one stuck ``COMPENSATING`` behind a dead letter, say) keeps its whole
+history, which is what an operator reads to finish it. The order and its saga's current state stay
+(``orders``, ``sagas``)."""
 
 
 def history_sql(first: int, at: str, where: str = "") -> str:

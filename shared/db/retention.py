@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RetentionRule:
-    """Rows of ``table`` whose ``column`` is older than the window are removed."""
+    """Rows of ``table`` whose ``column`` is older than the window are removed, except those for
+    which the SQL condition ``unless`` (on the row, as ``table``) holds."""
 
     table: str
     column: str
+    unless: str = ""
 
 
 INBOX = RetentionRule("inbox", "processed_at")
@@ -33,9 +35,10 @@ waits for an operator however old it is, and is never purged."""
 
 async def purge(pool: asyncpg.Pool, rule: RetentionRule, window: timedelta, batch: int = 5000) -> int:
     """Delete what is older than ``window``; return how many rows went."""
+    kept = f" AND NOT ({rule.unless})" if rule.unless else ""
     sql = (
         f"DELETE FROM {rule.table} WHERE ctid = ANY(ARRAY("
-        f"SELECT ctid FROM {rule.table} WHERE {rule.column} < now() - $1::interval LIMIT $2))"
+        f"SELECT ctid FROM {rule.table} WHERE {rule.column} < now() - $1::interval{kept} LIMIT $2))"
     )
     total = 0
     while True:

@@ -21,22 +21,38 @@ def test_the_order_service_purges_its_saga_history_after_the_configured_window()
     assert retention(Settings(saga_history_retention_hours=48)) == [(SAGA_HISTORY, timedelta(hours=48))]
 
 
+async def saga(pool: object, step: str, status: str) -> uuid.UUID:
+    """An order and its saga at ``step``."""
+    order_id = uuid.uuid4()
+    await pool.execute(  # type: ignore[attr-defined]
+        "INSERT INTO orders (order_id, user_id, status, total_amount) VALUES ($1, 1, $2, 1000)", order_id, status
+    )
+    await pool.execute(  # type: ignore[attr-defined]
+        "INSERT INTO sagas (order_id, step, data) VALUES ($1, $2, '{}')", order_id, step
+    )
+    return order_id
+
+
 @pytest.mark.integration
 @pytest.mark.asyncio
-async def test_history_older_than_the_window_goes_the_rest_stays(new_database) -> None:
+async def test_history_older_than_the_window_goes_unless_its_saga_is_unfinished(new_database) -> None:
     dsn = await new_database("order_history_retention")
     await migrate(dsn, MIGRATIONS)
     pool = await create_pool(dsn, 1, 2)
-    old_order, new_order = uuid.uuid4(), uuid.uuid4()
     try:
+        done = await saga(pool, "DONE", "COMPLETED")
+        failed = await saga(pool, "FAILED", "FAILED")
+        recent = await saga(pool, "DONE", "COMPLETED")
+        stuck = await saga(pool, "COMPENSATING", "PENDING")  # behind a dead letter for 40 days, say
         insert = "INSERT INTO saga_history (order_id, at, kind, name) VALUES ($1, now() - $2::interval, 'command', 'X')"
-        for _ in range(7):
-            await pool.execute(insert, old_order, timedelta(days=31))
-        await pool.execute(insert, new_order, timedelta(days=29))
+        for order_id in (done, failed, stuck):
+            for _ in range(3):
+                await pool.execute(insert, order_id, timedelta(days=40))
+        await pool.execute(insert, recent, timedelta(days=29))
         ((window,),) = [(w,) for _, w in retention(Settings())]
-        deleted = await purge(pool, SAGA_HISTORY, window, batch=3)
-        left = [r["order_id"] for r in await pool.fetch("SELECT order_id FROM saga_history")]
+        deleted = await purge(pool, SAGA_HISTORY, window, batch=2)
+        left = sorted(str(r["order_id"]) for r in await pool.fetch("SELECT order_id FROM saga_history"))
     finally:
         await close_pool(pool)
-    assert deleted == 7
-    assert left == [new_order]
+    assert deleted == 6
+    assert left == sorted([str(recent), *[str(stuck)] * 3])
