@@ -291,7 +291,11 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def stop_pids(pids: list[int], grace_s: float = 10.0) -> list[int]:
+STOP_GRACE_S = 10.0
+"""How long a process is given to finish what it holds after SIGTERM, before SIGKILL."""
+
+
+def stop_pids(pids: list[int], grace_s: float = STOP_GRACE_S) -> list[int]:
     """SIGTERM every process at once, wait for all of them (``grace_s`` at most), SIGKILL those
     still running; returns the pids that had to be killed."""
     sent = []
@@ -316,13 +320,9 @@ def stop_pids(pids: list[int], grace_s: float = 10.0) -> list[int]:
     return running
 
 
-def stop_pid(pid: int, grace_s: float = 10.0) -> None:
-    stop_pids([pid], grace_s)
-
-
 def stop_procs(procs: list[Proc], state: State) -> None:
-    """The gateway first (no new requests), then every service at once, each given 10 s to finish
-    what it holds."""
+    """The gateway first (no new requests), then every service at once, each given
+    :data:`STOP_GRACE_S` to finish what it holds."""
     gateway = [p for p in procs if p.service == "gateway"]
     for tier in (gateway, [p for p in procs if p.service != "gateway"]):
         pids = {}
@@ -332,7 +332,7 @@ def stop_procs(procs: list[Proc], state: State) -> None:
                 say(f"stopping {proc.name} (pid {pid})")
                 pids[pid] = proc.name
         for pid in stop_pids(list(pids)):
-            say(f"{pids[pid]} (pid {pid}) did not stop within 10 s of SIGTERM: killed")
+            say(f"{pids[pid]} (pid {pid}) did not stop within {STOP_GRACE_S:.0f} s of SIGTERM: killed")
         for proc in tier:
             (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
 
@@ -533,9 +533,7 @@ def abort_start(procs: list[Proc], state: State, children: dict[str, subprocess.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with signals_held():
         stop_procs(procs, state)
-        for child in children.values():
-            if child.poll() is None:
-                stop_pid(child.pid)
+        stop_pids([child.pid for child in children.values() if child.poll() is None])
         for proc in procs:
             (state.pids / f"{proc.name}.pid").unlink(missing_ok=True)
 
