@@ -44,7 +44,7 @@ from tests.faults.harness import (
 from tests.support.infra import PrivateBroker, PrivatePostgres
 from tests.support.kafka import produce
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # the bounds above fit with room
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]  # the bounds below fit well inside
 
 RATE = 4.0  # orders/s through the gateway
 # every order final, every effect checked within this after the fault ends: ONE deadline for the
